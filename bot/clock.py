@@ -1,0 +1,9 @@
+"""Time, in one place: aware UTC datetimes everywhere."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

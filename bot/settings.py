@@ -1,0 +1,181 @@
+"""Settings: every name of CONTRACT.md, read from the environment and from ``.env``.
+
+Build one :class:`Settings` in the entry point with :func:`load_settings` and pass it down.
+Wrong values become :class:`~bot.errors.ConfigError` with one readable line per problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.domain import Environment, parse_duration, parse_scopes
+from bot.errors import ConfigError, UserError
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    try:
+        return parse_duration(str(value))
+    except UserError as error:
+        raise ValueError(f"{error}; {error.usage}") from None
+
+
+def _csv(value: Any) -> tuple[str, ...]:
+    if isinstance(value, list | tuple):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return tuple(part.strip() for part in str(value or "").split(",") if part.strip())
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+CsvList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_csv)]
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    """What the bot needs to reach one Visma Developer Portal app and its Brincr API."""
+
+    name: Environment
+    client_id: str
+    client_secret: SecretStr
+    token_url: str
+    api_url: str
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    database_url: str = "sqlite:///brincr-bot.db"
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    alert_channel: str | None = None
+    onboarding_channel: str | None = None
+    bot_admins: CsvList = ()
+
+    production_client_id: str | None = None
+    production_client_secret: SecretStr | None = None
+    production_token_url: str = "https://connect.visma.com/connect/token"
+    production_api_url: str = "https://api.brincr.com/api/v1/"
+    sandbox_client_id: str | None = None
+    sandbox_client_secret: SecretStr | None = None
+    sandbox_token_url: str = "https://connect.identity.stagaws.visma.com/connect/token"
+    sandbox_api_url: str = "https://sandbox-api.brincr.com/api/v1/"
+
+    brincr_scopes: Annotated[tuple[str, ...], NoDecode] = ()
+    brincr_probe_path: str = "categories"
+    check_interval: Duration = timedelta(minutes=15)
+    check_concurrency: int = Field(default=50, ge=1, le=1000)
+    failure_threshold: int = Field(default=2, ge=1, le=100)
+    alert_repeat: Duration = timedelta(hours=4)
+    invite_stale_after: Duration = timedelta(days=7)
+    visma_webhook_secrets: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=3000, ge=0, le=65535)
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("brincr_scopes", mode="before")
+    @classmethod
+    def _scopes(cls, value: Any) -> tuple[str, ...]:
+        if isinstance(value, list | tuple):
+            return tuple(value)
+        return parse_scopes(str(value or ""))
+
+    @field_validator("visma_webhook_secrets", mode="before")
+    @classmethod
+    def _secrets(cls, value: Any) -> tuple[SecretStr, ...]:
+        return tuple(SecretStr(part) for part in _csv(value))
+
+    @field_validator("bot_admins")
+    @classmethod
+    def _admins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [v for v in value if not (v[:1] in ("U", "W", "S") and v.isalnum())]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: expected Slack user IDs (U…) or group IDs (S…)")
+        return value
+
+    @field_validator("brincr_probe_path")
+    @classmethod
+    def _probe_path(cls, value: str) -> str:
+        return value.strip().lstrip("/")
+
+    @field_validator("production_api_url", "sandbox_api_url", "slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    @property
+    def onboarding_channel_id(self) -> str | None:
+        return self.onboarding_channel or self.alert_channel
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+    def environment(self, name: Environment | str) -> EnvironmentConfig | None:
+        """The environment's app, or None when its client ID is not set (not available)."""
+        env = Environment(name)
+        prefix = env.value
+        client_id = getattr(self, f"{prefix}_client_id")
+        if not client_id:
+            return None
+        secret = getattr(self, f"{prefix}_client_secret") or SecretStr("")
+        return EnvironmentConfig(
+            name=env,
+            client_id=client_id,
+            client_secret=secret,
+            token_url=getattr(self, f"{prefix}_token_url"),
+            api_url=getattr(self, f"{prefix}_api_url"),
+        )
+
+    def configured_environments(self) -> list[EnvironmentConfig]:
+        return [cfg for env in Environment if (cfg := self.environment(env)) is not None]
+
+    def require(self, *names: str) -> None:
+        """Raise ConfigError naming each of ``names`` that has no value (for a subcommand)."""
+        missing = [n.upper() for n in names if not getattr(self, n)]
+        if missing:
+            raise ConfigError([f"{name} is not set" for name in missing])
+
+    def problems_for_checks(self) -> list[str]:
+        problems = []
+        if not self.brincr_scopes:
+            problems.append("BRINCR_SCOPES is not set: name the scopes every customer must grant")
+        if not self.configured_environments():
+            problems.append(
+                "neither PRODUCTION_CLIENT_ID nor SANDBOX_CLIENT_ID is set: no Visma app to check"
+            )
+        for env in self.configured_environments():
+            if not env.client_secret.get_secret_value():
+                problems.append(f"{env.name.upper()}_CLIENT_SECRET is not set")
+        return problems
+
+
+def _readable(error: ValidationError) -> list[str]:
+    lines = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"]).upper() or "settings"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"{name}: {message}")
+    return lines
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings (environment, ``.env``, then ``overrides``); ConfigError if wrong.
+
+    Messages never echo the offending value: it could be a secret.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigError(_readable(error)) from None

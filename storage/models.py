@@ -1,0 +1,242 @@
+"""The database schema (SQLAlchemy 2). Changes only through Alembic (storage/migrations).
+
+Tables, by who writes them:
+- ``customers``: one row per Brincr customer, with its current state denormalised so `status`,
+  `list` and the App Home read one row; ``next_check_at``/``claimed_until`` drive scheduling.
+- ``check_results``: raw checks, kept briefly (pruned); ``check_rollups``: hourly counts and
+  latency per customer, kept long; ``state_changes``: every state transition with its reason.
+- ``invitations``: hand-offs sent by account managers; the code is kept only to resend it.
+- ``incidents``: one open incident per customer (or per upstream outage) with its Slack message.
+- ``outbox``: Slack notifications written in the same transaction as the change that caused
+  them; a sender claims, posts and records them (exactly once, across crashes and replicas).
+- ``webhook_events``: Visma deliveries by notification id (idempotency).
+- ``audit_log``: who changed what. ``kv``: small shared facts (heartbeats, leases).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from storage.types import UtcDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BigInteger primary keys that still autoincrement on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON}  # noqa: RUF012
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kvk: Mapped[str] = mapped_column(String(8), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    environment: Mapped[str] = mapped_column(String(16))  # bot.domain.Environment
+    tenant_id: Mapped[str | None] = mapped_column(String(36), unique=True)
+    account_manager: Mapped[str | None] = mapped_column(String(100))  # Slack user ID or a name
+    created_at: Mapped[datetime]
+
+    # current state (bot.domain.State), denormalised from the last check
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    state_since: Mapped[datetime]
+    state_reason: Mapped[str | None] = mapped_column(Text)
+    required_scopes: Mapped[str] = mapped_column(Text, default="")  # checked against, space-sep
+    granted_scopes: Mapped[str] = mapped_column(Text, default="")
+    missing_scopes: Mapped[str] = mapped_column(Text, default="")
+    last_check_at: Mapped[datetime | None]
+    last_result_id: Mapped[int | None] = mapped_column(BigId)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+
+    # scheduling: a replica claims a due customer by moving claimed_until forward
+    next_check_at: Mapped[datetime | None] = mapped_column(index=True)
+    claimed_until: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+
+    snoozed_until: Mapped[datetime | None]
+    snoozed_by: Mapped[str | None] = mapped_column(String(32))
+
+    results: Mapped[list[CheckResult]] = relationship(
+        back_populates="customer", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class CheckResult(Base):
+    __tablename__ = "check_results"
+    __table_args__ = (Index("ix_check_results_customer_checked", "customer_id", "checked_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    checked_at: Mapped[datetime] = mapped_column(index=True)
+    state: Mapped[str] = mapped_column(String(20))
+    token_outcome: Mapped[str] = mapped_column(String(24))  # bot.checks TokenOutcome
+    required_scopes: Mapped[str] = mapped_column(Text, default="")
+    granted_scopes: Mapped[str] = mapped_column(Text, default="")
+    missing_scopes: Mapped[str] = mapped_column(Text, default="")
+    probe_status: Mapped[int | None] = mapped_column(Integer)
+    token_ms: Mapped[int | None] = mapped_column(Integer)
+    probe_ms: Mapped[int | None] = mapped_column(Integer)
+    error_code: Mapped[str | None] = mapped_column(String(100))
+    error_text: Mapped[str | None] = mapped_column(Text)  # upstream text, verbatim (truncated)
+
+    customer: Mapped[Customer] = relationship(back_populates="results")
+
+
+class CheckRollup(Base):
+    """Hourly summary per customer, kept 30+ days after raw results are pruned."""
+
+    __tablename__ = "check_rollups"
+
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    checks: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    latency_ms_sum: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency_ms_max: Mapped[int] = mapped_column(Integer, default=0)
+    worst_state: Mapped[str] = mapped_column(String(20))
+
+
+class StateChange(Base):
+    __tablename__ = "state_changes"
+    __table_args__ = (Index("ix_state_changes_customer_at", "customer_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Invitation(Base):
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    code: Mapped[str] = mapped_column(String(200))  # secret-ish: never logged or listed
+    language: Mapped[str] = mapped_column(String(2))  # "nl" | "en"
+    contact: Mapped[str | None] = mapped_column(String(200))
+    invited_by: Mapped[str] = mapped_column(String(32))  # Slack user ID (the account manager)
+    created_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open|approved|cancelled
+    approved_at: Mapped[datetime | None]
+    stale_notified_at: Mapped[datetime | None]
+    channel_id: Mapped[str | None] = mapped_column(String(32))  # where the hand-off was posted
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    handoff_notification_id: Mapped[int | None] = mapped_column(BigId)  # outbox row that posted
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_open", "resolved_at", "customer_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "customer" | "upstream"
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    upstream_key: Mapped[str | None] = mapped_column(String(64))  # e.g. "visma:production"
+    # Set while open, NULL when resolved: a unique index then allows one open incident each.
+    open_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    state: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    affected_count: Mapped[int] = mapped_column(Integer, default=0)
+    opened_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(32))
+    acknowledged_at: Mapped[datetime | None]
+    snoozed_until: Mapped[datetime | None]
+    snoozed_by: Mapped[str | None] = mapped_column(String(32))
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    next_reminder_at: Mapped[datetime | None]
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    root_notification_id: Mapped[int | None] = mapped_column(BigId)  # outbox row of the alert
+
+
+class Notification(Base):
+    """An outbound Slack message: a row first, delivered by the sender (``bot.outbox``).
+
+    ``kind``: "post" (chat.postMessage), "update" (chat.update of ``target_id``'s message),
+    "reply" (postMessage in ``target_id``'s thread), "dm" (to ``channel_id`` = a user ID).
+    ``target_id`` names another notification whose ``ts`` is needed: it is delivered first.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(16))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    payload: Mapped[dict[str, Any]]  # {"text": ..., "blocks": [...]} as Slack takes them
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    claimed_until: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    sent_at: Mapped[datetime | None]
+    channel_posted: Mapped[str | None] = mapped_column(String(32))  # the channel Slack answered
+    ts: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class WebhookEvent(Base):
+    __tablename__ = "webhook_events"
+
+    notification_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    event: Mapped[str] = mapped_column(String(100))
+    tenant_id: Mapped[str | None] = mapped_column(String(64))
+    application_id: Mapped[str | None] = mapped_column(String(100))
+    received_at: Mapped[datetime]
+    body: Mapped[str] = mapped_column(Text)
+    processed_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    user_id: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(50))
+    target: Mapped[str | None] = mapped_column(String(100))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class KeyValue(Base):
+    __tablename__ = "kv"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]

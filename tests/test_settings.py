@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bot.errors import ConfigError
+from bot.settings import load_settings
+
+ALL_SETTINGS = [
+    "DATABASE_URL", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL",
+    "ALERT_CHANNEL", "ONBOARDING_CHANNEL", "BOT_ADMINS", "PRODUCTION_CLIENT_ID",
+    "PRODUCTION_CLIENT_SECRET", "PRODUCTION_TOKEN_URL", "PRODUCTION_API_URL", "SANDBOX_CLIENT_ID",
+    "SANDBOX_CLIENT_SECRET", "SANDBOX_TOKEN_URL", "SANDBOX_API_URL", "BRINCR_SCOPES",
+    "BRINCR_PROBE_PATH", "CHECK_INTERVAL", "CHECK_CONCURRENCY", "FAILURE_THRESHOLD",
+    "ALERT_REPEAT", "INVITE_STALE_AFTER", "VISMA_WEBHOOK_SECRETS", "HOST", "PORT", "LOG_FORMAT",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    for name in ALL_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(str(tmp_path))  # no stray .env
+
+
+def test_defaults_match_the_contract() -> None:
+    s = load_settings()
+    assert s.database_url == "sqlite:///brincr-bot.db"
+    assert s.slack_api_url == "https://slack.com/api/"
+    assert s.production_token_url == "https://connect.visma.com/connect/token"
+    assert s.sandbox_token_url == "https://connect.identity.stagaws.visma.com/connect/token"
+    assert s.production_api_url == "https://api.brincr.com/api/v1/"
+    assert s.sandbox_api_url == "https://sandbox-api.brincr.com/api/v1/"
+    assert s.brincr_probe_path == "categories"
+    assert s.check_interval == timedelta(minutes=15)
+    assert (s.check_concurrency, s.failure_threshold) == (50, 2)
+    assert s.alert_repeat == timedelta(hours=4)
+    assert s.invite_stale_after == timedelta(days=7)
+    assert (s.host, s.port, s.log_format) == ("0.0.0.0", 3000, "text")
+    assert s.bot_admins == () and s.visma_webhook_secrets == ()
+
+
+def test_env_example_lists_every_setting() -> None:
+    from pathlib import Path
+
+    example = (Path(__file__).resolve().parents[1] / ".env.example").read_text()
+    for name in ALL_SETTINGS:
+        assert f"{name}=" in example, name
+
+
+def test_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRINCR_SCOPES", "brincr:category  brincr:country brincr:category")
+    monkeypatch.setenv("BOT_ADMINS", "U123, S456")
+    monkeypatch.setenv("CHECK_INTERVAL", "90s")
+    monkeypatch.setenv("VISMA_WEBHOOK_SECRETS", "old,new")
+    monkeypatch.setenv("PRODUCTION_CLIENT_ID", "app")
+    monkeypatch.setenv("PRODUCTION_CLIENT_SECRET", "shh")
+    s = load_settings()
+    assert s.brincr_scopes == ("brincr:category", "brincr:country")
+    assert s.bot_admins == ("U123", "S456")
+    assert s.check_interval == timedelta(seconds=90)
+    assert [x.get_secret_value() for x in s.visma_webhook_secrets] == ["old", "new"]
+    prod = s.environment("production")
+    assert prod is not None and prod.client_id == "app"
+    assert s.environment("sandbox") is None  # no client id: simply not available
+
+
+def test_bad_values_give_one_readable_line_each_without_secrets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CHECK_INTERVAL", "15x")
+    monkeypatch.setenv("PORT", "not-a-port")
+    monkeypatch.setenv("BOT_ADMINS", "bob")
+    monkeypatch.setenv("LOG_FORMAT", "xml")
+    monkeypatch.setenv("PRODUCTION_CLIENT_SECRET", "super-secret-value")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    problems = caught.value.problems
+    assert len(problems) == 4
+    assert any(p.startswith("CHECK_INTERVAL:") for p in problems)
+    assert any(p.startswith("PORT:") for p in problems)
+    assert any(p.startswith("BOT_ADMINS:") for p in problems)
+    assert any(p.startswith("LOG_FORMAT:") for p in problems)
+    assert "super-secret-value" not in str(caught.value)
+
+
+def test_secrets_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-secret-value")
+    monkeypatch.setenv("SANDBOX_CLIENT_SECRET", "client-secret-value")
+    text = repr(load_settings())
+    assert "secret-value" not in text

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+
+from bot.domain import Environment, State
+from bot.errors import UserError
+from storage.customers import (
+    AmbiguousCustomer,
+    CustomerNotFound,
+    NewCustomer,
+    add_customer,
+    change_state,
+    count_by_state,
+    find_customer,
+)
+from storage.db import Database, async_url, safe_url, sync_url
+
+TENANT = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+
+
+async def _seed(db: Database) -> None:
+    async with db.transaction() as session:
+        for kvk, name, tenant in [
+            ("12345678", "Bouwbedrijf De Vries B.V.", TENANT),
+            ("23456789", "De Vries Installatietechniek", None),
+            ("34567890", "100%_Beton", None),
+        ]:
+            await add_customer(
+                NewCustomer(kvk, name, Environment.PRODUCTION, tenant),
+                session=session,
+                state=State.PENDING if tenant else State.INVITED,
+            )
+
+
+async def test_a_customer_is_found_by_kvk_tenant_or_unique_name(db: Database) -> None:
+    await _seed(db)
+    async with db.transaction() as session:
+        assert (await find_customer("1234 56.78", session=session)).kvk == "12345678"
+        assert (await find_customer(TENANT.upper(), session=session)).kvk == "12345678"
+        assert (await find_customer("installatie", session=session)).kvk == "23456789"
+        assert (await find_customer("100%_", session=session)).kvk == "34567890"
+
+
+async def test_an_ambiguous_name_lists_the_candidates(db: Database) -> None:
+    await _seed(db)
+    async with db.transaction() as session:
+        with pytest.raises(AmbiguousCustomer) as caught:
+            await find_customer("de vries", session=session)
+    assert {c.kvk for c in caught.value.candidates} == {"12345678", "23456789"}
+
+
+async def test_unknown_and_oversize_queries_are_user_errors(db: Database) -> None:
+    await _seed(db)
+    async with db.transaction() as session:
+        with pytest.raises(CustomerNotFound):
+            await find_customer("99999999", session=session)
+        with pytest.raises(CustomerNotFound):
+            await find_customer("no such name", session=session)
+        with pytest.raises(UserError):
+            await find_customer("x" * 5000, session=session)
+
+
+async def test_state_changes_are_recorded_once(db: Database) -> None:
+    await _seed(db)
+    async with db.transaction() as session:
+        customer = await find_customer("12345678", session=session)
+        assert await change_state(customer, State.HEALTHY, session=session, reason="ok")
+        assert not await change_state(customer, State.HEALTHY, session=session)
+    async with db.transaction() as session:
+        counts = await count_by_state(session=session)
+    assert counts == {"healthy": 1, "invited": 2}
+
+
+def test_database_urls_get_their_driver_and_hide_passwords() -> None:
+    assert async_url("sqlite:///x.db") == "sqlite+aiosqlite:///x.db"
+    assert async_url("postgres://u:p@h/d") == "postgresql+psycopg://u:p@h/d"
+    assert sync_url("postgresql://u:p@h/d") == "postgresql+psycopg://u:p@h/d"
+    assert "p@" not in safe_url("postgresql://u:p@h/d")
+    with pytest.raises(ValueError, match="unsupported"):
+        async_url("mysql://u@h/d")
