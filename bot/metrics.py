@@ -1,0 +1,73 @@
+"""Prometheus metrics (``GET /metrics``).
+
+Counters and histograms are updated where things happen (checks, the outbox sender, the
+upstream clients); gauges that describe the database (customers per state, open incidents,
+outbox backlog) are refreshed from it when ``/metrics`` is scraped, so every replica reports
+the same fleet-wide numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from sqlalchemy import func, select
+
+from bot.domain import State
+from storage.db import Database
+from storage.models import Customer, Incident, Notification
+
+CHECKS = Counter("brincr_checks_total", "Health checks run, by outcome state", ["state"])
+CHECK_LATENCY = Histogram(
+    "brincr_check_duration_seconds",
+    "Wall time of one check (token request + probe)",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+UPSTREAM_REQUESTS = Counter(
+    "brincr_upstream_requests_total",
+    "Requests to Visma Connect, the Brincr API and Slack, by service and outcome",
+    ["service", "outcome"],
+)
+RATE_LIMITED = Counter(
+    "brincr_upstream_rate_limited_total", "HTTP 429 answers, by service", ["service"]
+)
+OUTBOX_DELIVERED = Counter("brincr_outbox_delivered_total", "Slack notifications delivered")
+OUTBOX_FAILURES = Counter(
+    "brincr_outbox_delivery_failures_total", "Failed Slack delivery attempts", ["permanent"]
+)
+CUSTOMERS = Gauge("brincr_customers", "Customers per connection state", ["state"])
+OPEN_INCIDENTS = Gauge("brincr_open_incidents", "Open incidents, by kind", ["kind"])
+OUTBOX_BACKLOG = Gauge("brincr_outbox_backlog", "Slack notifications not yet delivered")
+OUTBOX_FAILED = Gauge("brincr_outbox_failed", "Slack notifications given up on")
+
+
+def record_upstream(service: str, status: int | None, *, error: str | None = None) -> None:
+    """Count one upstream request: ``status`` is the HTTP status, or None with an ``error``."""
+    outcome = error or (f"{status // 100}xx" if status else "unknown")
+    UPSTREAM_REQUESTS.labels(service=service, outcome=outcome).inc()
+    if status == 429:
+        RATE_LIMITED.labels(service=service).inc()
+
+
+async def _counts(db: Database, column: Any, *where: Any) -> dict[str, int]:
+    async with db.transaction() as session:
+        rows = await session.execute(select(column, func.count()).where(*where).group_by(column))
+        return {str(key): int(count) for key, count in rows}
+
+
+async def refresh_gauges(db: Database) -> None:
+    states = await _counts(db, Customer.state)
+    incidents = await _counts(db, Incident.kind, Incident.resolved_at.is_(None))
+    outbox = await _counts(db, Notification.status)
+    for state in State:
+        CUSTOMERS.labels(state=state.value).set(states.get(state.value, 0))
+    for kind in ("customer", "upstream"):
+        OPEN_INCIDENTS.labels(kind=kind).set(incidents.get(kind, 0))
+    OUTBOX_BACKLOG.set(outbox.get("pending", 0))
+    OUTBOX_FAILED.set(outbox.get("failed", 0))
+
+
+async def render(db: Database) -> tuple[bytes, str]:
+    """The exposition text and its content type, with database gauges refreshed."""
+    await refresh_gauges(db)
+    return generate_latest(), CONTENT_TYPE_LATEST
