@@ -32,7 +32,9 @@ def configure_logging(log_format: str = "text", level: int = logging.INFO) -> No
         )
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s [%(correlation_id)s] %(message)s")
+            logging.Formatter(
+                "%(asctime)s %(levelname)-7s %(name)s [%(correlation_id)s] %(message)s"
+            )
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]
