@@ -1,0 +1,220 @@
+"""The health check service: one check = one fresh token request + one probe, recorded.
+
+Request cost per check (asserted in tests/test_checks.py against the stand-in's counters):
+
+- healthy: exactly 1 token request + 1 probe;
+- token refused with ``invalid_scope``: Visma usually names the offending scopes in the
+  error's ``scope`` member (0 extra requests). Without it, the last recorded check's missing
+  scopes are reused when that check failed the same way (0 extra), else each required scope
+  is requested alone, in parallel: at most ``len(BRINCR_SCOPES)`` extra token requests, and
+  only when the outcome changed;
+- a token issued without some required scopes: no probe (it would only confirm a 403);
+- other failures: no probe. ``Retry-After`` is honoured through ``next_check_at``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import timedelta
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from bot.brincr import probe
+from bot.clock import utcnow
+from bot.domain import Environment, State
+from bot.health import CheckOutcome, TokenOutcome
+from bot.metrics import CHECK_LATENCY, CHECKS
+from bot.recording import record_outcome
+from bot.services import CheckListener
+from bot.settings import EnvironmentConfig, Settings
+from bot.visma import TokenClient, TokenResult
+from storage.db import Database
+from storage.models import Customer
+
+log = logging.getLogger(__name__)
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+_TOKEN_STATES = {
+    TokenOutcome.SCOPES: State.SCOPES_MISSING,
+    TokenOutcome.TENANT_ACCESS: State.REVOKED,
+    TokenOutcome.APP_CREDENTIALS: State.UNKNOWN,  # the app's own credentials: not the customer
+    TokenOutcome.TRANSIENT: State.UNKNOWN,
+    TokenOutcome.RATE_LIMITED: State.UNKNOWN,
+    TokenOutcome.OTHER: State.FAILING,
+}
+
+
+class CheckService:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        listeners: list[CheckListener] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout = TIMEOUT,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.listeners = listeners if listeners is not None else []
+        limits = httpx.Limits(max_connections=settings.check_concurrency * 2)
+        self._http = httpx.AsyncClient(
+            transport=transport or AiohttpTransport(), timeout=timeout, limits=limits
+        )
+        self._tokens = TokenClient(self._http)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def check_customer(self, customer_id: int) -> CheckOutcome:
+        async with self.db.transaction() as session:
+            customer = await session.get(Customer, customer_id)
+            if customer is None:
+                raise LookupError(f"customer {customer_id} does not exist")
+            snapshot = (
+                customer.environment,
+                customer.tenant_id,
+                customer.missing_scopes,
+                customer.last_result_id,
+            )
+        outcome = await self.run(customer_id, *snapshot[:3])
+        await record_outcome(self.db, outcome, self.settings, self.listeners)
+        return outcome
+
+    async def check_many(self, customer_ids: Sequence[int]) -> list[CheckOutcome]:
+        """Check customers concurrently (at most CHECK_CONCURRENCY at once)."""
+        gate = asyncio.Semaphore(self.settings.check_concurrency)
+
+        async def one(customer_id: int) -> CheckOutcome:
+            async with gate:
+                return await self.check_customer(customer_id)
+
+        return list(await asyncio.gather(*(one(i) for i in customer_ids)))
+
+    async def run(
+        self, customer_id: int, environment: str, tenant_id: str | None, last_missing: str
+    ) -> CheckOutcome:
+        """One check without recording it."""
+        required = self.settings.brincr_scopes
+        base = CheckOutcome(
+            customer_id,
+            utcnow(),
+            State.UNKNOWN,
+            TokenOutcome.NOT_CONFIGURED,
+            required,
+            details={"environment": environment},
+        )
+        env = self.settings.environment(environment)
+        if env is None:
+            return replace(
+                base,
+                error_code="not_configured",
+                error_text=f"credentials not configured for {environment}",
+            )
+        if tenant_id is None:
+            return replace(base, state=State.INVITED, error_code="no_tenant")
+        with CHECK_LATENCY.time():
+            token = await self._tokens.fetch(env, tenant_id, required)
+            outcome = await self._after_token(base, env, tenant_id, token, last_missing)
+        CHECKS.labels(state=outcome.state).inc()
+        return outcome
+
+    async def _after_token(
+        self,
+        base: CheckOutcome,
+        env: EnvironmentConfig,
+        tenant_id: str,
+        token: TokenResult,
+        last_missing: str,
+    ) -> CheckOutcome:
+        outcome = replace(
+            base,
+            token_outcome=token.outcome,
+            token_ms=token.elapsed_ms,
+            error_code=token.error_code,
+            error_text=token.error_text,
+            retry_after=token.retry_after,
+        )
+        if token.outcome is TokenOutcome.SCOPES:
+            missing, extra = await self._missing_scopes(env, tenant_id, token, last_missing)
+            return replace(
+                outcome,
+                state=State.SCOPES_MISSING,
+                missing_scopes=missing,
+                granted_scopes=tuple(s for s in base.required_scopes if s not in missing),
+                extra_token_requests=extra,
+            )
+        if token.outcome is not TokenOutcome.OK:
+            return replace(outcome, state=_TOKEN_STATES[token.outcome])
+        missing = tuple(s for s in base.required_scopes if s not in token.granted_scopes)
+        outcome = replace(outcome, granted_scopes=token.granted_scopes, missing_scopes=missing)
+        if missing:
+            return replace(
+                outcome,
+                state=State.SCOPES_MISSING,
+                token_outcome=TokenOutcome.SCOPES,
+                error_code="scopes_not_granted",
+            )
+        assert token.access_token is not None
+        result = await probe(
+            self._http, env.api_url, self.settings.brincr_probe_path, token.access_token
+        )
+        return replace(
+            outcome,
+            state=result.state,
+            probe_status=result.status,
+            probe_ms=result.elapsed_ms,
+            error_code=result.reason,
+            error_text=result.text,
+            retry_after=result.retry_after,
+        )
+
+    async def _missing_scopes(
+        self, env: EnvironmentConfig, tenant_id: str, token: TokenResult, last_missing: str
+    ) -> tuple[tuple[str, ...], int]:
+        required = self.settings.brincr_scopes
+        if token.error_scopes:
+            named = tuple(s for s in required if s in token.error_scopes)
+            return (named or token.error_scopes), 0
+        if last_missing.split():
+            return tuple(last_missing.split()), 0
+        alone = await asyncio.gather(
+            *(self._tokens.fetch(env, tenant_id, (scope,)) for scope in required)
+        )
+        missing = tuple(
+            s for s, r in zip(required, alone, strict=True) if r.outcome is not TokenOutcome.OK
+        )
+        return missing, len(required)
+
+
+def next_check_delay(outcome: CheckOutcome, failures: int, interval: timedelta) -> timedelta:
+    """The interval when healthy; sooner with exponential backoff when in trouble."""
+    if outcome.healthy:
+        return interval
+    delay = min(interval, timedelta(minutes=1) * (2 ** min(failures, 10)))
+    if outcome.retry_after:
+        delay = max(delay, timedelta(seconds=outcome.retry_after))
+    return delay
+
+
+def app_wide_problems(outcomes: Sequence[CheckOutcome], settings: Settings) -> list[str]:
+    """One line per environment whose own app credentials were refused (not N customers)."""
+    del settings
+    lines = []
+    for env in Environment:
+        hits = [
+            o
+            for o in outcomes
+            if o.token_outcome is TokenOutcome.APP_CREDENTIALS
+            and o.details.get("environment") == env.value
+        ]
+        if hits:
+            lines.append(
+                f"{env.value} app credentials refused by Visma Connect "
+                f"({hits[0].error_code}): {hits[0].error_text or ''}".rstrip(": ")
+            )
+    return lines
