@@ -71,3 +71,7 @@ def db_upgrade(ctx: click.Context) -> None:
     configure_logging(settings.log_format)
     upgrade(settings.database_url)
     click.echo("database is up to date")
+
+
+# Subcommands defined in their own modules register themselves on `main` when imported.
+from bot import cli_checks  # noqa: E402, F401
