@@ -22,13 +22,14 @@ from datetime import timedelta
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
+from sqlalchemy import select
 
 from bot.brincr import probe
 from bot.clock import utcnow
 from bot.domain import Environment, State
 from bot.health import CheckOutcome, TokenOutcome
 from bot.metrics import CHECK_LATENCY, CHECKS
-from bot.recording import record_outcome
+from bot.recording import record_outcome, record_outcomes
 from bot.services import CheckListener
 from bot.settings import EnvironmentConfig, Settings
 from bot.visma import TokenClient, TokenResult
@@ -37,6 +38,7 @@ from storage.models import Customer
 
 log = logging.getLogger(__name__)
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+BATCH = 500  # checks recorded per transaction
 
 _TOKEN_STATES = {
     TokenOutcome.SCOPES: State.SCOPES_MISSING,
@@ -86,14 +88,54 @@ class CheckService:
         return outcome
 
     async def check_many(self, customer_ids: Sequence[int]) -> list[CheckOutcome]:
-        """Check customers concurrently (at most CHECK_CONCURRENCY at once)."""
+        """Check customers concurrently (at most CHECK_CONCURRENCY at once); one writer
+        records finished checks in batches, so the database never paces the network."""
+        snapshots = await self._snapshots(customer_ids)
         gate = asyncio.Semaphore(self.settings.check_concurrency)
+        done: asyncio.Queue[CheckOutcome | None] = asyncio.Queue()
 
-        async def one(customer_id: int) -> CheckOutcome:
+        async def one(customer_id: int, snapshot: tuple[str, str | None, str]) -> None:
             async with gate:
-                return await self.check_customer(customer_id)
+                await done.put(await self.run(customer_id, *snapshot))
 
-        return list(await asyncio.gather(*(one(i) for i in customer_ids)))
+        writer = asyncio.create_task(self._writer(done))
+        try:
+            await asyncio.gather(*(one(i, snap) for i, snap in snapshots.items()))
+        finally:
+            await done.put(None)
+            outcomes = await writer
+        return outcomes
+
+    async def _snapshots(
+        self, customer_ids: Sequence[int]
+    ) -> dict[int, tuple[str, str | None, str]]:
+        found: dict[int, tuple[str, str | None, str]] = {}
+        async with self.db.transaction() as session:
+            for start in range(0, len(customer_ids), 500):
+                chunk = list(customer_ids[start : start + 500])
+                rows = await session.execute(
+                    select(Customer.id, Customer.environment, Customer.tenant_id,
+                           Customer.missing_scopes).where(Customer.id.in_(chunk))
+                )  # fmt: skip
+                found.update({row[0]: (row[1], row[2], row[3]) for row in rows})
+        return found
+
+    async def _writer(self, done: asyncio.Queue[CheckOutcome | None]) -> list[CheckOutcome]:
+        """Record what is ready, up to BATCH per transaction, until the None sentinel."""
+        recorded: list[CheckOutcome] = []
+        while True:
+            item = await done.get()
+            batch: list[CheckOutcome] = []
+            while item is not None:
+                batch.append(item)
+                if len(batch) >= BATCH or done.empty():
+                    break
+                item = done.get_nowait()
+            if batch:
+                await record_outcomes(self.db, batch, self.settings, self.listeners)
+                recorded.extend(batch)
+            if item is None:
+                return recorded
 
     async def run(
         self, customer_id: int, environment: str, tenant_id: str | None, last_missing: str

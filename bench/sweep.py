@@ -1,0 +1,102 @@
+"""Sweep benchmark: check N customers against the stand-in with added latency.
+
+The stand-in runs in its own process (its CPU is not ours); the bot side is the real
+CheckService recording into a real SQLite file. Prints wall time ÷ the ideal
+``N × (token latency + probe latency) / concurrency`` and the peak RSS of this process::
+
+    .venv/bin/python bench/sweep.py --customers 10000 --concurrency 100 --latency 0.05
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.bench_simulator import SERVER, free_port, wait_ready
+from bot.checks import CheckService
+from bot.domain import Environment, State
+from bot.settings import load_settings
+from storage.customers import NewCustomer, add_customer
+from storage.db import Database
+from storage.migrate import upgrade
+
+SCOPES = ["brincr:category", "brincr:country"]
+
+
+async def _approve(url: str, tenants: list[str]) -> None:
+    async with aiohttp.ClientSession() as session:
+        await wait_ready(session, url)
+        gate = asyncio.Semaphore(50)
+
+        async def one(tenant: str) -> None:
+            body = {"tenant_id": tenant, "environment": "production", "scopes": SCOPES}
+            async with gate, session.post(f"{url}/_control/tenants", json=body) as resp:
+                resp.raise_for_status()
+
+        await asyncio.gather(*(one(t) for t in tenants))
+
+
+async def _seed(db: Database, tenants: list[str]) -> list[int]:
+    ids = []
+    async with db.transaction() as session:
+        for n, tenant in enumerate(tenants):
+            new = NewCustomer(f"{10_000_000 + n}", f"Klant {n}", Environment.PRODUCTION, tenant)
+            ids.append((await add_customer(new, session=session, state=State.PENDING)).id)
+    return ids
+
+
+async def main(customers: int, concurrency: int, latency: float) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(latency)])  # noqa: ASYNC220 (started once, before timing)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            db_url = f"sqlite:///{tmp}/sweep.db"
+            upgrade(db_url)
+            tenants = [str(uuid.uuid4()) for _ in range(customers)]
+            await _approve(url, tenants)
+            settings = load_settings(
+                production_client_id="sim-production-client",
+                production_client_secret="sim-production-secret",
+                production_token_url=f"{url}/production/connect/token",
+                production_api_url=f"{url}/production/api/v1/",
+                brincr_scopes=" ".join(SCOPES),
+                check_concurrency=concurrency,
+            )
+            db = Database(db_url)
+            ids = await _seed(db, tenants)
+            checker = CheckService(settings, db)
+            started = time.perf_counter()
+            outcomes = await checker.check_many(ids)
+            wall = time.perf_counter() - started
+            await checker.aclose()
+            await db.close()
+    finally:
+        server.terminate()
+        server.wait()
+    healthy = sum(1 for o in outcomes if o.healthy)
+    ideal = customers * 2 * latency / concurrency
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"customers={customers} concurrency={concurrency} latency={latency * 1000:.0f}ms")
+    print(f"healthy={healthy} wall={wall:.2f}s ideal={ideal:.2f}s ratio={wall / ideal:.2f}")
+    print(f"checks/s={customers / wall:.0f} peak_rss={rss_mb:.0f}MB")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--latency", type=float, default=0.05)
+    args = parser.parse_args()
+    asyncio.run(main(args.customers, args.concurrency, args.latency))
