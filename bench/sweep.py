@@ -23,7 +23,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_simulator import SERVER, free_port, wait_ready
+from bench.bench_simulator import free_port, wait_ready
 from bot.checks import CheckService
 from bot.domain import Environment, State
 from bot.settings import load_settings
@@ -32,19 +32,26 @@ from storage.db import Database
 from storage.migrate import upgrade
 
 SCOPES = ["brincr:category", "brincr:country"]
+# The stand-in approves N tenants (UUIDs 1..N) in its own process at start: its control API
+# answers each change with the whole state, which would make 10,000 approvals quadratic.
+SERVER = """
+import asyncio, sys, uuid
+from bot.simulator import serve_forever
+port, latency, n = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+def seed(sim):
+    for i in range(1, n + 1):
+        sim.approve(str(uuid.UUID(int=i)), "production", ["brincr:category", "brincr:country"])
+asyncio.run(serve_forever("127.0.0.1", port, latency, on_start=seed))
+"""
 
 
-async def _approve(url: str, tenants: list[str]) -> None:
+def tenant(i: int) -> str:
+    return str(uuid.UUID(int=i))
+
+
+async def _wait(url: str) -> None:
     async with aiohttp.ClientSession() as session:
         await wait_ready(session, url)
-        gate = asyncio.Semaphore(50)
-
-        async def one(tenant: str) -> None:
-            body = {"tenant_id": tenant, "environment": "production", "scopes": SCOPES}
-            async with gate, session.post(f"{url}/_control/tenants", json=body) as resp:
-                resp.raise_for_status()
-
-        await asyncio.gather(*(one(t) for t in tenants))
 
 
 async def _seed(db: Database, tenants: list[str]) -> list[int]:
@@ -56,35 +63,40 @@ async def _seed(db: Database, tenants: list[str]) -> list[int]:
     return ids
 
 
-async def main(customers: int, concurrency: int, latency: float) -> None:
+def main(customers: int, concurrency: int, latency: float) -> None:
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(latency)])  # noqa: ASYNC220 (started once, before timing)
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(port), str(latency), str(customers)]
+    )
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            db_url = f"sqlite:///{tmp}/sweep.db"
-            upgrade(db_url)
-            tenants = [str(uuid.uuid4()) for _ in range(customers)]
-            await _approve(url, tenants)
-            settings = load_settings(
-                production_client_id="sim-production-client",
-                production_client_secret="sim-production-secret",
-                production_token_url=f"{url}/production/connect/token",
-                production_api_url=f"{url}/production/api/v1/",
-                brincr_scopes=" ".join(SCOPES),
-                check_concurrency=concurrency,
-            )
-            db = Database(db_url)
-            ids = await _seed(db, tenants)
-            checker = CheckService(settings, db)
-            started = time.perf_counter()
-            outcomes = await checker.check_many(ids)
-            wall = time.perf_counter() - started
-            await checker.aclose()
-            await db.close()
+        asyncio.run(sweep(f"http://127.0.0.1:{port}", customers, concurrency, latency))
     finally:
         server.terminate()
         server.wait()
+
+
+async def sweep(url: str, customers: int, concurrency: int, latency: float) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        db_url = f"sqlite:///{tmp}/sweep.db"
+        upgrade(db_url)
+        tenants = [tenant(i) for i in range(1, customers + 1)]
+        await _wait(url)
+        settings = load_settings(
+            production_client_id="sim-production-client",
+            production_client_secret="sim-production-secret",
+            production_token_url=f"{url}/production/connect/token",
+            production_api_url=f"{url}/production/api/v1/",
+            brincr_scopes=" ".join(SCOPES),
+            check_concurrency=concurrency,
+        )
+        db = Database(db_url)
+        ids = await _seed(db, tenants)
+        checker = CheckService(settings, db)
+        started = time.perf_counter()
+        outcomes = await checker.check_many(ids)
+        wall = time.perf_counter() - started
+        await checker.aclose()
+        await db.close()
     healthy = sum(1 for o in outcomes if o.healthy)
     ideal = customers * 2 * latency / concurrency
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -99,4 +111,4 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--latency", type=float, default=0.05)
     args = parser.parse_args()
-    asyncio.run(main(args.customers, args.concurrency, args.latency))
+    main(args.customers, args.concurrency, args.latency)
