@@ -73,17 +73,11 @@ class CheckService:
         await self._http.aclose()
 
     async def check_customer(self, customer_id: int) -> CheckOutcome:
-        async with self.db.transaction() as session:
-            customer = await session.get(Customer, customer_id)
-            if customer is None:
-                raise LookupError(f"customer {customer_id} does not exist")
-            snapshot = (
-                customer.environment,
-                customer.tenant_id,
-                customer.missing_scopes,
-                customer.last_result_id,
-            )
-        outcome = await self.run(customer_id, *snapshot[:3])
+        """Check one customer now and record it (LookupError if it does not exist)."""
+        snapshot = (await self._snapshots([customer_id])).get(customer_id)
+        if snapshot is None:
+            raise LookupError(f"customer {customer_id} does not exist")
+        outcome = await self.run(customer_id, *snapshot)
         await record_outcome(self.db, outcome, self.settings, self.listeners)
         return outcome
 
@@ -243,9 +237,8 @@ def next_check_delay(outcome: CheckOutcome, failures: int, interval: timedelta) 
     return delay
 
 
-def app_wide_problems(outcomes: Sequence[CheckOutcome], settings: Settings) -> list[str]:
+def app_wide_problems(outcomes: Sequence[CheckOutcome]) -> list[str]:
     """One line per environment whose own app credentials were refused (not N customers)."""
-    del settings
     lines = []
     for env in Environment:
         hits = [

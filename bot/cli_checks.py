@@ -12,7 +12,7 @@ import click
 from sqlalchemy import select
 
 from bot.checks import CheckService, app_wide_problems
-from bot.cli import EXIT_CONFIG, config_errors_exit_2, main, settings_from
+from bot.cli import config_errors_exit_2, main, settings_from
 from bot.domain import normalize_kvk
 from bot.errors import ConfigError
 from bot.health import CheckOutcome
@@ -98,7 +98,7 @@ def check(ctx: click.Context, kvks: tuple[str, ...], as_json: bool) -> None:
     upgrade(settings.database_url)
     results = asyncio.run(_run(settings, [normalize_kvk(k) or k for k in kvks]))
     rows = [_row(customer, outcome) for customer, outcome in results]
-    for line in app_wide_problems([o for _, o in results if o], settings):
+    for line in app_wide_problems([o for _, o in results if o]):
         click.echo(f"app-wide problem: {line}", err=True)
     if as_json:
         for row in rows:
@@ -129,9 +129,6 @@ def simulate(host: str, port: int, latency: float) -> None:
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_forever(host, port, latency, on_start=announce))
-
-
-__all__ = ["EXIT_CONFIG", "check", "simulate"]
 
 
 @main.group()

@@ -135,7 +135,7 @@ async def test_a_wrong_client_secret_is_one_app_wide_problem(sim: Simulator, db:
         await checker.aclose()
     assert {o.state for o in outcomes} == {State.UNKNOWN}  # never the customers' fault
     assert {o.token_outcome for o in outcomes} == {TokenOutcome.APP_CREDENTIALS}
-    problems = app_wide_problems(outcomes, settings)
+    problems = app_wide_problems(outcomes)
     assert len(problems) == 1 and "invalid_client" in problems[0]
     assert "wrong" not in problems[0]
 
