@@ -4,10 +4,12 @@ Request cost per check (asserted in tests/test_checks.py against the stand-in's 
 
 - healthy: exactly 1 token request + 1 probe;
 - token refused with ``invalid_scope``: Visma usually names the offending scopes in the
-  error's ``scope`` member (0 extra requests). Without it, the last recorded check's missing
-  scopes are reused when that check failed the same way (0 extra), else each required scope
+  error's ``scope`` member (0 extra requests). Without it, the missing scopes on record are
+  reused while the customer still has some (0 extra), else each required scope
   is requested alone, in parallel: at most ``len(BRINCR_SCOPES)`` extra token requests, and
-  only when the outcome changed;
+  only when the outcome changed (into scopes missing). A limit of the reuse: when Visma names
+  no scope, a *different* scope switched off while another is still missing shows only once
+  the customer has left scopes_missing;
 - a token issued without some required scopes: no probe (it would only confirm a 403);
 - other failures: no probe. ``Retry-After`` is honoured through ``next_check_at``.
 """
@@ -18,7 +20,6 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import timedelta
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
@@ -225,16 +226,6 @@ class CheckService:
             s for s, r in zip(required, alone, strict=True) if r.outcome is not TokenOutcome.OK
         )
         return missing, len(required)
-
-
-def next_check_delay(outcome: CheckOutcome, failures: int, interval: timedelta) -> timedelta:
-    """The interval when healthy; sooner with exponential backoff when in trouble."""
-    if outcome.healthy:
-        return interval
-    delay = min(interval, timedelta(minutes=1) * (2 ** min(failures, 10)))
-    if outcome.retry_after:
-        delay = max(delay, timedelta(seconds=outcome.retry_after))
-    return delay
 
 
 def app_wide_problems(outcomes: Sequence[CheckOutcome]) -> list[str]:

@@ -11,7 +11,7 @@ of the customer and does not count; a healthy check resets the count.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -105,6 +105,16 @@ def _result_row(outcome: CheckOutcome) -> CheckResult:
     )  # fmt: skip
 
 
+def next_check_delay(outcome: CheckOutcome, failures: int, interval: timedelta) -> timedelta:
+    """The interval when healthy; sooner with exponential backoff when in trouble."""
+    if outcome.healthy:
+        return interval
+    delay = min(interval, timedelta(minutes=1) * (2 ** min(failures, 10)))
+    if outcome.retry_after:
+        delay = max(delay, timedelta(seconds=outcome.retry_after))
+    return delay
+
+
 async def record_outcome(
     db: Database, outcome: CheckOutcome, settings: Settings, listeners: list[CheckListener]
 ) -> None:
@@ -144,8 +154,6 @@ async def record_outcomes(
 async def _apply(
     session: AsyncSession, customer: Customer, outcome: CheckOutcome, settings: Settings
 ) -> None:
-    from bot.checks import next_check_delay
-
     customer.last_check_at = outcome.checked_at
     customer.required_scopes = " ".join(outcome.required_scopes)
     customer.granted_scopes = " ".join(outcome.granted_scopes)
