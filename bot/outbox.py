@@ -1,21 +1,63 @@
 """Outbound Slack messages are rows first (``storage.models.Notification``).
 
 :func:`enqueue` adds a notification inside the caller's transaction, so it is committed
-together with the state change that caused it, or not at all. The sender (same module,
-``OutboxSender``) delivers rows, records the message ``ts`` and never posts one twice.
+together with the state change that caused it, or not at all. :class:`OutboxSender` delivers
+rows, records the message ``ts`` and never posts one twice.
+
+How a row is delivered, and what "exactly once" holds against:
+
+- A tick lists due rows (``pending``, ``next_attempt_at`` passed, claim free, target not
+  waiting) in id order and claims each with a conditional ``UPDATE … WHERE status='pending'
+  AND (claimed_until IS NULL OR claimed_until < now)`` in its own committed transaction. Only
+  one worker's UPDATE matches (rowcount 1), so two replicas never post the same row.
+- "reply"/"update" rows wait, without spending an attempt, until their target is sent; they
+  fail when it failed. Of several pending updates of one message only the newest is sent; the
+  older ones become ``superseded``, so a late retry never overwrites newer content.
+- Success (``sent``, ``ts``, ``channel_posted``) is one transaction. A 429 reschedules the row
+  after ``Retry-After`` (not counted as an attempt) and ends the tick, without sleeping; this
+  worker then holds back that channel's other rows until then (other channels go on). 5xx,
+  network errors, timeouts and Slack's transient codes back off 2 s, 4 s … 10 min up to
+  ``max_attempts``; any other Slack error fails the row at once.
+- A worker that dies holding a claim delays its row by at most ``claim_for``; then another
+  worker claims it again. Nothing is lost.
+
+The remaining window for a duplicate: Slack's ``chat.postMessage`` has no idempotency key, so
+a worker killed after Slack accepted the message but before ``sent`` was committed posts it
+again after ``claim_for``. Between Slack's answer and that commit lies one small UPDATE: a few
+milliseconds, unless the database is unreachable at that moment (then the failed commit leaves
+the claim to expire, and the row is posted again). Likewise a timeout or dropped connection
+after Slack accepted the message looks like a transient failure and is retried. The client's
+timeout (slack-sdk: 30 s, plus one connection retry) must stay well below ``claim_for``, or a
+slow call could be claimed by a second worker.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any, Literal, cast, get_args
 
-from sqlalchemy import select
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+from sqlalchemy import ColumnElement, CursorResult, Result, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.clock import utcnow
+from bot.metrics import OUTBOX_DELIVERED, OUTBOX_FAILURES, record_upstream
+from storage.db import Database
 from storage.models import Notification
 
+logger = logging.getLogger(__name__)
+
 Kind = Literal["post", "update", "reply", "dm"]
+KINDS = frozenset(get_args(Kind))
 
 
 async def enqueue(
@@ -58,3 +100,343 @@ async def enqueue(
     session.add(row)
     await session.flush()
     return row
+
+
+# ---------------------------------------------------------------------------- the sender
+
+TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)  # asyncio.TimeoutError included
+DEFAULT_RETRY_AFTER = 30.0  # seconds, when a 429 carries no usable Retry-After
+BACKOFF_FIRST = timedelta(seconds=2)
+BACKOFF_CAP = timedelta(minutes=10)
+FAILED_RECENTLY = timedelta(hours=1)
+OVERDUE_AFTER = timedelta(minutes=10)
+
+
+class _Step(Enum):
+    """What became of one row in a tick."""
+
+    SENT = "sent"
+    SKIPPED = "skipped"  # claimed elsewhere, waiting for its target, superseded or failed
+    RATE_LIMITED = "rate_limited"  # Slack said 429: the tick stops
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: str  # a Slack error code or an exception class: safe to store and log
+    permanent: bool
+    retry_after: float | None = None  # seconds, set for an HTTP 429 only
+    status: int | None = None  # the HTTP status Slack answered, if it answered
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return cast(CursorResult[Any], result).rowcount
+
+
+def _retry_after(headers: Any) -> float:
+    for key, value in dict(headers or {}).items():
+        if str(key).lower() == "retry-after":
+            with contextlib.suppress(TypeError, ValueError):
+                return max(0.0, float(value))
+    return DEFAULT_RETRY_AFTER
+
+
+def _classify(exc: Exception) -> _Failure:
+    """Sort a failed Slack call into permanent, transient or rate limited."""
+    if not isinstance(exc, SlackApiError):  # network trouble, or a request slack-sdk refused
+        return _Failure(type(exc).__name__, permanent=isinstance(exc, SlackClientError))
+    status = exc.response.status_code
+    data = exc.response.data
+    code = str(data.get("error") or "") if isinstance(data, dict) else ""
+    if status == 429:
+        retry_after = _retry_after(exc.response.headers)
+        return _Failure(code or "ratelimited", False, retry_after, status=429)
+    transient = status >= 500 or code in TRANSIENT_ERRORS
+    error = code if status == 200 else f"HTTP {status} {code}".strip()
+    return _Failure(error, permanent=not transient, status=status)
+
+
+def _backoff(attempts: int) -> timedelta:
+    """2 s after the first failed attempt, doubling, capped at 10 minutes."""
+    return min(BACKOFF_FIRST * 2 ** min(attempts - 1, 20), BACKOFF_CAP)
+
+
+def _message_args(row: Notification) -> dict[str, Any]:
+    args: dict[str, Any] = {"text": row.payload.get("text", "")}
+    # chat.update with text and no blocks erases the message's blocks: always send them.
+    if row.payload.get("blocks"):
+        args["blocks"] = row.payload["blocks"]
+    return args
+
+
+def _is_free(now: datetime) -> ColumnElement[bool]:
+    return or_(Notification.claimed_until.is_(None), Notification.claimed_until < now)
+
+
+class OutboxSender:
+    """Delivers due outbox rows to Slack, each exactly once (see the module docstring).
+
+    ``deliver_due()`` is one tick; ``start()`` runs ticks every ``poll_interval`` seconds (or
+    sooner after ``wake()``) until ``stop()``. ``readiness()`` is a ``/readyz`` probe.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        client: AsyncWebClient,
+        *,
+        worker_id: str,
+        poll_interval: float = 1.0,
+        batch: int = 20,
+        claim_for: timedelta = timedelta(minutes=2),
+        max_attempts: int = 12,
+    ) -> None:
+        self._db = db
+        self._client = client
+        self.worker_id = worker_id
+        self._poll_interval = poll_interval
+        self._batch = batch
+        self._claim_for = claim_for
+        self._max_attempts = max_attempts
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        # Channels that answered 429, until Retry-After passes: their rows wait, in order.
+        self._paused: dict[str, datetime] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name=f"outbox-sender-{self.worker_id}")
+
+    async def stop(self) -> None:
+        """Stop after the row being delivered now (its outcome is recorded)."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wakeup.set()
+        task, self._task = self._task, None
+        await task
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wakeup.clear()
+            try:
+                await self.deliver_due()
+            except Exception:  # a database outage must not end the loop; the next tick retries
+                logger.exception("outbox tick failed (worker %s)", self.worker_id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+
+    # ------------------------------------------------------------------ one tick
+
+    async def deliver_due(self) -> int:
+        """Claim due rows in id order and deliver them; returns how many were sent."""
+        now = utcnow()
+        self._paused = {channel: end for channel, end in self._paused.items() if end > now}
+        sent = 0
+        for row_id in await self._due_ids(now):
+            if self._stopping:
+                break
+            step = await self._deliver(row_id)
+            if step is _Step.RATE_LIMITED:
+                break  # the rest next tick; this channel waits out Retry-After
+            sent += step is _Step.SENT
+        return sent
+
+    async def _due_ids(self, now: datetime) -> list[int]:
+        # A reply or update whose target cannot go in this tick is left out, so that waiting
+        # rows never fill the batch; one whose target is due comes after it (ids ascend).
+        target = aliased(Notification)
+        target_waits = (
+            select(target.id)
+            .where(target.id == Notification.target_id, target.status == "pending")
+            .where(or_(target.next_attempt_at > now, target.claimed_until >= now))
+            .exists()
+        )
+        query = (
+            select(Notification.id)
+            .where(Notification.status == "pending", Notification.next_attempt_at <= now)
+            .where(_is_free(now), ~target_waits)
+            .where(Notification.channel_id.not_in(list(self._paused)))
+            .order_by(Notification.id)
+            .limit(self._batch)
+        )
+        async with self._db.transaction() as session:
+            return list(await session.scalars(query))
+
+    async def _deliver(self, row_id: int) -> _Step:
+        claimed = await self._claim(row_id)
+        if claimed is None:
+            return _Step.SKIPPED
+        row, target = claimed
+        if row.kind not in KINDS:
+            failure = _Failure(f"unknown_kind {row.kind}", permanent=True)
+            return await self._record_failure(row, failure)
+        if row.kind in ("reply", "update"):
+            blocked = await self._check_target(row, target)
+            if blocked is not None:
+                return blocked
+        try:
+            response = await self._call_slack(row, target)
+        except (SlackClientError, *NETWORK_ERRORS) as exc:
+            failure = _classify(exc)
+            record_upstream("slack", failure.status, error=failure.error)
+            return await self._record_failure(row, failure)
+        await self._record_sent(row, response)
+        return _Step.SENT
+
+    async def _claim(self, row_id: int) -> tuple[Notification, Notification | None] | None:
+        """Claim one due row in its own transaction: only one worker's UPDATE matches."""
+        now = utcnow()
+        claim = (
+            update(Notification)
+            .where(Notification.id == row_id, Notification.status == "pending")
+            .where(Notification.next_attempt_at <= now, _is_free(now))
+            .values(claimed_until=now + self._claim_for, claimed_by=self.worker_id)
+            .execution_options(synchronize_session=False)
+        )
+        async with self._db.transaction() as session:
+            if _rowcount(await session.execute(claim)) != 1:
+                return None
+            row = await session.get_one(Notification, row_id)
+            target = None
+            if row.target_id is not None:
+                target = await session.get(Notification, row.target_id)
+            return row, target
+
+    async def _check_target(self, row: Notification, target: Notification | None) -> _Step | None:
+        """None when ``row`` can go now; else what became of it."""
+        if target is None:
+            return await self._record_failure(row, _Failure("target_not_found", permanent=True))
+        if target.status == "pending":
+            await self._release(row.id)  # not an attempt: the target goes first
+            return _Step.SKIPPED
+        if target.status != "sent" or target.ts is None:
+            reason = f"target_{target.status}: notification {target.id}"
+            return await self._record_failure(row, _Failure(reason, permanent=True))
+        if row.kind == "update":
+            return await self._supersede_older(row)
+        return None
+
+    async def _supersede_older(self, row: Notification) -> _Step | None:
+        """Let only the newest pending update of a message reach Slack, and never out of order.
+
+        An older pending update is superseded (a late retry would overwrite newer content);
+        this row is superseded itself when a newer one waits; it waits while an older update
+        is in flight at another worker, so that one lands first.
+        """
+        now = utcnow()
+        same_message = and_(
+            Notification.kind == "update",
+            Notification.target_id == row.target_id,
+            Notification.status == "pending",
+        )
+        count = select(func.count()).select_from(Notification).where(same_message)
+        async with self._db.transaction() as session:
+            if await session.scalar(count.where(Notification.id > row.id)):
+                await self._set(session, row.id, status="superseded", last_error="newer update")
+                return _Step.SKIPPED
+            await session.execute(
+                update(Notification)
+                .where(same_message, Notification.id < row.id, _is_free(now))
+                .values(status="superseded", last_error=f"superseded by {row.id}")
+                .execution_options(synchronize_session=False)
+            )
+            if await session.scalar(count.where(Notification.id < row.id)):
+                await self._set(session, row.id)  # release; not an attempt
+                return _Step.SKIPPED
+        return None
+
+    async def _call_slack(
+        self, row: Notification, target: Notification | None
+    ) -> AsyncSlackResponse:
+        args = _message_args(row)
+        if target is None:  # "post", or "dm": Slack opens the DM for a user ID
+            return await self._client.chat_postMessage(channel=row.channel_id, **args)
+        channel, ts = target.channel_posted or target.channel_id, target.ts or ""
+        if row.kind == "update":
+            return await self._client.chat_update(channel=channel, ts=ts, **args)
+        return await self._client.chat_postMessage(channel=channel, thread_ts=ts, **args)
+
+    # ------------------------------------------------------------------ outcomes
+
+    @staticmethod
+    async def _set(session: AsyncSession, row_id: int, **values: Any) -> None:
+        """Update one row and release its claim."""
+        await session.execute(
+            update(Notification)
+            .where(Notification.id == row_id)
+            .values(claimed_until=None, **values)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def _release(self, row_id: int) -> None:
+        async with self._db.transaction() as session:
+            await self._set(session, row_id)
+
+    async def _record_sent(self, row: Notification, response: AsyncSlackResponse) -> None:
+        channel, ts = response.get("channel"), response.get("ts")
+        async with self._db.transaction() as session:
+            await self._set(
+                session, row.id, status="sent", sent_at=utcnow(), ts=ts, channel_posted=channel
+            )
+        OUTBOX_DELIVERED.inc()
+        record_upstream("slack", 200)
+        logger.info("outbox %s (%s) delivered to %s ts=%s", row.id, row.kind, channel, ts)
+
+    async def _record_failure(self, row: Notification, failure: _Failure) -> _Step:
+        """Reschedule or fail the row, release its claim, count and log it."""
+        values, outcome = self._after_failure(row, failure)
+        values["last_error"] = failure.error
+        async with self._db.transaction() as session:
+            await self._set(session, row.id, **values)
+        given_up = values.get("status") == "failed"
+        OUTBOX_FAILURES.labels(permanent=str(given_up).lower()).inc()
+        logger.warning("outbox %s (%s) failed: %s; %s", row.id, row.kind, failure.error, outcome)
+        return _Step.RATE_LIMITED if failure.retry_after is not None else _Step.SKIPPED
+
+    def _after_failure(self, row: Notification, failure: _Failure) -> tuple[dict[str, Any], str]:
+        """The row's new columns and a few words for the log."""
+        now = utcnow()
+        if failure.retry_after is not None:  # a rate limit is no fault of the row: not counted
+            retry_at = now + timedelta(seconds=failure.retry_after)
+            self._paused[row.channel_id] = retry_at
+            return {"next_attempt_at": retry_at}, f"retry in {failure.retry_after:g}s"
+        attempts = row.attempts + 1
+        if failure.permanent or attempts >= self._max_attempts:
+            return {"status": "failed", "attempts": attempts}, f"given up after {attempts}"
+        backoff = _backoff(attempts)
+        values = {"attempts": attempts, "next_attempt_at": now + backoff}
+        return values, f"attempt {attempts}, retry in {backoff.total_seconds():g}s"
+
+    # ------------------------------------------------------------------ readiness
+
+    async def readiness(self) -> tuple[bool, str]:
+        """Not ready when notifications failed in the last hour or one waits > 10 minutes."""
+        now = utcnow()
+        failed_query = select(func.count()).where(
+            Notification.status == "failed", Notification.created_at >= now - FAILED_RECENTLY
+        )
+        pending_query = select(func.count(), func.min(Notification.next_attempt_at)).where(
+            Notification.status == "pending"
+        )
+        async with self._db.transaction() as session:
+            failed = await session.scalar(failed_query) or 0
+            pending, oldest = (await session.execute(pending_query)).one()
+        problems = []
+        if failed:
+            problems.append(f"{failed} Slack notifications failed")
+        if oldest is not None and now - oldest > OVERDUE_AFTER:
+            problems.append(f"oldest pending waits {(now - oldest) // timedelta(minutes=1)}m")
+        if problems:
+            return False, " / ".join(problems)
+        return True, f"outbox ok ({pending} pending)"

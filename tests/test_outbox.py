@@ -1,0 +1,339 @@
+"""The outbox sender delivers each row to (a fake) Slack exactly once, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import select, update
+
+import bot.outbox
+from bot.clock import utcnow
+from bot.outbox import OutboxSender, enqueue
+from storage.db import Database
+from storage.models import Notification
+from tests.fakes.slack_api import FakeSlack
+
+TOKEN = "xoxb-test-secret-token"
+CHANNEL = "C0ALERTS"
+BLOCKS_V1 = [{"type": "section", "text": {"type": "mrkdwn", "text": "*Acme* is failing"}}]
+BLOCKS_V2 = [{"type": "section", "text": {"type": "mrkdwn", "text": "*Acme* recovered"}}]
+
+
+class Clock:
+    """Stands in for ``bot.outbox.utcnow``: time moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(bot.outbox, "utcnow", fake)
+    return fake
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def sender(db: Database, slack: FakeSlack) -> OutboxSender:
+    return OutboxSender(db, _client(slack), worker_id="worker-1")
+
+
+def _client(slack: FakeSlack) -> AsyncWebClient:
+    return AsyncWebClient(token=TOKEN, base_url=slack.api_url)
+
+
+async def _enqueue(db: Database, text: str, **kwargs: Any) -> int:
+    kwargs.setdefault("kind", "post")
+    kwargs.setdefault("channel_id", CHANNEL)
+    async with db.transaction() as session:
+        row = await enqueue(session, text=text, **kwargs)
+        return row.id
+
+
+async def _row(db: Database, row_id: int) -> Notification:
+    async with db.transaction() as session:
+        return await session.get_one(Notification, row_id)
+
+
+async def _set(db: Database, row_id: int, **values: Any) -> None:
+    async with db.transaction() as session:
+        await session.execute(update(Notification).where(Notification.id == row_id).values(values))
+
+
+def _answered(slack: FakeSlack, method: str) -> list[dict[str, Any]]:
+    """Parameters of the calls to ``method`` that Slack accepted."""
+    return [c.params for c in slack.calls_to(method) if not c.failed]
+
+
+async def test_post_update_and_reply_are_delivered_in_order_threaded_under_the_post(
+    db: Database, slack: FakeSlack, sender: OutboxSender
+) -> None:
+    post = await _enqueue(db, "Acme is failing", blocks=BLOCKS_V1)
+    upd = await _enqueue(db, "Acme recovered", kind="update", target_id=post, blocks=BLOCKS_V2)
+    reply = await _enqueue(db, "Resolved after 4 minutes", kind="reply", target_id=post)
+    dm = await _enqueue(db, "You were mentioned", kind="dm", channel_id="U0ALICE")
+
+    assert await sender.deliver_due() == 4
+
+    posted = await _row(db, post)
+    assert posted.status == "sent" and posted.channel_posted == CHANNEL and posted.ts
+    assert [c.method for c in slack.calls] == ["chat.postMessage", "chat.update"] + [
+        "chat.postMessage"
+    ] * 2
+    (update_call,) = _answered(slack, "chat.update")
+    assert update_call["ts"] == posted.ts and update_call["blocks"] == BLOCKS_V2
+    top, thread_reply = slack.messages(CHANNEL)
+    assert top["text"] == "Acme recovered" and top["blocks"] == BLOCKS_V2
+    assert thread_reply["thread_ts"] == posted.ts
+    assert "blocks" not in _answered(slack, "chat.postMessage")[1]  # no empty blocks sent
+    assert [m["text"] for m in slack.messages("U0ALICE")] == ["You were mentioned"]
+    assert (await _row(db, dm)).channel_posted == slack.dm_channel("U0ALICE")
+    for row_id in (upd, reply, dm):
+        assert (await _row(db, row_id)).status == "sent"
+
+
+async def test_an_update_waits_without_an_attempt_until_its_post_is_delivered(
+    db: Database, slack: FakeSlack, sender: OutboxSender, clock: Clock
+) -> None:
+    slack.fail("chat.postMessage", status=500, times=1)
+    post = await _enqueue(db, "Acme is failing")
+    upd = await _enqueue(db, "Acme recovered", kind="update", target_id=post, blocks=BLOCKS_V2)
+
+    assert await sender.deliver_due() == 0
+    waiting = await _row(db, upd)
+    assert (waiting.status, waiting.attempts, waiting.claimed_until) == ("pending", 0, None)
+    assert slack.calls_to("chat.update") == []
+
+    clock.advance(seconds=2)
+    assert await sender.deliver_due() == 2
+    assert slack.messages(CHANNEL)[0]["blocks"] == BLOCKS_V2
+
+
+async def test_only_the_newest_of_three_pending_updates_reaches_slack(
+    db: Database, slack: FakeSlack, sender: OutboxSender
+) -> None:
+    post = await _enqueue(db, "Acme is failing")
+    await sender.deliver_due()
+    older = [await _enqueue(db, f"version {n}", kind="update", target_id=post) for n in (1, 2)]
+    newest = await _enqueue(db, "version 3", kind="update", target_id=post, blocks=BLOCKS_V2)
+
+    assert await sender.deliver_due() == 1
+
+    assert [c["text"] for c in _answered(slack, "chat.update")] == ["version 3"]
+    assert [(await _row(db, i)).status for i in older] == ["superseded", "superseded"]
+    assert (await _row(db, newest)).status == "sent"
+
+
+async def test_a_late_retry_of_an_older_update_never_overwrites_a_newer_one(
+    db: Database, slack: FakeSlack, sender: OutboxSender, clock: Clock
+) -> None:
+    post = await _enqueue(db, "Acme is failing")
+    await sender.deliver_due()
+    slack.fail("chat.update", status=503, times=1)
+    older = await _enqueue(db, "version 1", kind="update", target_id=post)
+    await sender.deliver_due()  # fails: retried in 2 s
+    await _enqueue(db, "version 2", kind="update", target_id=post)
+
+    assert await sender.deliver_due() == 1
+    clock.advance(minutes=5)
+    assert await sender.deliver_due() == 0
+
+    assert [c["text"] for c in _answered(slack, "chat.update")] == ["version 2"]
+    assert slack.messages(CHANNEL)[0]["text"] == "version 2"
+    assert (await _row(db, older)).status == "superseded"
+
+
+async def test_a_429_reschedules_without_sleeping_and_posts_once_after_retry_after(
+    db: Database, slack: FakeSlack, sender: OutboxSender, clock: Clock
+) -> None:
+    slack.fail("chat.postMessage", status=429, retry_after=30, times=1)
+    first = await _enqueue(db, "first")
+    await _enqueue(db, "second")
+    await _enqueue(db, "elsewhere", channel_id="C0OTHER")
+
+    started = time.monotonic()
+    assert await sender.deliver_due() == 0
+    assert time.monotonic() - started < 2
+    assert len(slack.calls_to("chat.postMessage")) == 1  # the tick stopped at the 429
+    limited = await _row(db, first)
+    assert limited.next_attempt_at == clock.now + timedelta(seconds=30)
+    assert (limited.status, limited.attempts, limited.last_error) == ("pending", 0, "ratelimited")
+
+    clock.advance(seconds=29)
+    assert await sender.deliver_due() == 1  # another channel goes on; this one waits
+    assert [m["text"] for m in slack.messages("C0OTHER")] == ["elsewhere"]
+    clock.advance(seconds=1)
+    assert await sender.deliver_due() == 2
+
+    assert [m["text"] for m in slack.messages(CHANNEL)] == ["first", "second"]
+    assert len(slack.calls_to("chat.postMessage")) == 4
+
+
+async def test_server_errors_are_retried_with_backoff_and_delivered_exactly_once(
+    db: Database, slack: FakeSlack, sender: OutboxSender, clock: Clock
+) -> None:
+    slack.fail("chat.postMessage", status=500, times=2)
+    row_id = await _enqueue(db, "Acme is failing")
+
+    for attempt, backoff in ((1, 2), (2, 4)):
+        assert await sender.deliver_due() == 0
+        row = await _row(db, row_id)
+        assert (row.attempts, row.last_error) == (attempt, "HTTP 500 fatal_error")
+        assert row.next_attempt_at == clock.now + timedelta(seconds=backoff)
+        assert await sender.deliver_due() == 0  # not due yet
+        clock.advance(seconds=backoff)
+
+    assert await sender.deliver_due() == 1
+    assert await sender.deliver_due() == 0
+    assert len(_answered(slack, "chat.postMessage")) == 1
+    assert len(slack.messages(CHANNEL)) == 1
+
+
+async def test_a_network_error_is_transient_and_names_only_the_exception(
+    db: Database, slack: FakeSlack, clock: Clock
+) -> None:
+    url = slack.api_url
+    await slack.stop()  # nothing listens there now: connection refused
+    sender = OutboxSender(db, AsyncWebClient(token=TOKEN, base_url=url), worker_id="worker-1")
+    row_id = await _enqueue(db, "Acme is failing")
+
+    assert await sender.deliver_due() == 0
+
+    row = await _row(db, row_id)
+    assert (row.status, row.attempts, row.last_error) == ("pending", 1, "ClientConnectorError")
+    assert row.next_attempt_at == clock.now + timedelta(seconds=2)
+
+
+async def test_transient_errors_give_up_after_max_attempts(
+    db: Database, slack: FakeSlack, clock: Clock
+) -> None:
+    sender = OutboxSender(db, _client(slack), worker_id="worker-1", max_attempts=2)
+    slack.fail("chat.postMessage", error="service_unavailable")
+    row_id = await _enqueue(db, "Acme is failing")
+
+    await sender.deliver_due()
+    clock.advance(seconds=2)
+    await sender.deliver_due()
+    clock.advance(minutes=10)
+    await sender.deliver_due()
+
+    row = await _row(db, row_id)
+    assert (row.status, row.attempts, row.last_error) == ("failed", 2, "service_unavailable")
+    assert len(slack.calls_to("chat.postMessage")) == 2
+
+
+async def test_a_permanent_error_fails_at_once_and_turns_readiness_false(
+    db: Database, slack: FakeSlack, sender: OutboxSender, clock: Clock, caplog: Any
+) -> None:
+    slack.fail("chat.postMessage", error="channel_not_found", times=1)
+    post = await _enqueue(db, "secret customer detail")
+    reply = await _enqueue(db, "more detail", kind="reply", target_id=post)
+
+    with caplog.at_level(logging.INFO, logger="bot.outbox"):
+        assert await sender.deliver_due() == 0
+    clock.advance(hours=2)  # never retried
+    assert await sender.deliver_due() == 0
+
+    failed = await _row(db, post)
+    assert (failed.status, failed.last_error, failed.claimed_until) == (
+        "failed",
+        "channel_not_found",
+        None,
+    )
+    assert (await _row(db, reply)).status == "failed"
+    assert f"notification {post}" in ((await _row(db, reply)).last_error or "")
+    assert len(slack.calls_to("chat.postMessage")) == 1
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(str(post) in line and "channel_not_found" in line for line in lines)
+    assert not any(TOKEN in line or "secret customer" in line for line in lines)
+
+    clock.now = failed.created_at + timedelta(minutes=5)
+    ok, detail = await sender.readiness()
+    assert (ok, detail) == (False, "2 Slack notifications failed")
+
+
+async def test_readiness_names_pending_rows_and_a_pending_row_waiting_too_long(
+    db: Database, sender: OutboxSender, clock: Clock
+) -> None:
+    assert await sender.readiness() == (True, "outbox ok (0 pending)")
+    await _enqueue(db, "Acme is failing")
+    assert await sender.readiness() == (True, "outbox ok (1 pending)")
+
+    clock.advance(minutes=11)
+    assert await sender.readiness() == (False, "oldest pending waits 11m")
+
+
+async def test_two_senders_on_one_database_deliver_each_of_30_rows_exactly_once(
+    db: Database, database_url: str, slack: FakeSlack
+) -> None:
+    for n in range(30):
+        await _enqueue(db, f"message {n}", channel_id=f"C0{n % 3}")
+    other_db = Database(database_url)
+    try:
+        senders = [
+            OutboxSender(db, _client(slack), worker_id="worker-1", batch=20),
+            OutboxSender(other_db, _client(slack), worker_id="worker-2", batch=20),
+        ]
+        sent = 0
+        for _ in range(5):
+            sent += sum(await asyncio.gather(*(s.deliver_due() for s in senders)))
+    finally:
+        await other_db.close()
+
+    texts = [c["text"] for c in _answered(slack, "chat.postMessage")]
+    assert sent == 30
+    assert sorted(texts) == sorted(f"message {n}" for n in range(30))
+    async with db.transaction() as session:
+        workers = set(await session.scalars(select(Notification.claimed_by)))
+    assert workers == {"worker-1", "worker-2"}  # they really competed
+
+
+async def test_a_row_claimed_by_a_dead_worker_is_delivered_once_the_claim_expires(
+    db: Database, slack: FakeSlack, sender: OutboxSender, clock: Clock
+) -> None:
+    row_id = await _enqueue(db, "Acme is failing")
+    await _set(db, row_id, claimed_by="dead-worker", claimed_until=clock.now + timedelta(minutes=1))
+
+    assert await sender.deliver_due() == 0
+    clock.advance(minutes=1, seconds=1)
+    assert await sender.deliver_due() == 1
+
+    row = await _row(db, row_id)
+    assert (row.status, row.claimed_by, row.claimed_until) == ("sent", "worker-1", None)
+    assert len(slack.messages(CHANNEL)) == 1
+
+
+async def test_start_wake_and_stop_deliver_a_row_enqueued_after_start(
+    db: Database, slack: FakeSlack
+) -> None:
+    sender = OutboxSender(db, _client(slack), worker_id="worker-1", poll_interval=60)
+    await sender.start()
+    await asyncio.sleep(0.05)  # the first tick found nothing; the next one is a minute away
+    row_id = await _enqueue(db, "Acme is failing")
+    sender.wake()
+
+    await slack.wait_for("chat.postMessage", timeout=3)
+    started = time.monotonic()
+    await sender.stop()
+
+    assert time.monotonic() - started < 1
+    assert (await _row(db, row_id)).status == "sent"
