@@ -74,5 +74,4 @@ def db_upgrade(ctx: click.Context) -> None:
 
 
 # Subcommands defined in their own modules register themselves on `main` when imported.
-import bot.cli_manifest  # noqa: E402, F401
-from bot import cli_checks  # noqa: E402, F401
+from bot import cli_checks, cli_manifest, cli_serve  # noqa: E402, F401

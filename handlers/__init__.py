@@ -1,0 +1,15 @@
+"""Slack listeners, one module per feature, each with ``register(app, deps)``."""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from handlers import admin, fleet, home, status
+from handlers.deps import Deps
+
+MODULES = (status, fleet, admin, home)
+
+
+def register_handlers(app: AsyncApp, deps: Deps) -> None:
+    for module in MODULES:
+        module.register(app, deps)

@@ -33,7 +33,16 @@ class AmbiguousCustomer(UserError):
 
     def __init__(self, query: str, candidates: Sequence[Customer]) -> None:
         super().__init__(f"more than one customer matches `{query}`", usage=CUSTOMER_USAGE)
-        self.candidates = list(candidates)
+        self.query = query
+        # Plain values: the error outlives the session (its rollback expires ORM objects).
+        self.candidates = [Candidate(c.kvk, c.name, c.state) for c in candidates]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    kvk: str
+    name: str
+    state: str
 
 
 async def get_by_kvk(kvk: str, *, session: AsyncSession) -> Customer | None:

@@ -1,0 +1,161 @@
+"""Read-side queries for what people look at: one customer's status, the fleet list, the
+App Home. Every function takes ``session`` by keyword; the caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain import STATE_SEVERITY, State
+from storage.models import CheckResult, CheckRollup, Customer, Incident, Invitation
+
+HISTORY_STRIP = 20  # recent checks shown as a strip in `status`
+WEEK = timedelta(days=7)
+_SEVERITY = case(
+    {state.value: rank for state, rank in STATE_SEVERITY.items()}, value=Customer.state, else_=9
+)
+
+
+@dataclass(frozen=True)
+class Uptime:
+    checks: int
+    failures: int
+
+
+@dataclass(frozen=True)
+class StatusData:
+    customer: Customer
+    last: CheckResult | None
+    recent: list[CheckResult]  # newest first
+    week: Uptime
+    incident: Incident | None
+    invitation: Invitation | None
+
+
+async def status_data(customer: Customer, *, session: AsyncSession, now: datetime) -> StatusData:
+    recent = list(
+        await session.scalars(
+            select(CheckResult)
+            .where(CheckResult.customer_id == customer.id)
+            .order_by(CheckResult.checked_at.desc(), CheckResult.id.desc())
+            .limit(HISTORY_STRIP)
+        )
+    )
+    week = await session.execute(
+        select(func.coalesce(func.sum(CheckRollup.checks), 0),
+               func.coalesce(func.sum(CheckRollup.failures), 0))
+        .where(CheckRollup.customer_id == customer.id, CheckRollup.hour >= now - WEEK)
+    )  # fmt: skip
+    checks, failures = week.one()
+    return StatusData(
+        customer=customer,
+        last=recent[0] if recent else None,
+        recent=recent,
+        week=Uptime(int(checks), int(failures)),
+        incident=await open_incident(customer.id, session=session),
+        invitation=await open_invitation(customer.id, session=session),
+    )
+
+
+async def open_incident(customer_id: int, *, session: AsyncSession) -> Incident | None:
+    return await session.scalar(
+        select(Incident).where(Incident.customer_id == customer_id, Incident.resolved_at.is_(None))
+    )
+
+
+async def open_invitation(customer_id: int, *, session: AsyncSession) -> Invitation | None:
+    return await session.scalar(
+        select(Invitation)
+        .where(Invitation.customer_id == customer_id, Invitation.status == "open")
+        .order_by(Invitation.created_at.desc())
+        .limit(1)
+    )
+
+
+LIST_FILTERS: dict[str, tuple[State, ...] | None] = {
+    "all": None,
+    "failing": (State.REVOKED, State.SCOPES_MISSING, State.FAILING, State.UNKNOWN),
+    "pending": (State.INVITED, State.PENDING),
+    "revoked": (State.REVOKED,),
+}
+
+
+@dataclass(frozen=True)
+class FleetPage:
+    counts: dict[str, int]
+    customers: list[Customer]
+    total: int  # customers matching the filter
+    offset: int
+    snoozed: int
+
+
+async def fleet_page(
+    states: Sequence[State] | None,
+    *,
+    session: AsyncSession,
+    now: datetime,
+    offset: int,
+    limit: int,
+) -> FleetPage:
+    """Customers worst first (then longest in that state), with counts per state on top."""
+    counts = {
+        str(s): int(n)
+        for s, n in await session.execute(
+            select(Customer.state, func.count()).group_by(Customer.state)
+        )
+    }
+    where = [Customer.state.in_([s.value for s in states])] if states else []
+    total = await session.scalar(select(func.count()).select_from(Customer).where(*where)) or 0
+    rows = await session.scalars(
+        select(Customer)
+        .where(*where)
+        .order_by(_SEVERITY, Customer.state_since, Customer.name)
+        .offset(offset)
+        .limit(limit)
+    )
+    snoozed = await session.scalar(
+        select(func.count()).select_from(Customer).where(Customer.snoozed_until > now)
+    )
+    return FleetPage(counts, list(rows), int(total), offset, int(snoozed or 0))
+
+
+@dataclass(frozen=True)
+class HomeData:
+    counts: dict[str, int]
+    broken: list[Customer]  # revoked / scopes missing / failing, worst first
+    incidents: list[tuple[Incident, Customer | None]]
+    invitations: list[tuple[Invitation, Customer]]  # waiting longest first
+
+
+async def home_data(*, session: AsyncSession, now: datetime, limit: int = 15) -> HomeData:
+    page = await fleet_page(
+        (State.REVOKED, State.SCOPES_MISSING, State.FAILING),
+        session=session,
+        now=now,
+        offset=0,
+        limit=limit,
+    )
+    incidents = await session.execute(
+        select(Incident, Customer)
+        .outerjoin(Customer, Customer.id == Incident.customer_id)
+        .where(Incident.resolved_at.is_(None))
+        .order_by(Incident.opened_at)
+        .limit(limit)
+    )
+    invitations = await session.execute(
+        select(Invitation, Customer)
+        .join(Customer, Customer.id == Invitation.customer_id)
+        .where(Invitation.status == "open")
+        .order_by(Invitation.created_at)
+        .limit(limit)
+    )
+    return HomeData(
+        counts=page.counts,
+        broken=page.customers,
+        incidents=[(i, c) for i, c in incidents],
+        invitations=[(i, c) for i, c in invitations],
+    )
