@@ -149,7 +149,9 @@ def render_candidates(query: str, candidates: Sequence[Candidate]) -> Message:
         f"• *{escape(c.name)}* (KvK {c.kvk}): {state_word(c.state)}" for c in candidates
     )
     text = f"More than one customer matches `{escape(cut(query, 40))}`; name one by KvK:\n{lines}"
-    return Message(text=f"More than one customer matches {escape(cut(query, 40))}", blocks=[section(text)])
+    return Message(
+        text=f"More than one customer matches {escape(cut(query, 40))}", blocks=[section(text)]
+    )
 
 
 def render_notice(text: str) -> Message:

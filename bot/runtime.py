@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import create_app
 from bot.checks import CheckService
+from bot.features import install_features
 from bot.server import build_web_app
 from bot.services import Services
 from bot.settings import Settings
@@ -52,6 +53,7 @@ class Runtime:
         checker.listeners = self.services.check_listeners
         self.services.extras["worker_id"] = self.worker_id
         self.services.extras["client"] = self.client
+        self.outbox = install_features(self.services, self.client)
         self.app: AsyncApp = create_app(self.services, self.client)
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
