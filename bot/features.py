@@ -5,10 +5,14 @@ lists on :class:`~bot.services.Services`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.outbox import OutboxSender
 from bot.services import Services
+
+Installer = Callable[[Services, OutboxSender], None]
 
 
 def install_features(services: Services, client: AsyncWebClient) -> OutboxSender:
@@ -24,5 +28,5 @@ def install_features(services: Services, client: AsyncWebClient) -> OutboxSender
     return sender
 
 
-def _installers() -> list:  # type: ignore[type-arg]
+def _installers() -> list[Installer]:
     return []
