@@ -38,7 +38,6 @@ from storage.db import Database
 from storage.models import Customer
 
 log = logging.getLogger(__name__)
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 BATCH = 500  # checks recorded per transaction
 
 _TOKEN_STATES = {
@@ -59,12 +58,15 @@ class CheckService:
         *,
         listeners: list[CheckListener] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        timeout: httpx.Timeout = TIMEOUT,
+        timeout: httpx.Timeout | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.listeners = listeners if listeners is not None else []
         limits = httpx.Limits(max_connections=settings.check_concurrency * 2)
+        if timeout is None:  # CHECK_TIMEOUT per request; connecting may take at most 5 s of it
+            seconds = settings.check_timeout.total_seconds()
+            timeout = httpx.Timeout(seconds, connect=min(seconds, 5.0))
         self._http = httpx.AsyncClient(
             transport=transport or AiohttpTransport(), timeout=timeout, limits=limits
         )

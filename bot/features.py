@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import alerting
 from bot.outbox import OutboxSender
 from bot.services import Services
 
@@ -23,6 +24,7 @@ def install_features(services: Services, client: AsyncWebClient) -> OutboxSender
     services.components.append(sender)
     services.readiness["outbox"] = sender.readiness
     services.extras["outbox"] = sender
+    alerting.install(services, sender)
     for install in _installers():
         install(services, sender)
     return sender

@@ -8,15 +8,25 @@ import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import utcnow
 from bot.domain import format_duration, normalize_kvk
 from bot.errors import UserError
 from bot.services import Services
+from bot.slack_text import date
 from storage import audit
 from storage.customers import find_customer, get_by_kvk
 from storage.models import Customer, Incident
-from storage.reads import LIST_FILTERS, FleetPage, HomeData, StatusData, fleet_page, home_data
+from storage.reads import (
+    LIST_FILTERS,
+    FleetPage,
+    HomeData,
+    StatusData,
+    fleet_page,
+    home_data,
+    open_incident,
+)
 from storage.reads import status_data as read_status
 
 log = logging.getLogger(__name__)
@@ -93,6 +103,7 @@ class Fleet:
             customer = await find_customer(query, session=session)
             customer.snoozed_until = until
             customer.snoozed_by = user_id
+            await self._snooze_incident(session, customer, until, user_id)
             audit.record(
                 session, user_id=user_id, action="snooze", target=customer.kvk,
                 detail=f"for {format_duration(duration)}",
@@ -104,5 +115,23 @@ class Fleet:
             customer = await find_customer(query, session=session)
             customer.snoozed_until = None
             customer.snoozed_by = None
+            await self._snooze_incident(session, customer, None, user_id)
             audit.record(session, user_id=user_id, action="unsnooze", target=customer.kvk)
         return customer
+
+    async def _snooze_incident(
+        self, session: AsyncSession, customer: Customer, until: datetime | None, user_id: str
+    ) -> None:
+        """The customer's open incident follows its snooze; its message shows it."""
+        incident = await open_incident(customer.id, session=session)
+        alerts = self.services.extras.get("alerts")
+        if incident is None or alerts is None:
+            return
+        incident.snoozed_until, incident.snoozed_by = until, user_id
+        await alerts.refresh(session, incident, customer, utcnow())
+        note = (
+            f":zzz: Snoozed by <@{user_id}> until {date(until)}."
+            if until
+            else (f":bell: Unsnoozed by <@{user_id}>.")
+        )
+        await alerts.reply(session, incident, note)

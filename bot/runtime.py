@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.app import create_app
 from bot.checks import CheckService
 from bot.features import install_features
+from bot.scheduler import Scheduler
 from bot.server import build_web_app
 from bot.services import Services
 from bot.settings import Settings
@@ -59,10 +60,18 @@ class Runtime:
         self._socket: AsyncSocketModeHandler | None = None
         self.port: int | None = None
 
-    async def start(self, *, listen: bool = True) -> None:
-        """Start the components, then the HTTP listener (and Socket Mode when configured)."""
+    @property
+    def scheduler(self) -> Scheduler:
+        scheduler: Scheduler = self.services.extras["scheduler"]
+        return scheduler
+
+    async def start(self, *, listen: bool = True, schedule: bool = True) -> None:
+        """Start the components and the scheduler (``schedule``: tests that drive checks
+        themselves leave it off), then the HTTP listener (and Socket Mode when configured)."""
         for component in self.services.components:
             await component.start()
+        if schedule:
+            await self.scheduler.start()
         if listen:
             await self._listen()
         if self.settings.socket_mode:
@@ -90,6 +99,7 @@ class Runtime:
             await self._socket.close_async()
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.scheduler.stop()
         for component in reversed(self.services.components):
             await component.stop()
         await self.services.checker.aclose()

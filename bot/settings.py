@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     brincr_probe_path: str = "categories"
     check_interval: Duration = timedelta(minutes=15)
     check_concurrency: int = Field(default=50, ge=1, le=1000)
+    check_timeout: Duration = timedelta(seconds=10)
     failure_threshold: int = Field(default=2, ge=1, le=100)
     alert_repeat: Duration = timedelta(hours=4)
     invite_stale_after: Duration = timedelta(days=7)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import admin, fleet, home, status
+from handlers import admin, alerts, fleet, home, status
 from handlers.deps import Deps
 
-MODULES = (status, fleet, admin, home)
+MODULES = (status, fleet, admin, home, alerts)
 
 
 def register_handlers(app: AsyncApp, deps: Deps) -> None:

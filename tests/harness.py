@@ -198,12 +198,19 @@ def _block_texts(node: Any) -> list[str]:
 
 
 async def start_bot(
-    database_url: str, slack: FakeSlack, sim: Simulator, **overrides: Any
+    database_url: str,
+    slack: FakeSlack,
+    sim: Simulator,
+    *,
+    schedule: bool = False,
+    worker_id: str = "test",
+    **overrides: Any,
 ) -> BotHarness:
+    """A running bot; the scheduler only with ``schedule`` (tests drive checks themselves)."""
     settings = bot_settings(database_url, sim, slack, **overrides)
     client = AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url)
-    runtime = Runtime(settings, client=client, worker_id="test")
-    await runtime.start()
+    runtime = Runtime(settings, client=client, worker_id=worker_id)
+    await runtime.start(schedule=schedule)
     return BotHarness(runtime, slack, sim)
 
 

@@ -326,12 +326,26 @@ async def test_forged_and_stale_signatures_get_401_and_change_nothing(bot: BotHa
     assert not bot.slack.calls_to("response_url")
 
 
-async def test_health_and_readiness_endpoints(bot: BotHarness) -> None:
-    assert (await bot.http.get(bot.url + "/healthz")).status_code == 200
+async def test_health_and_readiness_endpoints(
+    sqlite_url: str, slack: FakeSlack, sim: Simulator
+) -> None:
+    bot = await start_bot(sqlite_url, slack, sim, schedule=True)
+    try:
+        assert (await bot.http.get(bot.url + "/healthz")).status_code == 200
+        ready = await bot.http.get(bot.url + "/readyz")
+        assert ready.status_code == 200, ready.text
+        checks = ready.json()["checks"]
+        assert {"database", "outbox", "scheduler"} <= set(checks)
+        assert all(check["ok"] for check in checks.values())
+        metrics = await bot.http.get(bot.url + "/metrics")
+        assert metrics.status_code == 200
+        assert "brincr_customers" in metrics.text
+    finally:
+        await bot.close()
+
+
+async def test_readiness_is_503_while_the_scheduler_is_not_running(bot: BotHarness) -> None:
     ready = await bot.http.get(bot.url + "/readyz")
-    assert ready.status_code == 200, ready.text
-    assert ready.json()["checks"]["database"]["ok"] is True
-    metrics = await bot.http.get(bot.url + "/metrics")
-    assert metrics.status_code == 200
-    assert "brincr_customers" in metrics.text
-    assert json.loads(ready.text)["ok"] is True
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["scheduler"] == {"ok": False, "detail": "scheduler not running"}
+    assert json.loads(ready.text)["checks"]["database"]["ok"] is True

@@ -1,0 +1,54 @@
+"""The alert message's buttons: Acknowledge, Snooze (1 h / 4 h / 1 d / 1 week) and Send
+reconnect instructions ("Check now" is the status module's). The message itself is updated
+in place through the outbox, like every alert change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from bot.actions import Action
+from bot.domain import parse_duration
+from bot.errors import UserError
+from bot.incidents import Alerts
+from bot.render import render_notice
+from handlers.deps import Deps
+from handlers.router import answers_user_errors
+
+
+def _incident_id(text: str) -> int:
+    if not text.isdigit():
+        raise UserError("That button no longer points at an incident.")
+    return int(text)
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    alerts: Alerts = deps.services.extras["alerts"]
+
+    async def ephemeral(respond: AsyncRespond, text: str) -> None:
+        await respond(
+            **render_notice(text).kwargs(), response_type="ephemeral", replace_original=False
+        )
+
+    @app.action(Action.ACKNOWLEDGE.value)
+    @answers_user_errors
+    async def acknowledge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        user = body["user"]["id"]
+        if await alerts.acknowledge(_incident_id(body["actions"][0]["value"]), user):
+            alerts.services.extras["outbox"].wake()
+        else:
+            await ephemeral(respond, "Already acknowledged or resolved: nothing changed.")
+
+    @app.action(Action.SNOOZE.value)
+    @answers_user_errors
+    async def snooze(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        user = body["user"]["id"]
+        await deps.permissions.require_admin(user, "snooze alerts")
+        ref, _, duration = body["actions"][0]["selected_option"]["value"].partition(":")
+        until = await alerts.snooze(_incident_id(ref), parse_duration(duration), user)
+        if until is None:
+            await ephemeral(respond, "That incident is already resolved: nothing to snooze.")
+        alerts.services.extras["outbox"].wake()

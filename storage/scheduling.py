@@ -1,0 +1,49 @@
+"""Claiming due customers for the scheduler, so replicas never check one twice.
+
+PostgreSQL: ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)``: a replica skips rows
+another is claiming right now, and sees them claimed (``claimed_until`` in the future) after
+that one commits. SQLite has one writer at a time, so the same statement without the lock
+clause is already exclusive (and SQLite runs single-instance).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Customer
+
+
+async def claim_due(
+    *, session: AsyncSession, now: datetime, lease_until: datetime, worker: str, limit: int
+) -> list[int]:
+    """Claim up to ``limit`` linked customers whose check is due, most overdue first."""
+    due = (
+        select(Customer.id)
+        .where(
+            Customer.tenant_id.is_not(None),
+            Customer.next_check_at <= now,
+            or_(Customer.claimed_until.is_(None), Customer.claimed_until < now),
+        )
+        .order_by(Customer.next_check_at)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    result = await session.execute(
+        update(Customer)
+        .where(Customer.id.in_(due.scalar_subquery()))
+        .values(claimed_until=lease_until, claimed_by=worker)
+        .returning(Customer.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(result.scalars().all())
+
+
+async def count_linked(*, session: AsyncSession) -> int:
+    total = await session.scalar(
+        select(func.count()).select_from(Customer).where(Customer.tenant_id.is_not(None))
+    )
+    return int(total or 0)
