@@ -15,7 +15,10 @@ class Action(StrEnum):
     SNOOZE = "brincr_incident_snooze"
     RECONNECT = "brincr_send_reconnect"
     RESEND = "brincr_resend_instructions"
+    HANDOFF_TEXT = "brincr_handoff_plain_text"  # the hand-off's "Plain text for e-mail"
+    INVITE_FIELD = "brincr_invite_field"  # every input of the invite modal (block ids differ)
     LINK_PICK = "brincr_link_pick"
+    LINK_CUSTOMER = "brincr_link_customer"  # the picker's customer select
 
 
 class View(StrEnum):

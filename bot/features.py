@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import alerting
+from bot import alerting, invites, webhook_endpoint
 from bot.outbox import OutboxSender
 from bot.services import Services
 
@@ -31,4 +31,4 @@ def install_features(services: Services, client: AsyncWebClient) -> OutboxSender
 
 
 def _installers() -> list[Installer]:
-    return []
+    return [webhook_endpoint.install, invites.install]

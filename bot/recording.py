@@ -162,3 +162,4 @@ async def _apply(
     await change_state(customer, state, session=session, reason=_reason(outcome))
     delay = next_check_delay(outcome, customer.consecutive_failures, settings.check_interval)
     customer.next_check_at = outcome.checked_at + delay
+    customer.claimed_until = customer.claimed_by = None  # the scheduler's lease ends here

@@ -54,6 +54,7 @@ class Scheduler:
         self.tick = tick_seconds(self.settings.check_interval)
         self._scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task[object]] = set()
+        self._stopping = False
         self._started = time.monotonic()
         self.last_sweep: float | None = None  # monotonic time the last sweep tick completed
 
@@ -79,6 +80,8 @@ class Scheduler:
         """Run ``job`` as a task ``stop()`` can wait for; log (never raise) its failure."""
 
         async def run() -> None:
+            if self._stopping:
+                return
             task = asyncio.current_task()
             assert task is not None
             self._running.add(task)
@@ -94,11 +97,14 @@ class Scheduler:
         return run
 
     async def stop(self) -> None:
+        """Let running jobs finish, then stop the scheduler (its executor would cancel them
+        mid-transaction, leaking their database connections)."""
+        self._stopping = True
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=30)
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
-        if self._running:
-            await asyncio.wait(set(self._running), timeout=30)
 
     async def sweep(self) -> int:
         """One tick: claim what is due (paced) and check it. Returns how many were checked."""
