@@ -201,6 +201,12 @@ class Alerts:
             )
         return until
 
+    async def root_notification(self, customer_id: int) -> int | None:
+        """The outbox row of the customer's open alert (its thread takes follow-ups)."""
+        async with self.services.db.transaction() as session:
+            incident = await self._open_incident(session, customer_key(customer_id))
+            return incident.root_notification_id if incident else None
+
     async def _load(
         self, session: AsyncSession, incident_id: int
     ) -> tuple[Incident, Customer | None]:

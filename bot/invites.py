@@ -32,6 +32,7 @@ from bot.domain import KVK_USAGE, Environment, State, normalize_kvk
 from bot.errors import UserError
 from bot.handoff import Language
 from bot.health import CheckOutcome
+from bot.logs import quiet_payload_logs
 from bot.outbox import Kind, OutboxSender, enqueue
 from bot.render import Message
 from bot.render_onboarding import (
@@ -460,40 +461,3 @@ def install(services: Services, _sender: OutboxSender) -> None:
 
     services.extras.setdefault("jobs", []).append(("stale-invitations", stale_tick, STALE_EVERY))
     quiet_payload_logs()
-
-
-class _WithoutBodies(logging.Filter):
-    """Debug logs of libraries that write whole payloads: slack_sdk logs request and response
-    bodies (``Sending a request - url: …, json: {…}``), aiosqlite every call with its SQL
-    parameters. Keep the first words (URL, status, the operation), never the payload."""
-
-    PREFIXES = ("Sending a request", "Received the following response")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno > logging.DEBUG:
-            return True
-        if record.name == "aiosqlite":
-            record.msg, record.args = f"{str(record.msg).split(' ')[0]} (arguments not logged)", ()
-            return True
-        message = record.getMessage()
-        if message.startswith(self.PREFIXES):
-            record.msg, record.args = message.split(", ", 1)[0] + " (body not logged)", ()
-        return True
-
-
-PAYLOAD_LOGGERS = (
-    "slack_sdk.web.async_base_client",
-    "slack_sdk.web.base_client",
-    "slack_sdk.webhook.async_client",
-    "slack_sdk.webhook.client",
-    "aiosqlite",
-)
-
-
-def quiet_payload_logs() -> None:
-    """Invitation codes travel in hand-off messages and invitation rows: keep these
-    libraries' payloads out of the log (idempotent)."""
-    for name in PAYLOAD_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _WithoutBodies) for f in logger.filters):
-            logger.addFilter(_WithoutBodies())

@@ -12,6 +12,7 @@ from bot.actions import Action
 from bot.domain import parse_duration
 from bot.errors import UserError
 from bot.incidents import Alerts
+from bot.invites import send_reconnect
 from bot.render import render_notice
 from handlers.deps import Deps
 from handlers.router import answers_user_errors
@@ -52,3 +53,22 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if until is None:
             await ephemeral(respond, "That incident is already resolved: nothing to snooze.")
         alerts.services.extras["outbox"].wake()
+
+    @app.action(Action.RECONNECT.value)
+    @answers_user_errors
+    async def reconnect(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        user = body["user"]["id"]
+        await deps.permissions.require_admin(user, "send reconnect instructions")
+        customer = await deps.fleet.resolve(body["actions"][0]["value"])
+        channel = body.get("channel", {}).get("id") or alerts.channel
+        thread = await alerts.root_notification(customer.id)
+        sent = await send_reconnect(
+            deps.services, customer.id, user_id=user, channel_id=channel, thread_target_id=thread
+        )
+        if not sent:
+            await ephemeral(
+                respond,
+                f"No invitation on record for KvK {customer.kvk}: send one with "
+                f"`/brincr invite {customer.kvk} <code>` first.",
+            )

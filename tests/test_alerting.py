@@ -15,6 +15,8 @@ from sqlalchemy import func, select, update
 
 from bot.actions import Action
 from bot.clock import utcnow
+from bot.domain import Environment
+from bot.invites import create_invitation
 from bot.simulator import Simulator
 from storage.models import Customer, Incident
 from tests.fakes.slack_api import FakeSlack
@@ -278,3 +280,32 @@ async def test_a_snoozed_customer_does_not_alert_until_the_snooze_ends(bot: BotH
     assert len(texts) == 2
     assert "Snooze for *Bouwbedrijf*" in texts[0] and "revoked" in texts[0]
     assert "revoked" in texts[1]
+
+
+async def test_reconnect_instructions_go_to_the_alert_thread(bot: BotHarness) -> None:
+    await create_invitation(
+        bot.runtime.services, kvk="12345678", name="Bouwbedrijf",
+        environment=Environment.PRODUCTION, code="INV-RECONNECT-1", language="en", contact=None,
+        invited_by=ADMIN, channel_id="C0SALES",
+    )  # fmt: skip
+    tenant = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+    bot.sim.approve(tenant, "production", ["brincr:country"])
+    _, key = await bot.command(f"link 12345678 {tenant}", user=ADMIN)
+    await bot.reply(key)
+    await deliver(bot)
+    (alert,) = top_level(bot)
+    _, key = await bot.action(Action.RECONNECT, "12345678", user=SUPPORT, ephemeral=False)
+    assert "Only bot admins" in text_of(await bot.reply(key))
+    await bot.action(Action.RECONNECT, "12345678", user=ADMIN, ephemeral=False)
+    await wait_delivered(
+        bot, lambda: any("INV-RECONNECT-1" in text_of(m) for m in thread(bot, alert))
+    )
+
+
+async def test_reconnect_without_an_invitation_says_how_to_send_one(bot: BotHarness) -> None:
+    tenant = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+    cid = await bot.add_customer("12345678", "Bouwbedrijf", tenant_id=tenant)
+    bot.sim.remove(tenant)
+    await check(bot, cid)
+    _, key = await bot.action(Action.RECONNECT, "12345678", user=ADMIN, ephemeral=False)
+    assert "/brincr invite 12345678 <code>" in text_of(await bot.reply(key))
