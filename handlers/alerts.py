@@ -48,7 +48,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await ack()
         user = body["user"]["id"]
         await deps.permissions.require_admin(user, "snooze alerts")
-        ref, _, duration = body["actions"][0]["selected_option"]["value"].partition(":")
+        choice = (body["actions"][0].get("selected_option") or {}).get("value", "")
+        ref, _, duration = choice.partition(":")
         until = await alerts.snooze(_incident_id(ref), parse_duration(duration), user)
         if until is None:
             await ephemeral(respond, "That incident is already resolved: nothing to snooze.")

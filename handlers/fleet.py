@@ -9,6 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.actions import Action
 from bot.clock import utcnow
+from bot.errors import UserError
 from bot.render import LIST_PAGE_SIZE, render_help, render_list
 from handlers.deps import Deps
 from handlers.router import Invocation, answers_user_errors
@@ -32,11 +33,19 @@ def register(app: AsyncApp, deps: Deps) -> None:
     @answers_user_errors
     async def next_page(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        wanted = json.loads(body["actions"][0]["value"])
-        which, offset = str(wanted["f"]), int(wanted["o"])
+        which, offset = _page_ref(body["actions"][0].get("value", ""))
         page = await fleet.page(which, offset, LIST_PAGE_SIZE)
         await respond(
             **render_list(page, which, utcnow()).kwargs(),
             response_type="ephemeral",
             replace_original=True,
         )
+
+
+def _page_ref(value: str) -> tuple[str, int]:
+    """The list filter and offset a page button carries (UserError if it is not one)."""
+    try:
+        wanted = json.loads(value)
+        return str(wanted["f"]), max(0, int(wanted["o"]))
+    except (ValueError, KeyError, TypeError):
+        raise UserError("That page button is out of date: run `/brincr list` again.") from None
