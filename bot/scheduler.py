@@ -120,6 +120,7 @@ class Scheduler:
         if ids:
             await self.services.checker.check_many(ids)
             self.services.extras["outbox"].wake()
+            log.info("sweep checked %d customers", len(ids))
         self.last_sweep = time.monotonic()
         return len(ids)
 
