@@ -68,10 +68,11 @@ def db_upgrade(ctx: click.Context) -> None:
     from storage.migrate import upgrade
 
     settings = settings_from(ctx)
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, settings.log_level)
     upgrade(settings.database_url)
     click.echo("database is up to date")
 
 
 # Subcommands defined in their own modules register themselves on `main` when imported.
 from bot import cli_checks, cli_manifest, cli_serve  # noqa: E402, F401
+from bot.demo import cli as demo_cli  # noqa: E402, F401

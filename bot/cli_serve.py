@@ -49,7 +49,7 @@ def serve(ctx: click.Context) -> None:
     problems = _serve_problems(settings)
     if problems:
         raise ConfigError(problems)
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, settings.log_level)
     upgrade(settings.database_url)
     asyncio.run(_serve(settings))
     log.info("stopped")

@@ -20,7 +20,7 @@ class _CorrelationFilter(logging.Filter):
         return True
 
 
-def configure_logging(log_format: str = "text", level: int = logging.INFO) -> None:
+def configure_logging(log_format: str = "text", level: int | str = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_CorrelationFilter())
     if log_format == "json":
