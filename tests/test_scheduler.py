@@ -50,6 +50,9 @@ async def test_every_customer_is_checked_once_per_interval(
         tenants = [f"00000000-0000-4000-8000-{i:012d}" for i in range(5)]
         for i, tenant in enumerate(tenants):
             await bot.add_customer(f"{30000000 + i}", f"Klant {i}", tenant_id=tenant)
+        flaky = "00000000-0000-4000-8000-999999999999"
+        sim.fault("production", "token", "server_error", tenant_id=flaky)
+        await bot.add_customer("39999999", "Klant met storing", tenant_id=flaky)
         await asyncio.sleep(3.5)
         async with bot.runtime.db.transaction() as session:
             rows = (
@@ -60,6 +63,13 @@ async def test_every_customer_is_checked_once_per_interval(
     for tenant in tenants:
         # checks at ~0, 1, 2, 3 s: one token request and one probe each, never doubled
         assert 3 <= sim.counters.token_requests(tenant_id=tenant) <= 5
+        assert sim.counters.api_requests(tenant_id=tenant) == sim.counters.token_requests(
+            tenant_id=tenant
+        )
+    # Visma failing for one tenant: retried with backoff (never more often than the
+    # interval), no probe without a token, no retry storm
+    assert 1 <= sim.counters.token_requests(tenant_id=flaky) <= 5
+    assert sim.counters.api_requests(tenant_id=flaky) == 0
     by_customer: dict[int, list[float]] = {}
     for customer_id, at in rows:
         by_customer.setdefault(customer_id, []).append(at.timestamp())
