@@ -15,12 +15,17 @@ from typing import Any
 _DATE = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")
 _LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
 _MENTION = re.compile(r"<[@#!]([^|>]+)(?:\|([^>]+))?>")
+_BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
+_ITALIC = re.compile(r"(?<![\w_])_([^_\n]+)_(?![\w_])")
 WIDTH = 96
 
 
 def mrkdwn_to_text(text: str) -> str:
-    """Slack mrkdwn → readable text: dates and links to their labels, entities unescaped."""
+    """Slack mrkdwn → readable text: dates and links to their labels, *bold* and _italic_
+    markers dropped, entities unescaped."""
     text = _DATE.sub(r"\1", text)
+    text = _BOLD.sub(r"\1", text)
+    text = _ITALIC.sub(r"\1", text)
     text = _LINK.sub(r"\2 (\1)", text)
     text = _MENTION.sub(lambda m: "@" + (m.group(2) or m.group(1)), text)
     return html.unescape(text)
@@ -30,11 +35,14 @@ def _text_of(obj: dict[str, Any] | None) -> str:
     return mrkdwn_to_text(obj.get("text", "")) if obj else ""
 
 
-def _wrap(text: str, indent: str = "  ") -> list[str]:
+def _wrap(text: str, indent: str = "  ", then: str | None = None) -> list[str]:
+    """Wrapped lines; the first line of each paragraph starts with ``indent``, the rest with
+    ``then`` (default: the same)."""
+    rest = indent if then is None else then
     lines: list[str] = []
     for paragraph in text.splitlines() or [""]:
         lines.extend(
-            textwrap.wrap(paragraph, WIDTH, initial_indent=indent, subsequent_indent=indent)
+            textwrap.wrap(paragraph, WIDTH, initial_indent=indent, subsequent_indent=rest)
             or [indent.rstrip()]
         )
     return lines
@@ -69,7 +77,7 @@ def _block_lines(block: dict[str, Any]) -> list[str]:
             lines.append("    " + _elements([block["accessory"]]))
         return lines
     if kind == "context":
-        return _wrap(_elements(block.get("elements", [])), "  · ")
+        return _wrap(_elements(block.get("elements", [])), "  · ", "    ")
     if kind == "actions":
         return ["  " + _elements(block.get("elements", []))]
     if kind == "rich_text":

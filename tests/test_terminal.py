@@ -29,7 +29,7 @@ def test_blocks_render_as_lines_a_person_reads() -> None:
     ]
     out = render_payload({"text": "fallback", "blocks": [b.to_dict() for b in blocks]})
     assert "Bouwbedrijf De Vries" in out and "═" in out
-    assert "*State* healthy" in out and "KvK 12345678" in out
+    assert "State healthy" in out and "*State*" not in out and "KvK 12345678" in out
     assert "[ Check now ]" in out and "checked 2 minutes ago" in out
     assert "fallback" not in out
 
