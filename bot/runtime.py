@@ -99,11 +99,29 @@ class Runtime:
             await self._socket.close_async()
         if self._runner is not None:
             await self._runner.cleanup()
+        await _finish_listeners()
         await self.scheduler.stop()
         for component in reversed(self.services.components):
             await component.stop()
         await self.services.checker.aclose()
         await self.db.close()
+
+
+LISTENER_GRACE = 15.0  # seconds a listener may still take after the listener stops
+
+
+async def _finish_listeners() -> None:
+    """Let Slack listeners that are still working after their ack() finish (a reply, a
+    check, a database write). Bolt runs each in a task of its own that nothing else holds;
+    they are found by the name of Bolt's runner coroutine (slack_bolt/listener/
+    asyncio_runner.py), the one place Bolt does not let us keep a reference."""
+    running = [
+        task
+        for task in asyncio.all_tasks()
+        if "run_ack_function_asynchronously" in getattr(task.get_coro(), "__qualname__", "")
+    ]
+    if running:
+        await asyncio.wait(running, timeout=LISTENER_GRACE)
 
 
 async def run_until_stopped(runtime: Runtime, stop: asyncio.Event) -> None:

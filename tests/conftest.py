@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
+from bot.simulator import Simulator
 from storage.db import Database, sync_url
 from storage.migrate import upgrade
 from storage.models import Base
+from tests.fakes.slack_api import FakeSlack
+from tests.harness import BotHarness, start_bot
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -91,3 +94,26 @@ async def sqlite_db(sqlite_url: str) -> AsyncIterator[Database]:
     database = Database(sqlite_url)
     yield database
     await database.close()
+
+
+# --- the network edge: a fake Slack Web API, the Visma/Brincr stand-in, a whole bot --------
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    async with Simulator() as simulator:
+        yield simulator
+
+
+@pytest.fixture
+async def bot(sqlite_url: str, slack: FakeSlack, sim: Simulator) -> AsyncIterator[BotHarness]:
+    """The whole bot on SQLite (no scheduler: tests drive checks themselves)."""
+    harness = await start_bot(sqlite_url, slack, sim)
+    yield harness
+    await harness.close()

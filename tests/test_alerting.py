@@ -24,18 +24,6 @@ from tests.harness import ADMIN, ALERTS, SUPPORT, BotHarness, start_bot, text_of
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator() as simulator:
-        yield simulator
-
-
-@pytest.fixture
 async def bot(sqlite_url: str, slack: FakeSlack, sim: Simulator) -> AsyncIterator[BotHarness]:
     harness = await start_bot(sqlite_url, slack, sim, alert_repeat="1h")
     yield harness

@@ -23,12 +23,6 @@ T2 = "22222222-2222-4222-8222-222222222222"
 REQUIRED = ["brincr:category", "brincr:country", "brincr:customer"]
 
 
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator() as simulator:
-        yield simulator
-
-
 def _settings(sim: Simulator, **extra: object) -> Settings:
     values: dict[str, object] = {k.lower(): v for k, v in sim.settings_env().items()}
     values.update(brincr_scopes=" ".join(REQUIRED), **extra)

@@ -8,7 +8,6 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -38,25 +37,6 @@ from tests.harness import (
 CODE = "SECRET-CODE-7Q9X"
 KVK = "12345678"
 TENANT = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator() as simulator:
-        yield simulator
-
-
-@pytest.fixture
-async def bot(sqlite_url: str, slack: FakeSlack, sim: Simulator) -> AsyncIterator[BotHarness]:
-    harness = await start_bot(sqlite_url, slack, sim)
-    yield harness
-    await harness.close()
 
 
 # --- helpers ----------------------------------------------------------------------------

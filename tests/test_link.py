@@ -5,39 +5,17 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import func, select
 
 from bot.domain import Environment, State
-from bot.simulator import Simulator
 from storage.customers import NewCustomer, add_customer
 from storage.models import AuditEntry, Customer, Invitation, StateChange
-from tests.fakes.slack_api import FakeSlack
-from tests.harness import ADMIN, SCOPES, SUPPORT, BotHarness, start_bot, text_of
+from tests.harness import ADMIN, SCOPES, SUPPORT, BotHarness, text_of
 
 TENANT = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 CODE = "INVITE-CODE-7f3a9q"
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator() as simulator:
-        yield simulator
-
-
-@pytest.fixture
-async def bot(sqlite_url: str, slack: FakeSlack, sim: Simulator) -> AsyncIterator[BotHarness]:
-    harness = await start_bot(sqlite_url, slack, sim)
-    yield harness
-    await harness.close()
 
 
 async def invited_customer(bot: BotHarness, kvk: str, name: str) -> int:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import func, select
 
 from bot.clock import utcnow
@@ -16,18 +14,6 @@ from bot.simulator import Simulator
 from storage.models import CheckResult, Customer, Notification
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import ALERTS, start_bot, text_of
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator() as simulator:
-        yield simulator
 
 
 async def wait_until(predicate: object, timeout: float = 10.0) -> None:  # noqa: ASYNC109

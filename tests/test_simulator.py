@@ -30,12 +30,6 @@ CATEGORY, COUNTRY, CUSTOMER = "brincr:category", "brincr:country", "brincr:custo
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator() as simulator:
-        yield simulator
-
-
-@pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=5.0) as http:
         yield http

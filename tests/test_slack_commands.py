@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import func, select
@@ -16,25 +15,6 @@ from bot.simulator import Simulator
 from storage.models import AuditEntry, Customer
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import ADMIN, SUPPORT, BotHarness, start_bot, text_of
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator() as simulator:
-        yield simulator
-
-
-@pytest.fixture
-async def bot(sqlite_url: str, slack: FakeSlack, sim: Simulator) -> AsyncIterator[BotHarness]:
-    harness = await start_bot(sqlite_url, slack, sim)
-    yield harness
-    await harness.close()
 
 
 async def count_customers(bot: BotHarness) -> int:

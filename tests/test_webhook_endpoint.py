@@ -33,18 +33,6 @@ BODY_MARKER = "body-marker-zz91"
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator() as simulator:
-        yield simulator
-
-
-@pytest.fixture
 async def bot(sqlite_url: str, slack: FakeSlack, sim: Simulator) -> AsyncIterator[BotHarness]:
     harness = await start_bot(sqlite_url, slack, sim, visma_webhook_secrets=f"{FIRST},{SECOND}")
     yield harness
