@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -15,6 +16,7 @@ import handlers
 from bot.fleet import Fleet
 from bot.permissions import Permissions
 from bot.render import render_notice
+from bot.respond import RetryingRespond
 from bot.services import Services
 from handlers.deps import Deps
 from handlers.router import CommandRouter
@@ -47,9 +49,20 @@ def create_app(services: Services, client: AsyncWebClient) -> AsyncApp:
         await ack()
         await commands.dispatch(command, respond, client)
 
+    app.middleware(_retrying_replies)
     app.error(_on_error)
     services.extras["deps"] = deps
     return app
+
+
+async def _retrying_replies(
+    context: AsyncBoltContext, next_: Callable[[], Awaitable[None]]
+) -> None:
+    """Every listener's ``respond`` retries Slack's 429/5xx answers (bot.respond)."""
+    respond = context.respond
+    if respond is not None and respond.response_url:
+        context["respond"] = RetryingRespond.replacing(respond)
+    await next_()
 
 
 async def _on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond | None) -> None:

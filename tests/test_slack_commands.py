@@ -329,3 +329,12 @@ async def test_readiness_is_503_while_the_scheduler_is_not_running(bot: BotHarne
     assert ready.status_code == 503
     assert ready.json()["checks"]["scheduler"] == {"ok": False, "detail": "scheduler not running"}
     assert json.loads(ready.text)["checks"]["database"]["ok"] is True
+
+
+async def test_a_reply_rate_limited_by_slack_is_retried_not_lost(bot: BotHarness) -> None:
+    await bot.add_customer("12345678", "Bouwbedrijf")
+    bot.slack.fail("response_url", status=429, times=2, retry_after=0)
+    _, key = await bot.command("status 12345678")
+    replies = await bot.replies(key, 3, timeout=10)  # two refused, the third delivered
+    assert "Bouwbedrijf" in text_of(replies[2])
+    assert [c.failed for c in bot.slack.calls_to("response_url")] == [True, True, False]
