@@ -159,7 +159,9 @@ async def _apply(
     customer.granted_scopes = " ".join(outcome.granted_scopes)
     customer.missing_scopes = " ".join(outcome.missing_scopes)
     state = _new_state(customer, outcome, settings.failure_threshold)
-    await change_state(customer, state, session=session, reason=_reason(outcome))
+    await change_state(
+        customer, state, session=session, reason=_reason(outcome), at=outcome.checked_at
+    )
     delay = next_check_delay(outcome, customer.consecutive_failures, settings.check_interval)
     customer.next_check_at = outcome.checked_at + delay
     customer.claimed_until = customer.claimed_by = None  # the scheduler's lease ends here

@@ -114,9 +114,13 @@ class Scheduler:
             linked = await count_linked(session=session)
             limit = max(10, math.ceil(linked * self.tick / interval.total_seconds() * 1.5))
             lease = now + min(LEASE_MAX, max(interval, timedelta(seconds=30)))
+            # Due within half a tick counts as due: a check recorded a few milliseconds after
+            # its tick would otherwise wait for the next tick, every interval (a slow drift).
+            horizon = now + timedelta(seconds=self.tick / 2)
             ids = await claim_due(
-                session=session, now=now, lease_until=lease, worker=self.worker, limit=limit
-            )
+                session=session, now=now, due_by=horizon, lease_until=lease,
+                worker=self.worker, limit=limit,
+            )  # fmt: skip
         if ids:
             await self.services.checker.check_many(ids)
             self.services.extras["outbox"].wake()

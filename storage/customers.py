@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -133,12 +134,18 @@ async def add_customer(new: NewCustomer, *, session: AsyncSession, state: State)
 
 
 async def change_state(
-    customer: Customer, state: State, *, session: AsyncSession, reason: str | None = None
+    customer: Customer,
+    state: State,
+    *,
+    session: AsyncSession,
+    reason: str | None = None,
+    at: datetime | None = None,
 ) -> bool:
-    """Move ``customer`` to ``state`` and record why; False when it was already there."""
+    """Move ``customer`` to ``state`` (at ``at``, default now) and record why; False when it
+    was already there."""
     if customer.state == state.value:
         return False
-    now = utcnow()
+    now = at or utcnow()
     session.add(
         StateChange(
             customer_id=customer.id,

@@ -17,14 +17,22 @@ from storage.models import Customer
 
 
 async def claim_due(
-    *, session: AsyncSession, now: datetime, lease_until: datetime, worker: str, limit: int
+    *,
+    session: AsyncSession,
+    now: datetime,
+    lease_until: datetime,
+    worker: str,
+    limit: int,
+    due_by: datetime | None = None,
 ) -> list[int]:
-    """Claim up to ``limit`` linked customers whose check is due, most overdue first."""
+    """Claim up to ``limit`` linked customers whose check is due by ``due_by`` (default
+    ``now``), most overdue first; rows claimed by another worker until after ``now`` are
+    skipped."""
     due = (
         select(Customer.id)
         .where(
             Customer.tenant_id.is_not(None),
-            Customer.next_check_at <= now,
+            Customer.next_check_at <= (due_by or now),
             or_(Customer.claimed_until.is_(None), Customer.claimed_until < now),
         )
         .order_by(Customer.next_check_at)

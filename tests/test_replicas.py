@@ -113,7 +113,8 @@ async def test_two_replicas_check_each_customer_once_per_interval_and_alert_once
         times.sort()
         assert len(times) >= 3
         # never two checks of one customer within one interval, whichever replica ran them
-        assert all(b - a >= INTERVAL * 0.95 for a, b in itertools.pairwise(times)), times
+        # (a check may run up to half a scheduler tick, 0.1 s, before its slot)
+        assert all(b - a >= INTERVAL - 0.11 for a, b in itertools.pairwise(times)), times
     # both replicas did part of the work
     for log in logs:
         assert "sweep checked" in log.read_text()

@@ -61,7 +61,8 @@ async def test_every_customer_is_checked_once_per_interval(
         by_customer.setdefault(customer_id, []).append(at.timestamp())
     for times in by_customer.values():
         times.sort()
-        assert all(b - a >= 0.95 for a, b in itertools.pairwise(times))
+        # one check per interval; a check may run up to half a tick (0.1 s) before its slot
+        assert all(b - a >= 0.89 for a, b in itertools.pairwise(times)), times
 
 
 async def test_a_revoked_scope_reaches_on_call_through_the_scheduler(
