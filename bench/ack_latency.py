@@ -1,0 +1,328 @@
+"""Ack latency of ``/brincr status`` in HTTP mode, side by side with a bare Bolt app.
+
+Four processes: the Visma/Brincr stand-in (10,000 approved tenants, 50 ms latency), the real
+bot (``bot.runtime.Runtime``, HTTP mode, logging as ``serve`` configures it, SQLite with
+10,000 customers and 30 days of history from ``bench/db_size.py``), a bare Bolt app whose
+only listener acks ``/brincr`` (served through the same aiohttp adapter), and this one: the
+load generator and the Slack Web API stand-in (``tests.fakes.slack_api.FakeSlack``, which
+also receives the bot's ``response_url`` replies). Signed ``/brincr status <kvk>`` requests
+go to both apps alternately, one at a time; the HTTP round trip of the ack is measured.
+Phases: warm-up, idle, while the bot sweeps all customers (``check_many`` in a loop), and
+while it sweeps and Slack answers 429 to ``response_url`` and ``chat.*``::
+
+    .venv/bin/python bench/ack_latency.py --customers 10000 --days 30 --requests 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp, AsyncRespond
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bench.bench_simulator import free_port
+from bench.db_size import SCOPES, seed_history
+from bench.sweep import SERVER as STAND_IN
+from tests.fakes.slack_api import FakeSlack
+
+SECRET = "bench-signing-secret-0123456789abcdef"
+TOKEN = "xoxb-bench-0000"
+TARGET_RATIO = 1.5
+CHILD = "import sys; from bench.ack_latency import child; child(sys.argv[1], sys.argv[2])"
+
+
+# --- the two apps, each in its own process -------------------------------------------------
+
+
+def child(kind: str, config: str) -> None:
+    """Entry point of the bot and bare-app processes: print ``PORT n``, obey stdin lines."""
+    values = json.loads(config)
+    asyncio.run(_run_bot(values) if kind == "bot" else _run_bare(values))
+
+
+async def _run_bot(values: dict[str, Any]) -> None:
+    from bot.logs import configure_logging
+    from bot.runtime import Runtime
+    from bot.settings import load_settings
+
+    configure_logging("text", logging.INFO)  # as `serve` does; stderr goes to a file
+    runtime = Runtime(load_settings(**values))
+    await runtime.start(schedule=False)
+    print(f"PORT {runtime.port}", flush=True)
+    sweeper: asyncio.Task[None] | None = None
+    while (line := await _stdin_line()) not in ("", "stop"):
+        if line == "sweep" and sweeper is None:
+            sweeper = asyncio.create_task(_sweep_forever(runtime))
+    if sweeper is not None:
+        sweeper.cancel()
+    await runtime.stop()
+
+
+async def _sweep_forever(runtime: Any) -> None:
+    from sqlalchemy import select
+
+    from storage.models import Customer
+
+    async with runtime.db.transaction() as session:
+        ids = list(await session.scalars(select(Customer.id)))
+    while True:
+        started = time.perf_counter()
+        outcomes = await runtime.services.checker.check_many(ids)
+        healthy = sum(1 for o in outcomes if o.healthy)
+        print(f"SWEPT {len(ids)} {healthy} {time.perf_counter() - started:.1f}", flush=True)
+
+
+async def _run_bare(values: dict[str, Any]) -> None:
+    client = AsyncWebClient(token=TOKEN, base_url=values["slack_api_url"])
+    app = AsyncApp(client=client, signing_secret=SECRET)
+
+    @app.command("/brincr")
+    async def brincr(ack: Any, respond: AsyncRespond) -> None:
+        await ack()
+
+    async def events(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
+
+    web_app = web.Application()
+    web_app.router.add_post("/slack/events", events)
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    print(f"PORT {runner.addresses[0][1]}", flush=True)
+    while await _stdin_line() not in ("", "stop"):
+        pass
+    await runner.cleanup()
+
+
+async def _stdin_line() -> str:
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    return line.strip() if line else ""
+
+
+# --- the load generator --------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    name: str
+    process: subprocess.Popen[str]
+    url: str
+    samples: list[float] = field(default_factory=list)
+    replies: list[float] = field(default_factory=list)
+
+    def send(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+
+def spawn(kind: str, config: dict[str, Any], log: IO[str]) -> Target:
+    process = subprocess.Popen(
+        [sys.executable, "-c", CHILD, kind, json.dumps(config)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("PORT "):
+        process.kill()
+        raise RuntimeError(f"the {kind} process did not start (see its log)")
+    return Target(kind, process, f"http://127.0.0.1:{line.split()[1]}/slack/events")
+
+
+def signed(text: str, response_url: str) -> tuple[str, dict[str, str]]:
+    form = {
+        "token": "legacy", "team_id": "T0FAKE", "team_domain": "fake", "channel_id": "C0SUPPORT",
+        "channel_name": "support", "user_id": "U0SUPPORT", "user_name": "support",
+        "command": "/brincr", "text": text, "api_app_id": "A0FAKE",
+        "response_url": response_url, "trigger_id": f"{uuid.uuid4().int % 10**12}.1.abc",
+    }  # fmt: skip
+    body = urlencode(form)
+    ts = str(int(time.time()))
+    signature = SignatureVerifier(SECRET).generate_signature(timestamp=ts, body=body)
+    assert signature is not None
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": signature,
+    }
+    return body, headers
+
+
+async def one_request(
+    http: aiohttp.ClientSession, slack: FakeSlack, target: Target, kvk: str, record: bool
+) -> None:
+    key = uuid.uuid4().hex[:12]
+    body, headers = signed(f"status {kvk}", slack.response_url_base + key)
+    started = time.perf_counter()
+    async with http.post(target.url, data=body, headers=headers) as response:
+        await response.read()
+        acked = time.perf_counter() - started
+    if response.status != 200:
+        raise RuntimeError(f"{target.name} answered HTTP {response.status}")
+    if record:
+        target.samples.append(acked)
+    if target.name == "bot":  # its answer goes to response_url: wait, so requests don't overlap
+        replied = await _reply_time(slack, key, started)
+        if record and replied is not None:
+            target.replies.append(replied)
+
+
+async def _reply_time(slack: FakeSlack, key: str, started: float) -> float | None:
+    deadline = time.perf_counter() + 10
+    while time.perf_counter() < deadline:
+        for call in reversed(slack.calls[-20:]):
+            if call.method == "response_url" and call.params.get("_key") == key:
+                if "*healthy*" not in json.dumps(call.params):
+                    raise RuntimeError(f"unexpected status reply: {json.dumps(call.params)[:300]}")
+                return time.perf_counter() - started
+        await asyncio.sleep(0.002)
+    return None
+
+
+async def phase(
+    http: aiohttp.ClientSession, slack: FakeSlack, targets: list[Target], n: int, customers: int,
+    *, record: bool = True,
+) -> None:  # fmt: skip
+    for target in targets:
+        target.samples.clear()
+        target.replies.clear()
+    for i in range(n):
+        kvk = str(10_000_000 + 1 + (i * 7919) % customers)
+        order = targets if i % 2 == 0 else targets[::-1]  # neither app always goes first
+        for target in order:
+            await one_request(http, slack, target, kvk, record)
+        if len(slack.calls) > 1000:  # the fake keeps every call; searching it must stay cheap
+            slack.calls.clear()
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+
+
+def report(name: str, bot: Target, bare: Target) -> str:
+    ratio = pct(bot.samples, 0.99) / pct(bare.samples, 0.99)
+    reply = f" reply_p50={pct(bot.replies, 0.5):.1f}ms" if bot.replies else ""
+    return (
+        f"{name}: n={len(bot.samples)} bot_p50={pct(bot.samples, 0.5):.1f}ms "
+        f"bot_p99={pct(bot.samples, 0.99):.1f}ms bot_max={max(bot.samples) * 1000:.1f}ms "
+        f"bare_p50={pct(bare.samples, 0.5):.1f}ms bare_p99={pct(bare.samples, 0.99):.1f}ms "
+        f"ratio_p99={ratio:.2f} mean_bot={statistics.mean(bot.samples) * 1000:.1f}ms{reply}"
+    )
+
+
+async def measure(args: argparse.Namespace, slack: FakeSlack, bot: Target, bare: Target) -> None:
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        await phase(http, slack, [bot, bare], args.warmup, args.customers, record=False)
+        await phase(http, slack, [bot, bare], args.requests, args.customers)
+        idle = report("idle", bot, bare)
+        print(idle, flush=True)
+        bot.send("sweep")
+        await asyncio.sleep(2)  # let the sweep get going
+        await phase(http, slack, [bot, bare], args.under_load, args.customers)
+        print(report("sweep", bot, bare), flush=True)
+        for method in ("response_url", "chat.postMessage", "chat.update"):
+            slack.fail(method, status=429, retry_after=1)
+        await phase(http, slack, [bot, bare], args.under_load, args.customers)
+        print(report("sweep+429", bot, bare), flush=True)
+    ratio = float(idle.split("ratio_p99=")[1].split()[0])
+    verdict = "met" if ratio <= TARGET_RATIO else f"missed by {ratio / TARGET_RATIO:.2f}x"
+    print(f"ack_target ratio_p99={ratio:.2f} target<={TARGET_RATIO} {verdict}")
+
+
+def bot_config(db_url: str, slack: FakeSlack, stand_in: str, concurrency: int) -> dict[str, Any]:
+    return {
+        "database_url": db_url, "slack_bot_token": TOKEN, "slack_signing_secret": SECRET,
+        "slack_api_url": slack.api_url, "alert_channel": "C0ALERTS", "bot_admins": "U0ADMIN",
+        "brincr_scopes": " ".join(SCOPES), "host": "127.0.0.1", "port": 0,
+        "production_client_id": "sim-production-client",
+        "production_client_secret": "sim-production-secret",
+        "production_token_url": f"{stand_in}/production/connect/token",
+        "production_api_url": f"{stand_in}/production/api/v1/",
+        "check_concurrency": concurrency,
+    }  # fmt: skip
+
+
+async def run(args: argparse.Namespace, db_url: str, stand_in: str, log: IO[str]) -> None:
+    targets: list[Target] = []
+    async with FakeSlack() as slack:
+        try:
+            config = bot_config(db_url, slack, stand_in, args.concurrency)
+            targets.append(await asyncio.to_thread(spawn, "bot", config, log))
+            bare = {"slack_api_url": slack.api_url}
+            targets.append(await asyncio.to_thread(spawn, "bare", bare, log))
+            await measure(args, slack, targets[0], targets[1])
+        finally:
+            for target in targets:
+                target.send("stop")
+            for target in targets:
+                await asyncio.to_thread(target.process.wait, 60)
+    stdout = targets[0].process.stdout
+    assert stdout is not None
+    sweeps = [line.split() for line in stdout if line.startswith("SWEPT")]
+    if not sweeps:
+        print("sweeps completed while measuring: none (the first was still running at the end)")
+        return
+    healthy = sum(int(s[2]) for s in sweeps) / sum(int(s[1]) for s in sweeps)
+    mean = statistics.mean(float(s[3]) for s in sweeps)
+    print(f"sweeps completed while measuring: {len(sweeps)} of {sweeps[0][1]} customers, "
+          f"{mean:.1f}s each on average, {healthy:.0%} of checks healthy")  # fmt: skip
+
+
+def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.db or f"{tmp}/ack.db"
+        url = f"sqlite:///{path}"
+        if not args.db or not Path(path).exists():
+            started = time.perf_counter()
+            seed_history(url, args.customers, args.days, real_customers=0)
+            print(f"seeded {args.customers} customers, {args.days} days of history in "
+                  f"{time.perf_counter() - started:.0f}s")  # fmt: skip
+        size = Path(path).stat().st_size / 1_000_000
+        print(f"database {size:.0f}MB; requests {args.requests} per app idle, "
+              f"{args.under_load} under load, after {args.warmup} warm-up")  # fmt: skip
+        port = free_port()
+        stand_in = subprocess.Popen(
+            [sys.executable, "-c", STAND_IN, str(port), str(args.latency), str(args.customers)]
+        )
+        try:
+            with open(args.log or f"{tmp}/processes.log", "w") as log:
+                asyncio.run(run(args, url, f"http://127.0.0.1:{port}", log))
+        finally:
+            stand_in.terminate()
+            stand_in.wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--under-load", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--db", help="an SQLite file seeded earlier (seeded here when missing)")
+    parser.add_argument("--log", help="write the bot's and the bare app's logs here")
+    main(parser.parse_args())
