@@ -338,3 +338,14 @@ async def test_a_reply_rate_limited_by_slack_is_retried_not_lost(bot: BotHarness
     replies = await bot.replies(key, 3, timeout=10)  # two refused, the third delivered
     assert "Bouwbedrijf" in text_of(replies[2])
     assert [c.failed for c in bot.slack.calls_to("response_url")] == [True, True, False]
+
+
+async def test_emoji_and_markup_in_a_name_are_shown_as_typed_and_ping_nobody(
+    bot: BotHarness,
+) -> None:
+    await bot.add_customer("12345678", "Bouw 🏗️ & Sloop <@U0ADMIN> :tada:")
+    _, key = await bot.command("status 🏗️")
+    reply = await bot.reply(key)
+    text = text_of({**reply, "blocks": [b for b in reply["blocks"] if b["type"] != "header"]})
+    assert "Bouw 🏗️ &amp; Sloop &lt;@U0ADMIN&gt; :tada:" in text
+    assert "<@U0ADMIN>" not in text.replace("Account manager: <@U0ADMIN>", "")
