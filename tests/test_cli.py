@@ -111,6 +111,21 @@ def test_missing_settings_exit_2(run: object, tmp_path: Path) -> None:
     assert "BRINCR_SCOPES is not set" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_serve_without_its_settings_names_each_and_exits_2(tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "CHECK_INTERVAL": "soon"}
+    result = subprocess.run([BIN, "serve"], env=env, capture_output=True, text=True,
+                            cwd=tmp_path, timeout=60)  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "check_interval" in result.stderr.lower()
+    env.pop("CHECK_INTERVAL")
+    result = subprocess.run([BIN, "serve"], env=env, capture_output=True, text=True,
+                            cwd=tmp_path, timeout=60)  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    for needle in ("SLACK_BOT_TOKEN", "ALERT_CHANNEL", "SLACK_SIGNING_SECRET", "BRINCR_SCOPES"):
+        assert sum(needle in line for line in lines) == 1, lines
+
+
 def test_a_bad_csv_imports_nothing_and_names_each_line(run: object, tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text(
         "kvk,name,environment,tenant_id,account_manager\n"
