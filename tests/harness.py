@@ -105,7 +105,9 @@ class BotHarness:
         channel: str = SUPPORT_CHANNEL,
         ephemeral: bool = True,
         message_ts: str = "1700000000.000100",
+        select: bool = False,
     ) -> tuple[httpx.Response, str]:
+        """Press a button (or, with ``select``, choose ``value`` in a static select)."""
         key, response_url = self.new_response_url()
         payload = {
             "type": "block_actions",
@@ -122,6 +124,11 @@ class BotHarness:
             "actions": [{"action_id": action_id, "block_id": "b", "value": value,
                          "type": "button", "action_ts": str(time.time())}],
         }  # fmt: skip
+        if select:
+            option = {"text": {"type": "plain_text", "text": value}, "value": value}
+            payload["actions"] = [{"action_id": action_id, "block_id": "b",
+                                   "type": "static_select", "selected_option": option,
+                                   "action_ts": str(time.time())}]  # fmt: skip
         body = urlencode({"payload": json.dumps(payload)})
         return await self.post(body, "application/x-www-form-urlencoded"), key
 

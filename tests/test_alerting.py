@@ -4,11 +4,9 @@ messages through the outbox to a fake Slack Web API, buttons as signed requests.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import func, select, update
@@ -177,24 +175,10 @@ async def test_snooze_from_the_button_is_shown_and_its_end_announced(bot: BotHar
 
 
 async def snooze(bot: BotHarness, incident_id: int, duration: str, *, user: str) -> Any:
-    key, response_url = bot.new_response_url()
-    payload = {
-        "type": "block_actions",
-        "team": {"id": "T0FAKE", "domain": "fake"},
-        "user": {"id": user, "username": user.lower(), "team_id": "T0FAKE"},
-        "api_app_id": "A0FAKE",
-        "token": "legacy",
-        "container": {"type": "message", "message_ts": "1.1", "channel_id": ALERTS},
-        "trigger_id": "1.1.abc",
-        "channel": {"id": ALERTS, "name": "alerts"},
-        "response_url": response_url,
-        "actions": [{"action_id": Action.SNOOZE.value, "block_id": "b", "type": "static_select",
-                     "selected_option": {"text": {"type": "plain_text", "text": duration},
-                                         "value": f"{incident_id}:{duration}"},
-                     "action_ts": "1.1"}],
-    }  # fmt: skip
-    body = urlencode({"payload": json.dumps(payload)})
-    return await bot.post(body, "application/x-www-form-urlencoded"), key
+    choice = f"{incident_id}:{duration}"
+    return await bot.action(
+        Action.SNOOZE.value, choice, user=user, channel=ALERTS, ephemeral=False, select=True
+    )
 
 
 async def test_an_upstream_outage_opens_one_incident_and_no_customer_alerts(
