@@ -10,6 +10,7 @@ import httpx
 
 from bot.domain import State
 from bot.metrics import record_upstream
+from bot.upstream_http import UpstreamHttp
 from bot.visma import MAX_ERROR_TEXT, retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def _meaning(status: int) -> tuple[State, str | None]:
     return State.FAILING, f"http_{status}"
 
 
-async def probe(http: httpx.AsyncClient, api_url: str, path: str, token: str) -> ProbeResult:
+async def probe(http: UpstreamHttp, api_url: str, path: str, token: str) -> ProbeResult:
     headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
     started = time.perf_counter()
     try:

@@ -33,6 +33,7 @@ from bot.metrics import CHECK_LATENCY, CHECKS
 from bot.recording import record_outcome, record_outcomes
 from bot.services import CheckListener
 from bot.settings import EnvironmentConfig, Settings
+from bot.upstream_http import UpstreamHttp
 from bot.visma import TokenClient, TokenResult
 from storage.db import Database
 from storage.models import Customer
@@ -63,13 +64,13 @@ class CheckService:
         self.settings = settings
         self.db = db
         self.listeners = listeners if listeners is not None else []
-        limits = httpx.Limits(max_connections=settings.check_concurrency * 2)
         if timeout is None:  # CHECK_TIMEOUT per request; connecting may take at most 5 s of it
             seconds = settings.check_timeout.total_seconds()
             timeout = httpx.Timeout(seconds, connect=min(seconds, 5.0))
-        self._http = httpx.AsyncClient(
-            transport=transport or AiohttpTransport(), timeout=timeout, limits=limits
-        )
+        # One pool for both environments' hosts, big enough that every check in flight
+        # keeps its connection (the transport's own default is 100).
+        limits = httpx.Limits(max_connections=settings.check_concurrency * 2)
+        self._http = UpstreamHttp(transport or AiohttpTransport(limits=limits), timeout)
         self._tokens = TokenClient(self._http)
 
     async def aclose(self) -> None:

@@ -24,6 +24,7 @@ from authlib.oauth2.rfc6749.parameters import prepare_token_request
 from bot.health import TokenOutcome
 from bot.metrics import record_upstream
 from bot.settings import EnvironmentConfig
+from bot.upstream_http import UpstreamHttp
 
 log = logging.getLogger(__name__)
 MAX_ERROR_TEXT = 500
@@ -77,7 +78,7 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 class TokenClient:
     """Requests a fresh token per call (revocation is only visible in a new token)."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: UpstreamHttp) -> None:
         self._http = http
 
     async def fetch(
