@@ -20,13 +20,17 @@ class UpstreamHttp:
     def __init__(self, transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout) -> None:
         self._transport = transport
         self._extensions = {"timeout": timeout.as_dict()}
+        self._urls: dict[str, httpx.URL] = {}  # a handful: token and probe URL per environment
 
     async def request(
         self, method: str, url: str, *, headers: Mapping[str, str], content: bytes | None = None
     ) -> httpx.Response:
         """Send one request and read its whole body (then the connection is free again)."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = self._urls[url] = httpx.URL(url)
         request = httpx.Request(
-            method, url, headers=headers, content=content, extensions=self._extensions
+            method, parsed, headers=headers, content=content, extensions=self._extensions
         )
         response = await self._transport.handle_async_request(request)
         try:
