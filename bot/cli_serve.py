@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Coroutine
+from typing import Any
 
 import click
 
@@ -23,6 +25,17 @@ def _serve_problems(settings: Settings) -> list[str]:
             "SLACK_SIGNING_SECRET is not set (HTTP mode needs it; or set SLACK_APP_TOKEN)"
         )
     return problems + settings.problems_for_checks()
+
+
+def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``serve`` on uvloop where it is installed (Linux, macOS): the same asyncio API with
+    a faster loop, worth ~15 % of a sweep's time (docs/benchmarks.md); else on asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # Windows: uvloop does not exist there
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 async def _serve(settings: Settings) -> None:
@@ -51,5 +64,5 @@ def serve(ctx: click.Context) -> None:
         raise ConfigError(problems)
     configure_logging(settings.log_format, settings.log_level)
     upgrade(settings.database_url)
-    asyncio.run(_serve(settings))
+    run_event_loop(_serve(settings))
     log.info("stopped")
