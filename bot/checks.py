@@ -29,7 +29,7 @@ from bot.brincr import probe
 from bot.clock import utcnow
 from bot.domain import Environment, State
 from bot.health import CheckOutcome, TokenOutcome
-from bot.metrics import CHECK_LATENCY, CHECKS
+from bot.metrics import CHECK_LATENCY, checks_with
 from bot.recording import record_outcome, record_outcomes
 from bot.services import CheckListener
 from bot.settings import EnvironmentConfig, Settings
@@ -163,7 +163,7 @@ class CheckService:
         with CHECK_LATENCY.time():
             token = await self._tokens.fetch(env, tenant_id, required)
             outcome = await self._after_token(base, env, tenant_id, token, last_missing)
-        CHECKS.labels(state=outcome.state).inc()
+        checks_with(outcome.state).inc()
         return outcome
 
     async def _after_token(

@@ -8,6 +8,7 @@ the same fleet-wide numbers.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
@@ -41,10 +42,21 @@ OUTBOX_BACKLOG = Gauge("brincr_outbox_backlog", "Slack notifications not yet del
 OUTBOX_FAILED = Gauge("brincr_outbox_failed", "Slack notifications given up on")
 
 
+@functools.cache
+def _upstream(service: str, outcome: str) -> Any:
+    """The labelled counter child, looked up once (two requests a check: a hot path)."""
+    return UPSTREAM_REQUESTS.labels(service=service, outcome=outcome)
+
+
+@functools.cache
+def checks_with(state: str) -> Any:
+    return CHECKS.labels(state=state)
+
+
 def record_upstream(service: str, status: int | None, *, error: str | None = None) -> None:
     """Count one upstream request: ``status`` is the HTTP status, or None with an ``error``."""
     outcome = error or (f"{status // 100}xx" if status else "unknown")
-    UPSTREAM_REQUESTS.labels(service=service, outcome=outcome).inc()
+    _upstream(service, outcome).inc()
     if status == 429:
         RATE_LIMITED.labels(service=service).inc()
 
