@@ -18,6 +18,7 @@ from bot.incidents import MAX_REMINDERS, Alerts, upstream_key
 from bot.outbox import enqueue
 from bot.render_alerts import downtime, render_followup, upstream_title
 from bot.slack_text import escape
+from storage.db import affected_rows
 from storage.models import CheckResult, Customer, Incident
 
 log = logging.getLogger(__name__)
@@ -34,10 +35,6 @@ def upstream_threshold(service: str, linked: int) -> int:
     if service == "app":
         return 1  # the app's own credentials refused: one customer is proof enough
     return max(min(UPSTREAM_MIN, linked), math.ceil(linked * UPSTREAM_SHARE))
-
-
-def _rowcount(result: Any) -> int:
-    return int(result.rowcount)
 
 
 class AlertUpkeep:
@@ -78,7 +75,7 @@ class AlertUpkeep:
             .values(reminders_sent=incident.reminders_sent + 1, next_reminder_at=now + self.repeat)
             .execution_options(synchronize_session=False)
         )
-        if _rowcount(done) != 1:
+        if affected_rows(done) != 1:
             return False
         incident.reminders_sent += 1
         return True
@@ -136,7 +133,7 @@ class AlertUpkeep:
             .values(snoozed_until=None)
             .execution_options(synchronize_session=False)
         )
-        return _rowcount(done) == 1
+        return affected_rows(done) == 1
 
     async def _customer(self, session: AsyncSession, incident: Incident) -> Customer | None:
         return await session.get(Customer, incident.customer_id) if incident.customer_id else None
@@ -220,7 +217,7 @@ class AlertUpkeep:
                 .values(resolved_at=now, open_key=None)
                 .execution_options(synchronize_session=False)
             )  # fmt: skip
-            if _rowcount(done) == 1:
+            if affected_rows(done) == 1:
                 await self.alerts.resolve(session, incident, None, now)
 
     async def _open_upstream(

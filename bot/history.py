@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import utcnow
 from bot.domain import STATE_SEVERITY, State
-from storage.db import Database
+from storage.db import Database, affected_rows
 from storage.models import CheckResult, CheckRollup, Customer, KeyValue, StateChange
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ async def _fold_day(db: Database, day: datetime) -> int:
         if rows:
             await session.execute(insert(CheckRollup), rows)
         await _set_folded_before(session, end)
-    return int(deleted.rowcount or 0)  # type: ignore[attr-defined]
+    return affected_rows(deleted)
 
 
 def _daily_row(
@@ -168,8 +168,8 @@ async def prune_history(db: Database, *, now: datetime | None = None) -> PruneRe
     compacted = await compact_rollups(db, now=now)
     report = PruneReport(
         results,
-        rollups.rowcount or 0,  # type: ignore[attr-defined]
-        changes.rowcount or 0,  # type: ignore[attr-defined]
+        affected_rows(rollups),
+        affected_rows(changes),
         compacted,
     )
     log.info("pruned history: %s", report)

@@ -31,6 +31,7 @@ from bot.outbox import enqueue
 from bot.render_alerts import downtime, render_followup, render_incident, upstream_title
 from bot.services import Services
 from bot.slack_text import date, escape
+from storage.db import affected_rows
 from storage.models import Customer, Incident
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ class Alerts:
                        Incident.acknowledged_by.is_(None))
                 .values(acknowledged_by=user_id, acknowledged_at=utcnow())
             )  # fmt: skip
-            if done.rowcount != 1:  # type: ignore[attr-defined]
+            if affected_rows(done) != 1:
                 return False
             incident, customer = await self._load(session, incident_id)
             await self.refresh(session, incident, customer, utcnow())

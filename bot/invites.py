@@ -22,9 +22,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import utcnow
@@ -51,6 +50,7 @@ from bot.render_onboarding import (
 from bot.services import CheckListener, Services
 from storage import audit
 from storage.customers import NewCustomer, add_customer, get_by_kvk
+from storage.db import affected_rows
 from storage.models import Customer, Invitation, Notification
 from storage.reads import open_invitation
 
@@ -204,10 +204,6 @@ def tracker(services: Services) -> CheckListener:
     return track
 
 
-def _rowcount(result: Result[Any]) -> int:
-    return cast(CursorResult[Any], result).rowcount
-
-
 async def _approved(
     session: AsyncSession,
     invitation: Invitation,
@@ -221,7 +217,7 @@ async def _approved(
         .values(status=APPROVED, approved_at=when)
         .execution_options(synchronize_session=False)
     )
-    if _rowcount(await session.execute(claim)) != 1:
+    if affected_rows(await session.execute(claim)) != 1:
         return
     await session.refresh(invitation)
     channel, handoff = invitation.channel_id or "", invitation.handoff_notification_id
@@ -302,7 +298,7 @@ async def _nudge(services: Services, invitation_id: int, now: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     async with services.db.transaction() as session:
-        if _rowcount(await session.execute(claim)) != 1:
+        if affected_rows(await session.execute(claim)) != 1:
             return 0
         invitation = await session.get_one(Invitation, invitation_id)
         customer = await session.get_one(Customer, invitation.customer_id)

@@ -39,19 +39,19 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, get_args
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
-from sqlalchemy import ColumnElement, CursorResult, Result, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.clock import utcnow
 from bot.metrics import OUTBOX_DELIVERED, OUTBOX_FAILURES, record_upstream
-from storage.db import Database
+from storage.db import Database, affected_rows
 from storage.models import Notification
 
 logger = logging.getLogger(__name__)
@@ -129,10 +129,6 @@ class _Failure:
     permanent: bool
     retry_after: float | None = None  # seconds, set for an HTTP 429 only
     status: int | None = None  # the HTTP status Slack answered, if it answered
-
-
-def _rowcount(result: Result[Any]) -> int:
-    return cast(CursorResult[Any], result).rowcount
 
 
 def _retry_after(headers: Any) -> float:
@@ -305,7 +301,7 @@ class OutboxSender:
             .execution_options(synchronize_session=False)
         )
         async with self._db.transaction() as session:
-            if _rowcount(await session.execute(claim)) != 1:
+            if affected_rows(await session.execute(claim)) != 1:
                 return None
             row = await session.get_one(Notification, row_id)
             target = None

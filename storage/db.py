@@ -89,3 +89,9 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def affected_rows(result: Any) -> int:
+    """How many rows an UPDATE or DELETE matched: the conditional-update claims check it
+    (``Result`` hides ``rowcount``, which only its cursor-backed subclass has)."""
+    return int(result.rowcount or 0)
