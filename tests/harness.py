@@ -132,6 +132,21 @@ class BotHarness:
         body = urlencode({"payload": json.dumps(payload)})
         return await self.post(body, "application/x-www-form-urlencoded"), key
 
+    async def view_submission(self, view: dict[str, Any], *, user: str = SUPPORT) -> httpx.Response:
+        """Submit a modal (``view`` with its ``callback_id`` and ``state``), signed."""
+        payload = {
+            "type": "view_submission",
+            "team": {"id": "T0FAKE", "domain": "fake"},
+            "user": {"id": user, "username": user.lower(), "team_id": "T0FAKE"},
+            "api_app_id": "A0FAKE",
+            "token": "legacy",
+            "trigger_id": f"{uuid.uuid4().int % 10**12}.1.abc",
+            "view": view,
+            "response_urls": [],
+        }
+        body = urlencode({"payload": json.dumps(payload)})
+        return await self.post(body, "application/x-www-form-urlencoded")
+
     async def event(self, event: dict[str, Any]) -> httpx.Response:
         body = json.dumps(
             {

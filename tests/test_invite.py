@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -75,23 +73,13 @@ async def submit(
     channel: str = SUPPORT_CHANNEL,
 ) -> httpx.Response:
     """A view_submission of the invite modal, signed as Slack sends it."""
-    payload = {
-        "type": "view_submission",
-        "team": {"id": "T0FAKE", "domain": "fake"},
-        "user": {"id": user, "username": user.lower(), "team_id": "T0FAKE"},
-        "api_app_id": "A0FAKE",
-        "token": "legacy",
-        "trigger_id": f"{uuid.uuid4().int % 10**12}.1.abc",
-        "view": {
-            "id": "V0INVITE", "team_id": "T0FAKE", "type": "modal", "blocks": [],
-            "callback_id": View.INVITE.value, "private_metadata": json.dumps({"channel": channel}),
-            "state": {"values": _state(values)}, "hash": "1.fakehash",
-            "title": {"type": "plain_text", "text": "Invite a customer"},
-        },
-        "response_urls": [],
+    view = {
+        "id": "V0INVITE", "team_id": "T0FAKE", "type": "modal", "blocks": [],
+        "callback_id": View.INVITE.value, "private_metadata": json.dumps({"channel": channel}),
+        "state": {"values": _state(values)}, "hash": "1.fakehash",
+        "title": {"type": "plain_text", "text": "Invite a customer"},
     }  # fmt: skip
-    body = urlencode({"payload": json.dumps(payload)})
-    return await bot.post(body, "application/x-www-form-urlencoded")
+    return await bot.view_submission(view, user=user)
 
 
 def _handoff_call(call: SlackCall, channel: str = SUPPORT_CHANNEL) -> bool:

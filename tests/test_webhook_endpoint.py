@@ -10,7 +10,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -126,17 +125,7 @@ async def submit_view(
     """A signed view_submission of the link picker with ``kvk`` selected."""
     selected = {"type": "static_select", "selected_option": {"value": kvk}}
     state = {"values": {PICK_BLOCK: {Action.LINK_CUSTOMER.value: selected}}}
-    payload = {
-        "type": "view_submission",
-        "team": {"id": "T0FAKE", "domain": "fake"},
-        "user": {"id": user, "username": user.lower(), "team_id": "T0FAKE"},
-        "api_app_id": "A0FAKE",
-        "token": "legacy",
-        "trigger_id": f"{uuid.uuid4().int % 10**12}.1.abc",
-        "view": {**view, "state": state},
-    }
-    body = urlencode({"payload": json.dumps(payload)})
-    return await bot.post(body, "application/x-www-form-urlencoded")
+    return await bot.view_submission({**view, "state": state}, user=user)
 
 
 # --- the endpoint ----------------------------------------------------------------------
