@@ -60,7 +60,7 @@ def child(kind: str, config: str) -> None:
 
 
 async def _run_bot(values: dict[str, Any]) -> None:
-    from bot.logs import configure_logging
+    from bot.core.logs import configure_logging
     from bot.runtime import Runtime
     from bot.settings import load_settings
 
@@ -82,11 +82,11 @@ async def _sweep_forever(runtime: Any) -> None:
 
     from storage.models import Customer
 
-    async with runtime.db.transaction() as session:
+    async with runtime.bot.db.transaction() as session:
         ids = list(await session.scalars(select(Customer.id)))
     while True:
         started = time.perf_counter()
-        outcomes = await runtime.services.checker.check_many(ids)
+        outcomes = await runtime.bot.checker.check_many(ids)
         healthy = sum(1 for o in outcomes if o.healthy)
         print(f"SWEPT {len(ids)} {healthy} {time.perf_counter() - started:.1f}", flush=True)
 

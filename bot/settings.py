@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.core.errors import ConfigError, UserError
 from bot.domain import Environment, parse_duration, parse_scopes
-from bot.errors import ConfigError, UserError
 
 
 def _duration(value: Any) -> timedelta:

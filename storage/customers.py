@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.clock import utcnow
+from bot.core.clock import utcnow
+from bot.core.errors import UserError
 from bot.domain import (
     KVK_USAGE,
     Environment,
@@ -18,8 +19,7 @@ from bot.domain import (
     normalize_kvk,
     normalize_tenant_id,
 )
-from bot.errors import UserError
-from storage.models import Customer, StateChange
+from storage.models import Customer, Incident, StateChange
 
 CUSTOMER_USAGE = "name a customer by KvK number (8 digits), tenant ID, or a unique part of its name"
 MAX_NAME_QUERY = 200
@@ -164,3 +164,9 @@ async def change_state(
 async def count_by_state(*, session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(select(Customer.state, func.count()).group_by(Customer.state))
     return {state: count for state, count in rows}
+
+
+async def remove_customer(customer: Customer, *, session: AsyncSession) -> None:
+    """Delete the customer, its incidents and (by cascade) everything else it owns."""
+    await session.execute(delete(Incident).where(Incident.customer_id == customer.id))
+    await session.delete(customer)

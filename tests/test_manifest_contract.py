@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from slack_bolt.async_app import AsyncApp
 
-from bot.actions import Action, View
-from bot.manifest import build_manifest, manifest_listeners
 from bot.simulator import Simulator
+from bot.slack.ids import Action, View
+from bot.slack.manifest import build_manifest, manifest_listeners
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import ADMIN, BotHarness, start_bot
 

@@ -13,7 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select, update
 
 import bot.outbox
-from bot.clock import utcnow
+from bot.core.clock import utcnow
 from bot.outbox import OutboxSender, enqueue
 from storage.db import Database
 from storage.models import Notification

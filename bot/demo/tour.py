@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bot.actions import Action
 from bot.demo.printer import Clickable
 from bot.demo.slack import Delivery
+from bot.demo.terminal import render_payload
 from bot.demo.world import ALERTS, HEALTHY, MISSING, REVOKED, REVOKED_SCOPE, Demo
-from bot.terminal import render_payload
+from bot.slack.ids import Action
 
 ALERT_TIMEOUT = 45.0  # revocation delay + one check interval + the sender, with room to spare
 UPDATE_TIMEOUT = 10.0

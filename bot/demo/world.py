@@ -24,7 +24,7 @@ from bot.demo.printer import Clickable, Printer
 from bot.demo.slack import Delivery, DemoSlack
 from bot.demo.user import SlackUser
 from bot.domain import Environment, State
-from bot.invites import InviteForm, invite
+from bot.onboarding.invitations import InviteForm, invite
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.simulator import Simulator
@@ -149,7 +149,7 @@ class Demo:
     async def seed(self) -> None:
         """The customers, the invitation (its hand-off is posted), and the revocation
         :attr:`revoke_after` seconds from now."""
-        services = self.runtime.services
+        services = self.runtime.bot.services
         async with services.db.transaction() as session:
             for seed in SEEDS:
                 tenant = self.tenants[seed.kvk] = str(uuid.uuid4())
