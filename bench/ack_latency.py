@@ -4,7 +4,7 @@ Four processes: the Visma/Brincr stand-in (10,000 approved tenants, 50 ms latenc
 bot (``bot.runtime.Runtime``, HTTP mode, logging as ``serve`` configures it, SQLite with
 10,000 customers and 30 days of history from ``bench/db_size.py``), a bare Bolt app whose
 only listener acks ``/brincr`` (served through the same aiohttp adapter), and this one: the
-load generator and the Slack Web API stand-in (``tests.fakes.slack_api.FakeSlack``, which
+load generator and the Slack Web API stand-in (``bot.demo.fake_slack.FakeSlack``, which
 also receives the bot's ``response_url`` replies). Signed ``/brincr status <kvk>`` requests
 go to both apps alternately, one at a time; the HTTP round trip of the ack is measured.
 Phases: warm-up, idle, while the bot sweeps all customers (``check_many`` in a loop), and
@@ -42,7 +42,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bench.bench_simulator import free_port
 from bench.db_size import SCOPES, seed_history
 from bench.sweep import SERVER as STAND_IN
-from tests.fakes.slack_api import FakeSlack
+from bot.demo.fake_slack import FakeSlack
 
 SECRET = "bench-signing-secret-0123456789abcdef"
 TOKEN = "xoxb-bench-0000"

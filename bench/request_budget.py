@@ -32,6 +32,7 @@ from sqlalchemy import select
 
 from bot.checks.scheduler import tick_seconds
 from bot.core.clock import utcnow
+from bot.demo.fake_slack import FakeSlack
 from bot.domain import Environment, State
 from bot.runtime import Runtime
 from bot.settings import load_settings
@@ -40,7 +41,6 @@ from storage.customers import NewCustomer, add_customer
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import CheckResult, Customer
-from tests.fakes.slack_api import FakeSlack
 
 SCOPES = ("brincr:country", "brincr:category", "brincr:order")
 TOKEN = "xoxb-bench-0000"

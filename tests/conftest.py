@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
+from bot.demo.fake_slack import FakeSlack
 from bot.simulator import Simulator
 from storage.db import Database, sync_url
 from storage.migrate import upgrade
 from storage.models import Base
-from tests.fakes.slack_api import FakeSlack
 from tests.harness import BotHarness, start_bot
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -17,12 +17,12 @@ from urllib.parse import urlencode
 import httpx
 from slack_sdk.signature import SignatureVerifier
 
+from bot.demo.fake_slack import FakeSlack, SlackCall
 from bot.domain import Environment, State
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
 from bot.simulator import Simulator
 from storage.customers import NewCustomer, add_customer
-from tests.fakes.slack_api import FakeSlack, SlackCall
 
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 BOT_TOKEN = "xoxb-test-token-0000"

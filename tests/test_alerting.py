@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import func, select, update
 
 from bot.core.clock import utcnow
+from bot.demo.fake_slack import FakeSlack
 from bot.domain import Environment
 from bot.onboarding.forms import InviteForm
 from bot.onboarding.invitations import invite
 from bot.simulator import Simulator
 from bot.slack.ids import Action
 from storage.models import Customer, Incident
-from tests.fakes.slack_api import FakeSlack
 from tests.harness import ADMIN, ALERTS, SUPPORT, BotHarness, start_bot, text_of
 
 

@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.core.clock import utcnow
+from bot.demo.fake_slack import FakeSlack, SlackCall
 from bot.domain import State
 from bot.onboarding import invitations as invites
 from bot.onboarding.forms import InviteForm
 from bot.simulator import Simulator
 from bot.slack.ids import Action, View
 from storage.models import AuditEntry, Customer, Invitation, Notification
-from tests.fakes.slack_api import FakeSlack, SlackCall
 from tests.harness import (
     ADMIN,
     ALERTS,

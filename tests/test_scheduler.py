@@ -10,9 +10,9 @@ import time
 from sqlalchemy import func, select
 
 from bot.core.clock import utcnow
+from bot.demo.fake_slack import FakeSlack
 from bot.simulator import Simulator
 from storage.models import CheckResult, Customer, Notification
-from tests.fakes.slack_api import FakeSlack
 from tests.harness import ALERTS, start_bot, text_of
 
 

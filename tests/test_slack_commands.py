@@ -10,10 +10,10 @@ import time
 import pytest
 from sqlalchemy import func, select
 
+from bot.demo.fake_slack import FakeSlack
 from bot.simulator import Simulator
 from bot.slack.ids import Action
 from storage.models import AuditEntry, Customer
-from tests.fakes.slack_api import FakeSlack
 from tests.harness import ADMIN, SUPPORT, BotHarness, start_bot, text_of
 
 

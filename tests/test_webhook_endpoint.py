@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from bot.demo.fake_slack import FakeSlack
 from bot.domain import Environment, State
 from bot.onboarding.render_link import PICK_BLOCK
 from bot.simulator import Simulator
@@ -22,7 +23,6 @@ from bot.simulator.webhooks import sign_webhook
 from bot.slack.ids import Action, View
 from storage.customers import NewCustomer, add_customer
 from storage.models import AuditEntry, Customer, Invitation, StateChange, WebhookEvent
-from tests.fakes.slack_api import FakeSlack
 from tests.harness import ADMIN, ALERTS, SCOPES, SUPPORT, BotHarness, start_bot, text_of
 
 FIRST, SECOND = "whsec-first-0a1b2c3d", "whsec-second-4e5f6a7b"

@@ -41,7 +41,18 @@ def configure_logging(log_format: str = "text", level: int | str = logging.INFO)
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "aiohttp.access", "apscheduler.executors.default"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # A tick that runs long delays the next one (max_instances=1, coalesce: by design), and
+    # APScheduler warns for every run it skips meanwhile; the scheduler itself reports stalls.
+    logging.getLogger("apscheduler.scheduler").addFilter(_NOT_SKIPPED_RUNS)
     quiet_payload_logs()
+
+
+class _NotSkippedRuns(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+_NOT_SKIPPED_RUNS = _NotSkippedRuns()  # one instance: addFilter ignores a filter already there
 
 
 class _WithoutBodies(logging.Filter):

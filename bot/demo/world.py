@@ -170,7 +170,7 @@ class Demo:
             )
 
         with contextlib.suppress(TimeoutError):
-            await self.slack.wait_for(startup, timeout, count=2)
+            await self.slack.wait_for_deliveries(startup, timeout, count=2)
 
     async def _revoke_later(self) -> None:
         await asyncio.sleep(self.revoke_after)
@@ -197,10 +197,12 @@ class Demo:
     async def _settle(self, predicate: Callable[[Delivery], bool]) -> list[Delivery]:
         """Waits for the first matching delivery, then until none follows for
         :data:`QUIET_SECONDS` (``check`` answers twice: "Checking…", then the result)."""
-        found = await self.slack.wait_for(predicate, REPLY_TIMEOUT)
+        found = await self.slack.wait_for_deliveries(predicate, REPLY_TIMEOUT)
         while True:
             with contextlib.suppress(TimeoutError):
-                found = await self.slack.wait_for(predicate, QUIET_SECONDS, count=len(found) + 1)
+                found = await self.slack.wait_for_deliveries(
+                    predicate, QUIET_SECONDS, count=len(found) + 1
+                )
                 continue
             return found
 

@@ -1,4 +1,5 @@
-"""A local stand-in for the Slack Web API, good enough for a Bolt app and slack-sdk clients.
+"""A local stand-in for the Slack Web API, good enough for a Bolt app and slack-sdk clients:
+the one fake Slack of the project, used by the demo (:mod:`bot.demo.slack`) and by the tests.
 
 Point a client at it with ``AsyncWebClient(base_url=fake.api_url, token="xoxb-...")`` (or set
 ``SLACK_API_URL`` to ``fake.api_url``). Every request is recorded as a :class:`SlackCall`; posted
@@ -6,6 +7,8 @@ messages are kept per channel so a test can read the timeline back with :meth:`F
 
 Failures are injected with :meth:`FakeSlack.fail`: an HTTP status (429 adds ``Retry-After``) or an
 ``{"ok": false, "error": ...}`` answer, for the next ``times`` calls to one method or to any.
+Observers (:attr:`FakeSlack.observers`) see every call once it is answered: the demo prints
+what the bot sent from there.
 """
 
 from __future__ import annotations
@@ -177,6 +180,7 @@ class FakeSlack:
         self.response_url_base: str = ""
         self.socket_url: str | None = None
         self.calls: list[SlackCall] = []
+        self.observers: list[Callable[[SlackCall], None]] = []  # called with each answered call
         self.files: dict[str, bytes] = {}  # file_id -> bytes uploaded via files_upload_v2
         self.views: dict[str, dict[str, Any]] = {}  # view id -> current view
         self._runner: web.AppRunner | None = None
@@ -415,6 +419,7 @@ class FakeSlack:
             if method == "auth.test":
                 extra_headers["x-oauth-scopes"] = BOT_SCOPES
         call.status, call.response = status, body
+        self._observe(call)
         return web.json_response(body, status=status, headers=extra_headers)
 
     async def _handle_response_url(self, request: web.Request) -> web.Response:
@@ -454,7 +459,12 @@ class FakeSlack:
             call.response = f"OK - {len(raw)}"
             return web.Response(text=call.response, content_type="text/plain")
         call.response = {"ok": True}
+        self._observe(call)
         return web.json_response(call.response)
+
+    def _observe(self, call: SlackCall) -> None:
+        for observer in self.observers:
+            observer(call)
 
     def _take_failure(self, method: str) -> _Failure | None:
         for failure in self._failures:
