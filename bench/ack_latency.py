@@ -191,7 +191,9 @@ async def _reply_time(slack: FakeSlack, key: str, started: float) -> float | Non
     deadline = time.perf_counter() + 10
     while time.perf_counter() < deadline:
         for call in reversed(slack.calls[-20:]):
-            if call.method == "response_url" and call.params.get("_key") == key:
+            # Only a reply Slack accepted counts: a 429 answered reply is retried, not done.
+            accepted = not call.failed and call.status == 200
+            if call.method == "response_url" and call.params.get("_key") == key and accepted:
                 if "*healthy*" not in json.dumps(call.params):
                     raise RuntimeError(f"unexpected status reply: {json.dumps(call.params)[:300]}")
                 return time.perf_counter() - started
