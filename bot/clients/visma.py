@@ -1,9 +1,10 @@
 """Visma Connect client-credentials tokens, one per customer tenant (DOMAIN.md §2-3).
 
-One long-lived ``httpx.AsyncClient`` serves every tenant (shared connection pool); authlib
-builds the RFC 6749 token request and the client_secret_post authentication and tracks
-expiry. Failures are classified, never raised: a check must go on for other customers.
-Tokens and secrets are never logged.
+One long-lived :class:`~bot.clients.upstream_http.UpstreamHttp` (httpx requests sent straight
+to the aiohttp transport, one connection pool) serves every tenant; authlib builds the RFC 6749
+token request and the client_secret_post authentication and reads the token's expiry.
+Failures are classified, never raised: a check must go on for other customers. Tokens and
+secrets are never logged.
 """
 
 from __future__ import annotations
