@@ -12,7 +12,7 @@ track it to approval; a scheduled tick reminds the inviter of one left unapprove
   replicas never both nudge) and DMs each inviter once.
 - :func:`resend_handoff`, :func:`send_reconnect`: the hand-off again, in a thread.
 
-Invitation codes are never logged, audited or put in error text (STYLE.md).
+Invitation codes are never logged, audited or put in error text (docs/security.md).
 """
 
 from __future__ import annotations
