@@ -152,7 +152,8 @@ class AlertUpkeep:
             f"it is *{customer.state}*."
         )
         await enqueue(
-            session, kind="post", channel_id=self.alerts.channel, text=message.text,
+            session, kind="post", text=message.text,
+            channel_id=self.alerts.settings.alert_channel_for(customer.environment),
             blocks=message.block_dicts(),
         )  # fmt: skip
         return 1
@@ -226,7 +227,8 @@ class AlertUpkeep:
         incident = Incident(
             kind="upstream", upstream_key=key, open_key=upstream_key(key), state="unknown",
             reason=reason, affected_count=affected, opened_at=now,
-            next_reminder_at=now + self.repeat, channel_id=self.alerts.channel,
+            next_reminder_at=now + self.repeat,
+            channel_id=self.alerts.settings.alert_channel_for(key.partition(":")[2]),
         )  # fmt: skip
         if await self.alerts.insert(session, incident):
             await self.alerts.post(session, incident, None, now)

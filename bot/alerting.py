@@ -6,6 +6,7 @@ from __future__ import annotations
 from bot.alert_upkeep import AlertUpkeep
 from bot.incidents import Alerts
 from bot.outbox import OutboxSender
+from bot.pagerduty import EventsClient, PagerDutySender
 from bot.scheduler import Scheduler
 from bot.services import Services
 
@@ -17,3 +18,9 @@ def install(services: Services, _sender: OutboxSender) -> None:
     services.extras["alerts"] = alerts
     services.extras["scheduler"] = scheduler
     services.readiness["scheduler"] = scheduler.readiness
+    key = services.settings.pagerduty_routing_key
+    if key is not None and key.get_secret_value():
+        client = EventsClient(services.settings.pagerduty_events_url, key)
+        sender = PagerDutySender(services.db, client, worker_id=services.extras["worker_id"])
+        alerts.pager_sender = sender
+        services.components.append(sender)

@@ -28,6 +28,7 @@ from bot.clock import utcnow
 from bot.domain import State
 from bot.health import CheckOutcome
 from bot.outbox import enqueue
+from bot.pagerduty import Pager, PagerDutySender, incident_environment
 from bot.render_alerts import downtime, render_followup, render_incident, upstream_title
 from bot.services import Services
 from bot.slack_text import date, escape
@@ -54,6 +55,8 @@ class Alerts:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.settings = services.settings
+        self.pager = Pager(self.settings)  # PagerDuty events, written with each change
+        self.pager_sender: PagerDutySender | None = None  # set by bot.alerting when paging
 
     @property
     def channel(self) -> str:
@@ -90,7 +93,8 @@ class Alerts:
         incident = Incident(
             kind="customer", customer_id=customer.id, open_key=customer_key(customer.id),
             state=customer.state, reason=customer.state_reason, opened_at=now,
-            next_reminder_at=now + self.settings.alert_repeat, channel_id=self.channel,
+            next_reminder_at=now + self.settings.alert_repeat,
+            channel_id=self.settings.alert_channel_for(customer.environment),
         )  # fmt: skip
         if await self.insert(session, incident):
             await self.post(session, incident, customer, now)
@@ -114,12 +118,23 @@ class Alerts:
     async def post(
         self, session: AsyncSession, incident: Incident, customer: Customer | None, now: datetime
     ) -> None:
-        message = render_incident(incident, customer, now)
+        message = render_incident(incident, customer, now, mention=self.mention(incident, customer))
         row = await enqueue(
-            session, kind="post", channel_id=self.channel, text=message.text,
+            session, kind="post", channel_id=self.channel_of(incident), text=message.text,
             blocks=message.block_dicts(), dedupe_key=f"incident:{incident.id}:alert",
         )  # fmt: skip
         incident.root_notification_id = row.id
+        await self.pager.trigger(session, incident, customer)
+
+    def channel_of(self, incident: Incident) -> str:
+        """The incident's alert channel (production and sandbox may differ)."""
+        return incident.channel_id or self.channel
+
+    def mention(self, incident: Incident, customer: Customer | None) -> str:
+        """ALERT_MENTION, for production incidents only."""
+        if incident_environment(incident, customer) != "production":
+            return ""
+        return self.settings.alert_mention_text()
 
     async def refresh(
         self, session: AsyncSession, incident: Incident, customer: Customer | None, now: datetime
@@ -127,9 +142,9 @@ class Alerts:
         """Update the alert message in place to show the incident as it is now."""
         if incident.root_notification_id is None:
             return
-        message = render_incident(incident, customer, now)
+        message = render_incident(incident, customer, now, mention=self.mention(incident, customer))
         await enqueue(
-            session, kind="update", channel_id=self.channel, text=message.text,
+            session, kind="update", channel_id=self.channel_of(incident), text=message.text,
             blocks=message.block_dicts(), target_id=incident.root_notification_id,
         )  # fmt: skip
 
@@ -138,7 +153,7 @@ class Alerts:
             return
         message = render_followup(text)
         await enqueue(
-            session, kind="reply", channel_id=self.channel, text=message.text,
+            session, kind="reply", channel_id=self.channel_of(incident), text=message.text,
             blocks=message.block_dicts(), target_id=incident.root_notification_id,
         )  # fmt: skip
 
@@ -156,6 +171,7 @@ class Alerts:
     ) -> None:
         incident.resolved_at, incident.open_key = now, None
         await self.refresh(session, incident, customer, now)
+        await self.pager.resolve(session, incident)
         who = (
             f"*{escape(customer.name)}*"
             if customer
@@ -184,6 +200,7 @@ class Alerts:
             incident, customer = await self._load(session, incident_id)
             await self.refresh(session, incident, customer, utcnow())
             await self.reply(session, incident, f"Acknowledged by <@{user_id}>; reminders stop.")
+            await self.pager.acknowledge(session, incident)
         return True
 
     async def snooze(self, incident_id: int, duration: timedelta, user_id: str) -> datetime | None:

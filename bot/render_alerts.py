@@ -70,10 +70,13 @@ def _buttons(incident: Incident, customer: Customer | None) -> list[Block]:
     return [ActionsBlock(elements=elements)]
 
 
-def render_incident(incident: Incident, customer: Customer | None, now: datetime) -> Message:
-    """The alert message: what broke, since when, who to talk to, and what to do."""
+def render_incident(
+    incident: Incident, customer: Customer | None, now: datetime, *, mention: str = ""
+) -> Message:
+    """The alert message: what broke, since when, who to talk to, and what to do.
+    ``mention`` (mrkdwn, e.g. ``<!subteam^S…>``) names who is on call."""
     if customer is None:
-        return _render_upstream(incident, now)
+        return _render_upstream(incident, now, mention)
     facts = [
         f"{customer_label(customer)} · {customer.environment} · {state_word(incident.state)}",
         _what_broke(incident, customer),
@@ -81,8 +84,10 @@ def render_incident(incident: Incident, customer: Customer | None, now: datetime
     ]
     if customer.account_manager:
         who = customer.account_manager
-        mention = f"<@{who}>" if who[:1] in "UW" and who.isalnum() else escape(who)
-        facts.append(f"Account manager: {mention}")
+        manager = f"<@{who}>" if who[:1] in "UW" and who.isalnum() else escape(who)
+        facts.append(f"Account manager: {manager}")
+    if mention:
+        facts.append(f"On call: {mention}")
     blocks: list[Block] = [
         header(f"Brincr connection {incident.state.replace('_', ' ')}: {customer.name}"),
         section("\n".join(facts)),
@@ -94,7 +99,7 @@ def render_incident(incident: Incident, customer: Customer | None, now: datetime
     return Message(text=text, blocks=blocks)
 
 
-def _render_upstream(incident: Incident, now: datetime) -> Message:
+def _render_upstream(incident: Incident, now: datetime, mention: str = "") -> Message:
     title = upstream_title(incident.upstream_key or "upstream:unknown")
     facts = [
         f"*{incident.affected_count}* customers affected; their own alerts are held back "
@@ -102,6 +107,8 @@ def _render_upstream(incident: Incident, now: datetime) -> Message:
         _what_broke(incident, None),
         f"Since {date(incident.opened_at)}",
     ]
+    if mention:
+        facts.append(f"On call: {mention}")
     blocks: list[Block] = [
         header(title),
         section("\n".join(facts)),
