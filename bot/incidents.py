@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,8 +32,9 @@ from bot.pagerduty import Pager, PagerDutySender, incident_environment
 from bot.render_alerts import downtime, render_followup, render_incident, upstream_title
 from bot.services import Services
 from bot.slack_text import date, escape
+from storage import audit
 from storage.db import affected_rows
-from storage.models import Customer, Incident
+from storage.models import Customer, Incident, IncidentMember
 
 log = logging.getLogger(__name__)
 BROKEN = {State.SCOPES_MISSING, State.REVOKED, State.FAILING}
@@ -202,6 +203,43 @@ class Alerts:
             await self.reply(session, incident, f"Acknowledged by <@{user_id}>; reminders stop.")
             await self.pager.acknowledge(session, incident)
         return True
+
+    async def resolve_by_hand(self, incident_id: int, user_id: str) -> bool:
+        """Close an open incident now (Resolve button, ``/brincr resolve``); False when it was
+        closed already. The customer's next failing check opens a new incident."""
+        now = utcnow()
+        async with self.services.db.transaction() as session:
+            done = await session.execute(
+                update(Incident)
+                .where(Incident.id == incident_id, Incident.resolved_at.is_(None))
+                .values(resolved_at=now, open_key=None)
+                .execution_options(synchronize_session=False)
+            )
+            if affected_rows(done) != 1:
+                return False
+            incident, customer = await self._load(session, incident_id)
+            await session.refresh(incident)
+            await session.execute(
+                delete(IncidentMember).where(IncidentMember.incident_id == incident_id)
+            )
+            await self.refresh(session, incident, customer, now)
+            await self.reply(session, incident, f":white_check_mark: Resolved by <@{user_id}>.")
+            await self.pager.resolve(session, incident)
+            audit.record(session, user_id=user_id, action="resolve", target=str(incident_id))
+        log.info("incident %s resolved by %s", incident_id, user_id)
+        return True
+
+    async def open_incident_of(self, customer_id: int) -> int | None:
+        """The customer's open incident: its own, or the group it is counted in."""
+        async with self.services.db.transaction() as session:
+            own = await self._open_incident(session, customer_key(customer_id))
+            if own is not None:
+                return own.id
+            return await session.scalar(
+                select(IncidentMember.incident_id)
+                .join(Incident, Incident.id == IncidentMember.incident_id)
+                .where(IncidentMember.customer_id == customer_id, Incident.resolved_at.is_(None))
+            )
 
     async def snooze(self, incident_id: int, duration: timedelta, user_id: str) -> datetime | None:
         """Mute an open incident (and its customer) until now + ``duration``."""
