@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import Environment, State
 from bot.incidents import MAX_REMINDERS, Alerts, upstream_key
+from bot.maintenance import in_maintenance
 from bot.outbox import enqueue
 from bot.render_alerts import downtime, render_followup, upstream_title
 from bot.slack_text import escape
@@ -224,6 +225,8 @@ class AlertUpkeep:
     async def _open_upstream(
         self, session: AsyncSession, key: str, affected: int, reason: str | None, now: datetime
     ) -> None:
+        if await in_maintenance(session, key.partition(":")[2], now):
+            return  # a planned window: announced, not an incident
         incident = Incident(
             kind="upstream", upstream_key=key, open_key=upstream_key(key), state="unknown",
             reason=reason, affected_count=affected, opened_at=now,

@@ -3,6 +3,7 @@ check, and the scheduler (sweeps, upkeep, retention) with its readiness probe.""
 
 from __future__ import annotations
 
+from bot import maintenance
 from bot.alert_upkeep import AlertUpkeep
 from bot.incidents import Alerts
 from bot.outbox import OutboxSender
@@ -18,6 +19,7 @@ def install(services: Services, _sender: OutboxSender) -> None:
     services.extras["alerts"] = alerts
     services.extras["scheduler"] = scheduler
     services.readiness["scheduler"] = scheduler.readiness
+    maintenance.install(services)
     key = services.settings.pagerduty_routing_key
     if key is not None and key.get_secret_value():
         client = EventsClient(services.settings.pagerduty_events_url, key)

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import utcnow
 from bot.domain import State
 from bot.health import CheckOutcome
+from bot.maintenance import in_maintenance
 from bot.outbox import enqueue
 from bot.pagerduty import Pager, PagerDutySender, incident_environment
 from bot.render_alerts import downtime, render_followup, render_incident, upstream_title
@@ -88,6 +89,8 @@ class Alerts:
     async def _maybe_open(self, session: AsyncSession, customer: Customer, now: datetime) -> None:
         if customer.snoozed_until and customer.snoozed_until > now:
             return
+        if await in_maintenance(session, customer.environment, now):
+            return  # recorded, not alerted: a planned window (bot.maintenance)
         if customer.state == State.FAILING and await self._upstream_explains(session, customer):
             log.info("alert for %s held back: an upstream incident explains it", customer.kvk)
             return
