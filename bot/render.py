@@ -209,6 +209,11 @@ def _incident_line(incident: Incident | None, now: datetime) -> str | None:
     if incident is None:
         return None
     line = f":rotating_light: Open incident since {ago(incident.opened_at, now)}"
+    if incident.kind == "group":
+        line = (
+            f":rotating_light: Part of a grouped incident since {ago(incident.opened_at, now)}: "
+            f"{incident.affected_count} customers, {escape(cut(incident.reason or '', 200))}"
+        )
     if incident.acknowledged_by:
         line += f", acknowledged by <@{incident.acknowledged_by}>"
     if incident.snoozed_until and incident.snoozed_until > now:

@@ -25,6 +25,8 @@ UPSTREAM_NAMES = {"visma": "Visma Connect", "brincr": "the Brincr API", "app": "
 
 def upstream_title(key: str) -> str:
     service, _, environment = key.partition(":")
+    if service == "group":  # bot.grouping: group:<env>:<state>:<digest>
+        return f"The {environment.split(':')[0]} customers with one cause"
     if service == "app":
         return f"Visma Connect refuses our {environment} app credentials"
     return f"{UPSTREAM_NAMES.get(service, service)} ({environment}) is failing"
@@ -127,3 +129,7 @@ def render_followup(text: str) -> Message:
 
 def downtime(incident: Incident, now: datetime) -> str:
     return format_duration(max(now - incident.opened_at, timedelta(0)))
+
+
+status_line = _status_line  # for bot.render_groups
+incident_buttons = _buttons

@@ -11,7 +11,14 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import STATE_SEVERITY, State
-from storage.models import CheckResult, CheckRollup, Customer, Incident, Invitation
+from storage.models import (
+    CheckResult,
+    CheckRollup,
+    Customer,
+    Incident,
+    IncidentMember,
+    Invitation,
+)
 
 HISTORY_STRIP = 20  # recent checks shown as a strip in `status`
 WEEK = timedelta(days=7)
@@ -56,7 +63,8 @@ async def status_data(customer: Customer, *, session: AsyncSession, now: datetim
         last=recent[0] if recent else None,
         recent=recent,
         week=Uptime(int(checks), int(failures)),
-        incident=await open_incident(customer.id, session=session),
+        incident=await open_incident(customer.id, session=session)
+        or await open_group_incident(customer.id, session=session),
         invitation=await open_invitation(customer.id, session=session),
     )
 
@@ -64,6 +72,15 @@ async def status_data(customer: Customer, *, session: AsyncSession, now: datetim
 async def open_incident(customer_id: int, *, session: AsyncSession) -> Incident | None:
     return await session.scalar(
         select(Incident).where(Incident.customer_id == customer_id, Incident.resolved_at.is_(None))
+    )
+
+
+async def open_group_incident(customer_id: int, *, session: AsyncSession) -> Incident | None:
+    """The open grouped incident (bot.grouping) the customer is counted in."""
+    return await session.scalar(
+        select(Incident)
+        .join(IncidentMember, IncidentMember.incident_id == Incident.id)
+        .where(IncidentMember.customer_id == customer_id, Incident.resolved_at.is_(None))
     )
 
 
