@@ -79,6 +79,9 @@ class Fleet:
             customer = await get_by_kvk(number, session=session) if number else None
             if customer is None:
                 return None
+            alerts = self.services.extras.get("alerts")
+            if alerts is not None:  # close its page and take it out of a group first (#13)
+                await alerts.forgetting(session, customer)
             await session.execute(delete(Incident).where(Incident.customer_id == customer.id))
             await session.delete(customer)
             audit.record(

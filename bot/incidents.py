@@ -112,6 +112,16 @@ class Alerts:
             await self.post(session, incident, customer, now)
             log.info("incident %s opened for %s: %s", incident.id, customer.kvk, customer.state)
 
+    async def forgetting(self, session: AsyncSession, customer: Customer) -> None:
+        """Before a customer is removed: resolve its page, leave its group."""
+        now = utcnow()
+        incident = await self._open_incident(session, customer_key(customer.id))
+        if incident is not None:
+            await self.pager.resolve(session, incident)
+        group = await grouping.group_of(session, customer.id)
+        if group is not None:
+            await self._leave_group(session, group, customer, now)
+
     # --- one incident for one cause (bot.grouping) ----------------------------------------
 
     async def _grouped(self, session: AsyncSession, customer: Customer, now: datetime) -> bool:

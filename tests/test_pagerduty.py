@@ -20,7 +20,7 @@ from bot.simulator import Simulator
 from storage.models import Incident, Notification, PagerEvent
 from tests.fakes.pagerduty import ROUTING_KEY, FakePagerDuty
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import ALERTS, SUPPORT, BotHarness, start_bot, text_of
+from tests.harness import ADMIN, ALERTS, SUPPORT, BotHarness, start_bot, text_of
 
 SANDBOX_ALERTS = "C0SANDBOX"
 
@@ -86,10 +86,10 @@ async def open_incident(bot: BotHarness) -> Incident:
 
 
 async def test_trigger_acknowledge_resolve_reach_pagerduty_once_each_through_a_slack_outage_and_a_restart(  # noqa: E501
-    sqlite_url: str, slack: FakeSlack, sim: Simulator, pd: FakePagerDuty
+    database_url: str, slack: FakeSlack, sim: Simulator, pd: FakePagerDuty
 ) -> None:
     tenant = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
-    bot = await start_bot(sqlite_url, slack, sim, **paging(pd))
+    bot = await start_bot(database_url, slack, sim, **paging(pd))
     cid = await bot.add_customer("12345678", "Bouwbedrijf", tenant_id=tenant)
     await check(bot, cid)
     slack.fail("chat.postMessage", status=503)  # Slack is down: the page must not wait
@@ -106,7 +106,7 @@ async def test_trigger_acknowledge_resolve_reach_pagerduty_once_each_through_a_s
     await bot.close()  # a restart, with the Slack alert still undelivered
 
     slack.clear_failures()
-    bot = await start_bot(sqlite_url, slack, sim, worker_id="after-restart", **paging(pd))
+    bot = await start_bot(database_url, slack, sim, worker_id="after-restart", **paging(pd))
     try:
         await make_due(bot)
         await deliver(bot)
@@ -246,5 +246,37 @@ async def test_a_production_incident_goes_to_the_alert_channel_mentioning_the_on
         assert "<!subteam^S0ONCALL>" in text_of(alert)
         assert "<@U0ADMIN>" in text_of(alert)  # the account manager stays mentioned
         assert slack.messages(SANDBOX_ALERTS) == []
+    finally:
+        await bot.close()
+
+
+async def test_an_upstream_incident_pages_once_not_per_customer(
+    sqlite_url: str, slack: FakeSlack, sim: Simulator, pd: FakePagerDuty
+) -> None:
+    bot = await start_bot(sqlite_url, slack, sim, production_client_secret="wrong", **paging(pd))
+    try:
+        ids = [await bot.add_customer(f"{20000000 + i}", f"Klant {i}") for i in range(5)]
+        await check(bot, *ids)
+        await bot.runtime.scheduler.upkeep.upstream(utcnow())
+        await bot.runtime.scheduler.upkeep.upstream(utcnow())
+        await deliver(bot)
+        (trigger,) = pd.events
+        assert trigger["payload"]["severity"] == "critical"
+        assert "app:production" in trigger["payload"]["summary"]
+    finally:
+        await bot.close()
+
+
+async def test_forgetting_a_customer_resolves_its_page(
+    sqlite_url: str, slack: FakeSlack, sim: Simulator, pd: FakePagerDuty
+) -> None:
+    bot = await start_bot(sqlite_url, slack, sim, **paging(pd))
+    try:
+        tenant = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+        cid = await bot.add_customer("12345678", "Bouwbedrijf", tenant_id=tenant)
+        sim.remove(tenant)
+        await check(bot, cid)
+        await bot.action(Action.FORGET_CONFIRM, "12345678", user=ADMIN)
+        await _until(bot, lambda: pd.actions() == ["trigger", "resolve"])
     finally:
         await bot.close()
