@@ -24,16 +24,15 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import grouping
 from bot.clock import utcnow
 from bot.domain import State
+from bot.group_alerts import GroupAlerts
 from bot.health import CheckOutcome
 from bot.maintenance import in_maintenance
 from bot.outbox import enqueue
 from bot.pagerduty import Pager, PagerDutySender, incident_environment
 from bot.render import Message
 from bot.render_alerts import downtime, render_followup, render_incident, upstream_title
-from bot.render_groups import render_group, render_member_list
 from bot.services import Services
 from bot.slack_text import date, escape
 from storage import audit
@@ -62,6 +61,7 @@ class Alerts:
         self.settings = services.settings
         self.pager = Pager(self.settings)  # PagerDuty events, written with each change
         self.pager_sender: PagerDutySender | None = None  # set by bot.alerting when paging
+        self.groups = GroupAlerts(self)  # one incident for one cause (bot.grouping)
 
     @property
     def channel(self) -> str:
@@ -80,9 +80,7 @@ class Alerts:
         if state is State.HEALTHY:
             if incident is not None:
                 await self.resolve(session, incident, customer, now)
-            group = await grouping.group_of(session, customer.id)
-            if group is not None:
-                await self._leave_group(session, group, customer, now)
+            await self.groups.recovered(session, customer, now)
         elif state in BROKEN:
             if incident is None:
                 await self._maybe_open(session, customer, now)
@@ -100,8 +98,8 @@ class Alerts:
         if customer.state == State.FAILING and await self._upstream_explains(session, customer):
             log.info("alert for %s held back: an upstream incident explains it", customer.kvk)
             return
-        if await self._grouped(session, customer, now):
-            return
+        if await self.groups.place(session, customer, now):
+            return  # one incident for one cause (bot.grouping)
         incident = Incident(
             kind="customer", customer_id=customer.id, open_key=customer_key(customer.id),
             state=customer.state, reason=customer.state_reason, opened_at=now,
@@ -118,83 +116,14 @@ class Alerts:
         incident = await self._open_incident(session, customer_key(customer.id))
         if incident is not None:
             await self.pager.resolve(session, incident)
-        group = await grouping.group_of(session, customer.id)
-        if group is not None:
-            await self._leave_group(session, group, customer, now)
-
-    # --- one incident for one cause (bot.grouping) ----------------------------------------
-
-    async def _grouped(self, session: AsyncSession, customer: Customer, now: datetime) -> bool:
-        """True when a group covers the customer (it was in one, joined one, or opened one)."""
-        cause = grouping.Cause.of(customer)
-        current = await grouping.group_of(session, customer.id)
-        if current is not None:
-            if current.open_key == cause.key:
-                return True
-            await self._leave_group(session, current, customer, now)  # broken another way now
-        group = await grouping.open_group(session, cause)
-        if group is not None:
-            await self._join(session, group, [customer.id], now)
-            await self.refresh(session, group, None, now)
-            return True
-        ids = await grouping.peers(session, cause, now)
-        linked = await grouping.linked_count(session, cause.environment)
-        if len(ids) < grouping.group_threshold(linked):
-            return False
-        group = Incident(
-            kind="group", upstream_key=cause.key, open_key=cause.key, state=cause.state,
-            reason=cause.plain, affected_count=len(ids), opened_at=now,
-            next_reminder_at=now + self.settings.alert_repeat,
-            channel_id=self.settings.alert_channel_for(cause.environment),
-        )  # fmt: skip
-        if not await self.insert(session, group):
-            return await self._grouped(session, customer, now)  # another replica opened it
-        await self._join(session, group, ids, now)
-        await self.post(session, group, None, now)
-        await self._list_in_thread(session, group)
-        log.warning("group incident %s opened: %s customers, %s", group.id, len(ids), cause.plain)
-        return True
-
-    async def _join(
-        self, session: AsyncSession, group: Incident, ids: list[int], now: datetime
-    ) -> None:
-        try:
-            async with session.begin_nested():
-                await grouping.add_members(session, group, ids, now)
-        except IntegrityError:  # another replica added them first
-            group.affected_count = await grouping.member_count(session, group.id)
-
-    async def _leave_group(
-        self, session: AsyncSession, group: Incident, customer: Customer, now: datetime
-    ) -> None:
-        left = await grouping.remove_member(session, group, customer.id)
-        if left == 0:
-            if await grouping.claim_resolve(session, group, now):
-                await self.resolve(session, group, None, now)
-        else:
-            await self.refresh(session, group, None, now)
-
-    async def _list_in_thread(self, session: AsyncSession, group: Incident) -> None:
-        total = group.affected_count
-        if total <= grouping.SHOWN:
-            return
-        everyone = await grouping.members(session, group.id)
-        for start in range(0, len(everyone), grouping.THREAD_CHUNK):
-            chunk = everyone[start : start + grouping.THREAD_CHUNK]
-            message = render_member_list(chunk, start + 1, total)
-            await enqueue(
-                session, kind="reply", channel_id=self.channel_of(group), text=message.text,
-                blocks=message.block_dicts(), target_id=group.root_notification_id,
-            )  # fmt: skip
+        await self.groups.recovered(session, customer, now)
 
     async def _render(
         self, session: AsyncSession, incident: Incident, customer: Customer | None, now: datetime
     ) -> Message:
-        mention = self.mention(incident, customer)
         if incident.kind == "group":
-            shown = await grouping.members(session, incident.id, grouping.SHOWN)
-            return render_group(incident, shown, now, mention=mention)
-        return render_incident(incident, customer, now, mention=mention)
+            return await self.groups.render(session, incident, now)
+        return render_incident(incident, customer, now, mention=self.mention(incident, customer))
 
     async def _upstream_explains(self, session: AsyncSession, customer: Customer) -> bool:
         keys = [upstream_key(f"{s}:{customer.environment}") for s in ("visma", "brincr", "app")]

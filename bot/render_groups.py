@@ -15,7 +15,7 @@ from bot.slack_text import cut, date, escape
 from storage.models import Incident
 
 
-def _line(member: Member) -> str:
+def member_line(member: Member) -> str:
     return f"• {escape(cut(member.name, 60))} (KvK {member.kvk})"
 
 
@@ -33,7 +33,7 @@ def render_group(
     ]
     if mention:
         facts.append(f"On call: {mention}")
-    listed = "\n".join(_line(m) for m in shown) or "(none left)"
+    listed = "\n".join(member_line(m) for m in shown) or "(none left)"
     if count > len(shown):
         listed += f"\n… and {count - len(shown)} more: the full list is in the thread."
     blocks: list[Block] = [
@@ -48,5 +48,10 @@ def render_group(
 
 
 def render_member_list(members: Sequence[Member], first: int, total: int) -> Message:
-    lines = "\n".join(_line(m) for m in members)
+    lines = "\n".join(member_line(m) for m in members)
     return render_followup(f"Customers {first}–{first + len(members) - 1} of {total}:\n{lines}")
+
+
+def render_joined(lines: Sequence[str]) -> Message:
+    """Customers that joined the group after it opened (``lines`` from :func:`member_line`)."""
+    return render_followup("Also affected now:\n" + "\n".join(lines))

@@ -154,3 +154,25 @@ async def test_two_customers_broken_the_same_way_still_alert_on_their_own(
     alerts = top_level(bot)
     assert len(alerts) == 2
     assert all("Missing scopes: `brincr:order`" in text_of(a) for a in alerts)
+
+
+async def test_customers_joining_later_update_the_group_once_and_are_listed_in_one_reply(
+    bot: BotHarness,
+) -> None:
+    ids = [await bot.add_customer(f"{70000000 + i}", f"Klant {i}") for i in range(8)]
+    tenant_of = await tenants(bot, ids)
+    for cid in ids[:5]:
+        bot.sim.revoke(tenant_of[cid], ["brincr:order"])
+    await check(bot, ids)
+    (group,) = top_level(bot)
+    assert "*5*" in text_of(group)
+    updates_before = len(bot.slack.calls_to("chat.update"))
+    for cid in ids[5:]:  # three more, each in its own sweep, before Slack hears of any
+        bot.sim.revoke(tenant_of[cid], ["brincr:order"])
+        await bot.runtime.services.checker.check_many([cid])
+    await deliver(bot)
+    assert len(top_level(bot)) == 1
+    assert "*8*" in text_of(top_level(bot)[0])
+    assert len(bot.slack.calls_to("chat.update")) == updates_before + 1  # coalesced
+    (joined,) = [m for m in bot.slack.messages(ALERTS) if m.get("thread_ts") == group["ts"]]
+    assert all(f"Klant {i}" in text_of(joined) for i in (5, 6, 7))
