@@ -230,6 +230,11 @@ def render_status(data: StatusData, required: Sequence[str], now: datetime) -> M
     ]
     if c.snoozed_until and c.snoozed_until > now:
         facts.append(f":zzz: snoozed until {date(c.snoozed_until)}")
+    if data.maintenance_until:
+        facts.append(
+            f":construction: {c.environment} is in maintenance until "
+            f"{date(data.maintenance_until)}: checks are recorded, no alerts"
+        )
     if c.account_manager:
         facts.append(f"Account manager: {_person(c.account_manager)}")
     blocks: list[Block] = [

@@ -18,6 +18,7 @@ from storage.models import (
     Incident,
     IncidentMember,
     Invitation,
+    MaintenanceWindow,
 )
 
 HISTORY_STRIP = 20  # recent checks shown as a strip in `status`
@@ -41,6 +42,7 @@ class StatusData:
     week: Uptime
     incident: Incident | None
     invitation: Invitation | None
+    maintenance_until: datetime | None = None  # a maintenance window of its environment (#13)
 
 
 async def status_data(customer: Customer, *, session: AsyncSession, now: datetime) -> StatusData:
@@ -66,6 +68,21 @@ async def status_data(customer: Customer, *, session: AsyncSession, now: datetim
         incident=await open_incident(customer.id, session=session)
         or await open_group_incident(customer.id, session=session),
         invitation=await open_invitation(customer.id, session=session),
+        maintenance_until=await maintenance_end(customer.environment, session=session, now=now),
+    )
+
+
+async def maintenance_end(
+    environment: str, *, session: AsyncSession, now: datetime
+) -> datetime | None:
+    """When the environment's current maintenance window ends (None: no window)."""
+    return await session.scalar(
+        select(func.max(MaintenanceWindow.ends_at)).where(
+            MaintenanceWindow.environment == environment,
+            MaintenanceWindow.starts_at <= now,
+            MaintenanceWindow.ends_at > now,
+            MaintenanceWindow.end_announced_at.is_(None),
+        )
     )
 
 

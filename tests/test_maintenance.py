@@ -74,6 +74,9 @@ async def test_a_visma_outage_inside_a_maintenance_window_opens_no_incident_and_
     await check_all(bot, [revoked])
     assert await incidents(bot) == []
     assert len(bot.slack.messages(ALERTS)) == 1 and pd.events == []
+    _, key = await bot.command("status 39999999")
+    status = text_of(await bot.reply(key))
+    assert "revoked" in status and "production is in maintenance until" in status
 
     _, key = await bot.command("maintenance end production", user=ADMIN)
     assert "Maintenance ended" in text_of(await bot.reply(key))
