@@ -242,13 +242,13 @@ class Alerts:
             if affected_rows(done) != 1:
                 return False
             incident, customer = await self._load(session, incident_id)
-            await session.refresh(incident)
-            await session.execute(
-                delete(IncidentMember).where(IncidentMember.incident_id == incident_id)
-            )
             await self.refresh(session, incident, customer, now)
             await self.reply(session, incident, f":white_check_mark: Resolved by <@{user_id}>.")
             await self.pager.resolve(session, incident)
+            # A group lets its customers go: still broken, they group again at their next check.
+            await session.execute(
+                delete(IncidentMember).where(IncidentMember.incident_id == incident_id)
+            )
             audit.record(session, user_id=user_id, action="resolve", target=str(incident_id))
         log.info("incident %s resolved by %s", incident_id, user_id)
         return True

@@ -176,3 +176,21 @@ async def test_customers_joining_later_update_the_group_once_and_are_listed_in_o
     assert len(bot.slack.calls_to("chat.update")) == updates_before + 1  # coalesced
     (joined,) = [m for m in bot.slack.messages(ALERTS) if m.get("thread_ts") == group["ts"]]
     assert all(f"Klant {i}" in text_of(joined) for i in (5, 6, 7))
+
+
+async def test_resolving_a_group_by_hand_regroups_its_still_broken_customers_at_their_next_check(
+    bot: BotHarness, pd: FakePagerDuty
+) -> None:
+    ids = [await bot.add_customer(f"{80000000 + i}", f"Klant {i}") for i in range(6)]
+    for tenant in (await tenants(bot, ids)).values():
+        bot.sim.revoke(tenant, ["brincr:order"])
+    await check(bot, ids)
+    async with bot.runtime.db.transaction() as session:
+        (group,) = (await session.scalars(select(Incident))).all()
+    await bot.action(Action.RESOLVE, str(group.id), user=ADMIN, channel=ALERTS, ephemeral=False)
+    await settle(bot, lambda: "Resolved" in text_of(top_level(bot)[0]))
+    assert "*6*" in text_of(top_level(bot)[0])
+    await check(bot, ids)
+    alerts = top_level(bot)
+    assert len(alerts) == 2 and "*6*" in text_of(alerts[1])
+    await settle(bot, lambda: pd.actions() == ["trigger", "resolve", "trigger"])
