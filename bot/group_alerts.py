@@ -62,8 +62,7 @@ class GroupAlerts:
             await self.refresh(session, group, now)
             return True
         ids = await grouping.peers(session, cause, now)
-        linked = await grouping.linked_count(session, cause.environment)
-        if len(ids) < grouping.group_threshold(linked):
+        if len(ids) < grouping.group_threshold():
             return False
         return await self._open(session, cause, ids, customer, now)
 

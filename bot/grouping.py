@@ -7,12 +7,14 @@ exact set of missing scopes, for ``revoked`` and ``failing`` the error code (the
 reason before the first ``:``).
 
 **The threshold** that separates "a customer" from "a rollout": at least
-``min(5, max(3, 10 % of the environment's linked customers))`` customers of one environment
-in the same state for the same cause, none of them alerted on its own yet (not snoozed, not
-in an open incident or group). Customers break together within one check interval when the
-cause is shared (a rollout reaches everybody's next check), and the sweep records its
-checks in batches before alerting, so a rollout's first batch already forms the group: at
-most the customers checked before the threshold is reached alert on their own.
+:data:`GROUP_MIN` (5) customers of one environment in the same state for the same cause,
+none of them alerted on its own yet (not snoozed, not in an open incident or group). Below
+that, separate alerts are no storm (a percentage of the environment would group 2 or 3
+customers of a small one, which reads worse than their own alerts); above it, one message
+replaces N. Customers break together within one check interval when the cause is shared (a
+rollout reaches everybody's next check), and the sweep records its checks in batches before
+alerting, so a rollout's first batch already forms the group: at most the customers checked
+before the threshold is reached alert on their own.
 
 A group is an :class:`~storage.models.Incident` with ``kind="group"``; its customers are
 :class:`~storage.models.IncidentMember` rows. Customers breaking the same way later join it
@@ -25,7 +27,6 @@ state stays its own (``status``), with a pointer to the group.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,14 +39,13 @@ from storage.db import affected_rows
 from storage.models import Customer, Incident, IncidentMember
 
 GROUP_MIN = 5
-GROUP_FLOOR = 3
-GROUP_SHARE = 0.10
 SHOWN = 25  # customers listed in the message; the thread has them all
 THREAD_CHUNK = 50  # customers per thread reply
 
 
-def group_threshold(linked: int) -> int:
-    return min(GROUP_MIN, max(GROUP_FLOOR, math.ceil(linked * GROUP_SHARE)))
+def group_threshold() -> int:
+    """How many customers with one cause make a group (see the module docstring)."""
+    return GROUP_MIN
 
 
 @dataclass(frozen=True)
@@ -131,15 +131,6 @@ async def peers(session: AsyncSession, cause: Cause, now: datetime) -> list[int]
         .order_by(Customer.id)
     )
     return list(rows)
-
-
-async def linked_count(session: AsyncSession, environment: str) -> int:
-    count = await session.scalar(
-        select(func.count())
-        .select_from(Customer)
-        .where(Customer.environment == environment, Customer.tenant_id.is_not(None))
-    )
-    return int(count or 0)
 
 
 async def add_members(

@@ -64,11 +64,8 @@ async def settle(bot: BotHarness, done: Any) -> None:
     raise AssertionError("not delivered")
 
 
-def test_the_threshold_separates_a_customer_from_a_rollout() -> None:
-    assert group_threshold(1) == 3
-    assert group_threshold(30) == 3
-    assert group_threshold(45) == 5
-    assert group_threshold(10_000) == 5
+def test_five_customers_with_one_cause_make_a_rollout() -> None:
+    assert group_threshold() == 5
 
 
 async def test_thirty_customers_losing_the_same_scope_make_one_grouped_incident(
@@ -144,15 +141,15 @@ async def _group_lifecycle(bot: BotHarness, pd: FakePagerDuty) -> None:
     assert group.resolved_at is not None and group.affected_count == 0
 
 
-async def test_two_customers_broken_the_same_way_still_alert_on_their_own(
+async def test_four_customers_broken_the_same_way_still_alert_on_their_own(
     bot: BotHarness,
 ) -> None:
-    ids = [await bot.add_customer(f"{60000000 + i}", f"Klant {i}") for i in range(2)]
+    ids = [await bot.add_customer(f"{60000000 + i}", f"Klant {i}") for i in range(4)]
     for tenant in (await tenants(bot, ids)).values():
         bot.sim.revoke(tenant, ["brincr:order"])
     await check(bot, ids)
     alerts = top_level(bot)
-    assert len(alerts) == 2
+    assert len(alerts) == 4
     assert all("Missing scopes: `brincr:order`" in text_of(a) for a in alerts)
 
 
