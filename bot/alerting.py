@@ -7,7 +7,8 @@ from bot import maintenance
 from bot.alert_upkeep import AlertUpkeep
 from bot.incidents import Alerts
 from bot.outbox import OutboxSender
-from bot.pagerduty import EventsClient, PagerDutySender
+from bot.pagerduty import PagerDutySender
+from bot.pagerduty_client import EventsClient
 from bot.scheduler import Scheduler
 from bot.services import Services
 

@@ -280,3 +280,30 @@ async def test_forgetting_a_customer_resolves_its_page(
         await _until(bot, lambda: pd.actions() == ["trigger", "resolve"])
     finally:
         await bot.close()
+
+
+async def test_an_unreachable_pagerduty_is_retried_with_backoff_and_nothing_is_lost(
+    sqlite_url: str, slack: FakeSlack, sim: Simulator, pd: FakePagerDuty
+) -> None:
+    bot = await start_bot(sqlite_url, slack, sim, **paging(pd))
+    try:
+        url = pd.url
+        await pd.stop()  # PagerDuty unreachable: connection refused
+        tenant = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+        cid = await bot.add_customer("12345678", "Bouwbedrijf", tenant_id=tenant)
+        sim.remove(tenant)
+        await check(bot, cid)
+        (row,) = await pager_rows(bot)
+        assert row.status == "pending" and row.attempts >= 1
+        assert 0 < (row.next_attempt_at - utcnow()).total_seconds() < 60  # seconds, not minutes
+        again = FakePagerDuty()
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        await again.start_on(port)
+        try:
+            await make_due(bot)
+            await page(bot)
+            assert again.actions() == ["trigger"]
+        finally:
+            await again.stop()
+    finally:
+        await bot.close()

@@ -65,11 +65,15 @@ class PagerDutyStandIn:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
+        await self.start_on(0)
+
+    async def start_on(self, port: int) -> None:
+        """Listen on ``port`` of 127.0.0.1 (0: any free port)."""
         app = web.Application()
         app.router.add_post("/v2/enqueue", self._enqueue)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self.url = f"http://{host}:{port}/v2/enqueue"
