@@ -145,3 +145,10 @@ async def test_a_window_that_runs_out_is_announced_once_by_two_replicas(
         assert await first.windows() == []
     finally:
         await other.close()
+
+
+async def test_help_names_the_on_call_commands(bot: BotHarness) -> None:
+    _, key = await bot.command("help")
+    text = text_of(await bot.reply(key))
+    assert "/brincr maintenance <production|sandbox|all> <duration> [reason]" in text
+    assert "/brincr maintenance end" in text and "/brincr resolve <customer>" in text
