@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -174,14 +175,17 @@ class Pager:
         if exists is not None:
             return  # each incident triggers, acknowledges and resolves once
         now = utcnow()
-        session.add(
-            PagerEvent(
-                dedup_key=key, action=action, incident_id=incident.id,
-                alert_notification_id=incident.root_notification_id, payload=body,
-                created_at=now, status="pending", attempts=0, next_attempt_at=now,
-            )
+        event = PagerEvent(
+            dedup_key=key, action=action, incident_id=incident.id,
+            alert_notification_id=incident.root_notification_id, payload=body,
+            created_at=now, status="pending", attempts=0, next_attempt_at=now,
         )  # fmt: skip
-        await session.flush()
+        try:
+            async with session.begin_nested():  # a race lost must not roll back the caller
+                session.add(event)
+                await session.flush()
+        except IntegrityError:
+            return  # another replica wrote this event first
         log.info("pagerduty %s queued for incident %s", action, incident.id)
 
 
