@@ -369,7 +369,7 @@ async def send_reconnect(
         invitation = await _latest_invitation(session, customer_id)
         if invitation is None:
             scopes = customer.missing_scopes.split() or list(services.settings.brincr_scopes)
-            message = render_reapproval(customer, scopes, "nl", sent_by=user_id)
+            message = render_reapproval(customer, scopes, sent_by=user_id)
         else:
             message = render_handoff(
                 invitation, customer, services.settings.brincr_scopes, resent_by=user_id

@@ -2,13 +2,16 @@
 invited before the bot): re-approving scopes needs no invitation code. The customer opens
 the app under Visma App Store → My apps and switches the named scopes ON again (DOMAIN.md §1).
 
-Dutch by default (a customer's language is only known from an invitation); English on
-request. The Visma portal is in English, so its UI labels stay English in both languages.
+A customer's language is only known from an invitation, so without one the steps go out in
+Dutch and in English, Dutch first (``languages``). The Visma portal is in English, so its UI
+labels stay English in both languages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from slack_sdk.models.blocks import Block, DividerBlock
 
 from bot.handoff import Language
 from bot.render import Message, context, header, section
@@ -49,16 +52,21 @@ def reapproval_mrkdwn(customer: Customer, scopes: Sequence[str], language: Langu
 
 
 def render_reapproval(
-    customer: Customer, scopes: Sequence[str], language: Language, *, sent_by: str
+    customer: Customer,
+    scopes: Sequence[str],
+    languages: Sequence[Language] = ("nl", "en"),
+    *,
+    sent_by: str,
 ) -> Message:
     """Steps to forward to the customer, with who asked for them."""
-    blocks = [
+    blocks: list[Block] = [
         header(f"Reconnect instructions: {customer.name}"),
         context(
             f"No invitation on record: the re-approval steps, to forward to the customer. "
             f"Requested by <@{sent_by}>"
         ),
-        section(reapproval_mrkdwn(customer, scopes, language)[:3000]),
     ]
+    for language in languages:
+        blocks += [DividerBlock(), section(reapproval_mrkdwn(customer, scopes, language)[:3000])]
     text = f"Reconnect instructions for {escape(customer.name)} (KvK {customer.kvk})"
     return Message(text=text, blocks=blocks)
