@@ -21,10 +21,14 @@ from datetime import timedelta
 import httpx
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.alerts import maintenance
+from bot.alerts.maintenance import Maintenance
+from bot.alerts.pager import PagerDutySender
 from bot.alerts.service import Alerts
 from bot.alerts.upkeep import AlertUpkeep
 from bot.checks.scheduler import Job, Scheduler
 from bot.checks.service import CheckService
+from bot.clients.pagerduty import EventsClient
 from bot.clients.slack import web_client
 from bot.core.clock import utcnow
 from bot.core.logs import quiet_payload_logs
@@ -52,9 +56,11 @@ class Bot:
     services: Services
     slack: AsyncWebClient  # interactive calls: retries 429, 5xx and connection errors
     outbox: OutboxSender  # delivers outbound rows with its own client (reschedules on 429)
+    pager: PagerDutySender | None  # delivers PagerDuty events when PAGERDUTY_ROUTING_KEY is set
     checker: CheckService
     alerts: Alerts
     upkeep: AlertUpkeep  # reminders, ended snoozes, upstream incidents (a scheduled job)
+    maintenance: Maintenance  # planned-downtime windows
     fleet: Fleet
     linking: Linking
     tenant_events: TenantEvents  # Visma webhook deliveries, processed in the background
@@ -64,6 +70,8 @@ class Bot:
     async def aclose(self) -> None:
         """Release the upstream connection pool and the database (after stopping)."""
         await self.checker.aclose()
+        if self.pager is not None:
+            await self.pager.client.aclose()
         await self.db.close()
 
 
@@ -79,12 +87,19 @@ def build_bot(
     worker_id: str | None = None,
 ) -> Bot:
     """The whole bot for ``settings``. ``transport`` replaces the network for the Visma and
-    Brincr requests (benchmarks); Slack is reached at ``SLACK_API_URL`` (tests point it at
-    a local fake Web API)."""
+    Brincr requests (benchmarks); Slack is reached at ``SLACK_API_URL`` and PagerDuty at
+    ``PAGERDUTY_EVENTS_URL`` (tests point them at local stand-ins)."""
     worker = worker_id or worker_name()
     db = Database(settings.database_url)
     outbox = OutboxSender(db, web_client(settings, retries=False), worker_id=worker)
-    services = Services(settings=settings, db=db, wake_outbox=outbox.wake)
+    pager = _pager(settings, db, worker)
+
+    def wake_senders() -> None:
+        outbox.wake()
+        if pager is not None:
+            pager.wake()
+
+    services = Services(settings=settings, db=db, wake_outbox=wake_senders)
     alerts = Alerts(services)
     checker = CheckService(
         settings,
@@ -94,6 +109,7 @@ def build_bot(
     )
     linking = Linking(services, checker)
     upkeep = AlertUpkeep(alerts)
+    windows = Maintenance(services)
 
     async def stale_invitations() -> int:
         return await invitations.nudge_stale_invitations(services, utcnow())
@@ -101,9 +117,13 @@ def build_bot(
     async def alert_upkeep() -> None:
         await upkeep.run(utcnow())
 
+    async def maintenance_ends() -> int:
+        return await windows.announce_ends(utcnow())
+
     jobs = (
         Job("upkeep", alert_upkeep, upkeep_every(settings.check_interval)),
         Job("stale-invitations", stale_invitations, invitations.STALE_EVERY),
+        Job("maintenance-ends", maintenance_ends, maintenance.TICK),
     )
     quiet_payload_logs()  # payloads that carry invitation codes stay out of debug logs
     return Bot(
@@ -112,12 +132,23 @@ def build_bot(
         services=services,
         slack=web_client(settings),
         outbox=outbox,
+        pager=pager,
         checker=checker,
         alerts=alerts,
         upkeep=upkeep,
-        fleet=Fleet(services, checker),
+        maintenance=windows,
+        fleet=Fleet(services, checker, before_forget=(alerts.forgetting,)),
         linking=linking,
         tenant_events=TenantEvents(services, linking),
         scheduler=Scheduler(services, checker, worker_id=worker, jobs=jobs),
         worker_id=worker,
     )
+
+
+def _pager(settings: Settings, db: Database, worker: str) -> PagerDutySender | None:
+    """The PagerDuty sender, when a routing key is set (else incidents page nobody)."""
+    key = settings.pagerduty_routing_key
+    if key is None or not key.get_secret_value():
+        return None
+    client = EventsClient(settings.pagerduty_events_url, key)
+    return PagerDutySender(db, client, worker_id=worker)

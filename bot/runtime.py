@@ -44,6 +44,8 @@ class Runtime:
         """Start the outbox sender and the scheduler (``schedule``: tests that drive checks
         themselves leave it off), then the HTTP listener (and Socket Mode when configured)."""
         await self.bot.outbox.start()
+        if self.bot.pager is not None:
+            await self.bot.pager.start()
         if schedule:
             await self.bot.scheduler.start()
         if listen:
@@ -77,6 +79,8 @@ class Runtime:
         await self.bot.tenant_events.stop()
         await self.bot.scheduler.stop()
         await self.bot.outbox.stop()
+        if self.bot.pager is not None:
+            await self.bot.pager.stop()
         await self.bot.aclose()
 
 

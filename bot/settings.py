@@ -86,6 +86,47 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # on-call (#13)
+    sandbox_alert_channel: str | None = None
+    alert_mention: CsvList = ()
+    pagerduty_routing_key: SecretStr | None = None
+    pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    pagerduty_environments: CsvList = ("production",)
+
+    @field_validator("alert_mention")
+    @classmethod
+    def _mention(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [v for v in value if not (v[:1] in ("U", "W", "S") and v.isalnum())]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: expected a user-group ID (S…) or user IDs (U…)")
+        return value
+
+    @field_validator("pagerduty_environments")
+    @classmethod
+    def _paging(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        names = tuple(v.lower() for v in value)
+        bad = [v for v in names if v not in {e.value for e in Environment}]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: expected production and/or sandbox")
+        return names
+
+    def alert_channel_for(self, environment: str) -> str:
+        """Where an environment's incidents go: sandbox to SANDBOX_ALERT_CHANNEL if set."""
+        if environment == Environment.SANDBOX and self.sandbox_alert_channel:
+            return self.sandbox_alert_channel
+        return self.alert_channel or ""
+
+    def pages(self, environment: str) -> bool:
+        """True when the environment's incidents are mirrored to PagerDuty."""
+        key = self.pagerduty_routing_key
+        return bool(key and key.get_secret_value()) and environment in self.pagerduty_environments
+
+    def alert_mention_text(self) -> str:
+        """ALERT_MENTION as Slack mrkdwn: ``<!subteam^S…>`` for groups, ``<@U…>`` for users."""
+        return " ".join(
+            f"<!subteam^{v}>" if v[:1] == "S" else f"<@{v}>" for v in self.alert_mention
+        )
+
     @field_validator("brincr_scopes", mode="before")
     @classmethod
     def _scopes(cls, value: Any) -> tuple[str, ...]:

@@ -1,7 +1,8 @@
-"""On-call surfaces: the alert message's buttons (Acknowledge, the Snooze menu, Send reconnect
-instructions; "Check now" is the fleet module's) and ``/brincr snooze`` / ``unsnooze``. Every
-one changes something, so every one goes through the admin gate. The alert message itself is
-updated in place through the outbox by :class:`bot.alerts.service.Alerts`."""
+"""On-call surfaces: the alert message's buttons (Acknowledge, the Snooze menu, Resolve, Send
+reconnect instructions; "Check now" is the fleet module's) and ``/brincr snooze``,
+``unsnooze`` and ``resolve``. Every one changes something, so every one goes through the admin
+gate. The alert message itself is updated in place through the outbox, and PagerDuty told,
+by :class:`bot.alerts.service.Alerts`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from bot.composition import Bot
 from bot.core.errors import UserError
 from bot.domain import SNOOZE_USAGE, parse_snooze
-from bot.onboarding.invitations import send_reconnect
+from bot.onboarding.invitations import has_invitation, send_reconnect
 from bot.slack.blocks import render_notice
 from bot.slack.ids import Action
 from bot.slack.text import date, escape
@@ -20,6 +21,9 @@ from handlers.errors import guarded
 from handlers.gate import admin_only
 from handlers.payloads import Press
 from handlers.router import CommandRouter, Invocation
+from storage.customers import CUSTOMER_USAGE
+
+RESOLVE_USAGE = "`/brincr resolve <customer>`: " + CUSTOMER_USAGE
 
 
 def _incident_id(text: str) -> int:
@@ -61,11 +65,38 @@ async def reconnect(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, 
         thread_target_id=thread,
     )  # fmt: skip
     if not sent:
+        await _ephemeral(respond, f"KvK {customer.kvk} no longer exists: nothing was sent.")
+    elif customer.state == "revoked" and not await has_invitation(bot.services, customer.id):
         await _ephemeral(
             respond,
-            f"No invitation on record for KvK {customer.kvk}: send one with "
-            f"`/brincr invite {customer.kvk} <code>` first.",
+            "Sent the re-approval steps. If the customer removed the app entirely, it needs "
+            f"a new invitation: `/brincr invite {customer.kvk} <code>`.",
         )
+
+
+async def resolve_button(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot: Bot
+) -> None:
+    await ack()
+    press = Press.of(body)
+    if not await bot.alerts.resolve_by_hand(_incident_id(press.value), press.user_id):
+        await _ephemeral(respond, "Already resolved: nothing changed.")
+
+
+async def resolve(inv: Invocation) -> None:
+    if not inv.rest:
+        raise UserError("Which customer?", usage=RESOLVE_USAGE)
+    customer = await inv.bot.fleet.resolve(inv.rest)
+    incident_id = await inv.bot.alerts.open_incident_of(customer.id)
+    if incident_id is None or not await inv.bot.alerts.resolve_by_hand(incident_id, inv.user_id):
+        await inv.reply(render_notice(f"*{escape(customer.name)}* has no open incident."))
+        return
+    await inv.reply(
+        render_notice(
+            f":white_check_mark: Resolved the incident of *{escape(customer.name)}*; "
+            "its next failing check opens a new one."
+        )
+    )
 
 
 async def snooze(inv: Invocation) -> None:
@@ -91,6 +122,10 @@ async def unsnooze(inv: Invocation) -> None:
 def register(app: AsyncApp, commands: CommandRouter) -> None:
     commands.add("snooze", snooze, admin="snooze alerts")
     commands.add("unsnooze", unsnooze, admin="unsnooze alerts")
+    commands.add("resolve", resolve, admin="resolve incidents")
+    app.action(Action.RESOLVE.value, middleware=[admin_only("resolve incidents")])(
+        guarded(resolve_button)
+    )
     app.action(Action.ACKNOWLEDGE.value, middleware=[admin_only("acknowledge incidents")])(
         guarded(acknowledge)
     )

@@ -33,6 +33,7 @@ class Invocation:
     """One ``/brincr`` command as a subcommand sees it."""
 
     bot: Bot
+    gate: Gate  # for a subcommand that is open to all in one form and for admins in another
     user_id: str
     channel_id: str
     name: str
@@ -96,6 +97,7 @@ async def brincr(
     log.info("/brincr %s from %s", name.lower()[:20] or "help", command.get("user_id"))
     invocation = Invocation(
         bot=bot,
+        gate=gate,
         user_id=str(command.get("user_id") or ""),
         channel_id=str(command.get("channel_id") or ""),
         name=name.lower(),

@@ -27,6 +27,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -243,3 +244,63 @@ class KeyValue(Base):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime]
+
+
+# --- on-call (#13): PagerDuty events, maintenance windows, grouped incidents' members -----
+
+
+class PagerEvent(Base):
+    """One PagerDuty Events API v2 event: a row first, written in the transaction that
+    changed the incident, sent by ``bot.pagerduty.PagerDutySender``. One row per
+    (``dedup_key``, ``action``): each incident triggers, acknowledges and resolves once."""
+
+    __tablename__ = "pager_events"
+    __table_args__ = (
+        UniqueConstraint("dedup_key", "action", name="uq_pager_events_dedup_key_action"),
+        Index("ix_pager_events_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(16))  # trigger | acknowledge | resolve
+    incident_id: Mapped[int | None] = mapped_column(BigId)
+    alert_notification_id: Mapped[int | None] = mapped_column(BigId)  # for the Slack link
+    payload: Mapped[dict[str, Any]]  # the event without routing_key (added when sent)
+    created_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    claimed_until: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class MaintenanceWindow(Base):
+    """Planned downtime of one environment: no incidents open while it lasts."""
+
+    __tablename__ = "maintenance_windows"
+    __table_args__ = (Index("ix_maintenance_windows_env_ends", "environment", "ends_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    environment: Mapped[str] = mapped_column(String(16))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(32))
+    ended_by: Mapped[str | None] = mapped_column(String(32))  # ended early by hand
+    end_announced_at: Mapped[datetime | None]
+
+
+class IncidentMember(Base):
+    """A customer counted in a grouped incident (``Incident.kind == "group"``)."""
+
+    __tablename__ = "incident_members"
+
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    joined_at: Mapped[datetime]

@@ -11,7 +11,15 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import STATE_SEVERITY, State
-from storage.models import CheckResult, CheckRollup, Customer, Incident, Invitation
+from storage.models import (
+    CheckResult,
+    CheckRollup,
+    Customer,
+    Incident,
+    IncidentMember,
+    Invitation,
+    MaintenanceWindow,
+)
 from storage.statuses import InvitationStatus
 
 HISTORY_STRIP = 20  # recent checks shown as a strip in `status`
@@ -35,6 +43,7 @@ class StatusData:
     week: Uptime
     incident: Incident | None
     invitation: Invitation | None
+    maintenance_until: datetime | None = None  # a maintenance window of its environment (#13)
 
 
 async def status_data(customer: Customer, *, session: AsyncSession, now: datetime) -> StatusData:
@@ -57,14 +66,39 @@ async def status_data(customer: Customer, *, session: AsyncSession, now: datetim
         last=recent[0] if recent else None,
         recent=recent,
         week=Uptime(int(checks), int(failures)),
-        incident=await open_incident(customer.id, session=session),
+        incident=await open_incident(customer.id, session=session)
+        or await open_group_incident(customer.id, session=session),
         invitation=await open_invitation(customer.id, session=session),
+        maintenance_until=await maintenance_end(customer.environment, session=session, now=now),
+    )
+
+
+async def maintenance_end(
+    environment: str, *, session: AsyncSession, now: datetime
+) -> datetime | None:
+    """When the environment's current maintenance window ends (None: no window)."""
+    return await session.scalar(
+        select(func.max(MaintenanceWindow.ends_at)).where(
+            MaintenanceWindow.environment == environment,
+            MaintenanceWindow.starts_at <= now,
+            MaintenanceWindow.ends_at > now,
+            MaintenanceWindow.end_announced_at.is_(None),
+        )
     )
 
 
 async def open_incident(customer_id: int, *, session: AsyncSession) -> Incident | None:
     return await session.scalar(
         select(Incident).where(Incident.customer_id == customer_id, Incident.resolved_at.is_(None))
+    )
+
+
+async def open_group_incident(customer_id: int, *, session: AsyncSession) -> Incident | None:
+    """The open grouped incident (bot.grouping) the customer is counted in."""
+    return await session.scalar(
+        select(Incident)
+        .join(IncidentMember, IncidentMember.incident_id == Incident.id)
+        .where(IncidentMember.customer_id == customer_id, Incident.resolved_at.is_(None))
     )
 
 

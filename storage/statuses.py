@@ -22,3 +22,4 @@ class NotificationStatus(StrEnum):
 class IncidentKind(StrEnum):
     CUSTOMER = "customer"
     UPSTREAM = "upstream"  # Visma Connect, the Brincr API or the app's own credentials
+    GROUP = "group"  # several customers of one environment broken for one cause

@@ -69,7 +69,7 @@ async def test_a_revoked_scope_alerts_once_naming_the_scope(bot: BotHarness) -> 
     assert "<!channel>" not in text.replace(alert["blocks"][0]["text"]["text"], "")
     actions = next(b for b in alert["blocks"] if b["type"] == "actions")["elements"]
     assert [e["action_id"] for e in actions] == [
-        Action.ACKNOWLEDGE, Action.SNOOZE, Action.CHECK_NOW, Action.RECONNECT,
+        Action.ACKNOWLEDGE, Action.SNOOZE, Action.CHECK_NOW, Action.RECONNECT, Action.RESOLVE,
     ]  # fmt: skip
     assert [o["text"]["text"] for o in actions[1]["options"]] == [
         "1 hour", "4 hours", "1 day", "1 week",
@@ -194,7 +194,7 @@ async def snooze(bot: BotHarness, incident_id: int, duration: str, *, user: str)
 async def test_an_upstream_outage_opens_one_incident_and_no_customer_alerts(
     sqlite_url: str, slack: FakeSlack, sim: Simulator
 ) -> None:
-    bot = await start_bot(sqlite_url, slack, sim, check_timeout="1s", check_concurrency=200)
+    bot = await start_bot(sqlite_url, slack, sim, check_timeout="3s", check_concurrency=200)
     try:
         ids = [await bot.add_customer(f"{10000000 + i}", f"Klant {i}") for i in range(200)]
         revoked = ids[:3]

@@ -239,3 +239,19 @@ def test_replies_say_who_sees_them() -> None:
     assert printer.heading(shared) == "shared in the channel"
     mine = Delivery("response", "", "2.4", {"response_type": "ephemeral"}, key="k")
     assert printer.heading(mine) == "only visible to you"
+
+
+async def test_the_demo_prints_the_pagerduty_events_the_bot_sends(demo: Demo) -> None:
+    await demo.seed()
+    await demo.settle()
+    await Tour(demo).run_all()
+    for _ in range(300):
+        if "acknowledge" in demo.pagerduty.actions():
+            break
+        await asyncio.sleep(0.02)
+    text = output(demo)
+    assert "(PagerDuty receives trigger: Brincr connection scopes_missing:" in text
+    assert "(PagerDuty receives acknowledge)" in text
+    assert "Installatiebedrijf Bakker" not in "".join(
+        str(e.get("payload")) for e in demo.pagerduty.events
+    )  # sandbox pages nobody

@@ -408,7 +408,8 @@ async def test_two_replicas_nudge_a_stale_invitation_once(
 async def test_reconnect_instructions_go_to_the_alert_thread_or_channel(bot: BotHarness) -> None:
     customer_id = await bot.add_customer("23456789", "Zonder Uitnodiging")
     services = bot.runtime.bot.services
-    assert not await invites.send_reconnect(
+    # Without an invitation the re-approval steps go out (#13), not the hand-off.
+    assert await invites.send_reconnect(
         services, customer_id, user_id=ADMIN, channel_id=ALERTS, thread_target_id=None
     )
     ts = (await invite_by_form(bot)).response["ts"]
@@ -418,9 +419,10 @@ async def test_reconnect_instructions_go_to_the_alert_thread_or_channel(bot: Bot
     )
     assert sent
     await bot.runtime.bot.outbox.deliver_due()
-    (post,) = await bot.slack.wait_for(
-        "chat.postMessage", predicate=lambda c: _handoff_call(c, ALERTS)
+    steps, post = await bot.slack.wait_for(
+        "chat.postMessage", 2, predicate=lambda c: _handoff_call(c, ALERTS)
     )
+    assert "My apps" in text_of(steps.params) and CODE not in text_of(steps.params)
     assert f"`{CODE}`" in text_of(post.params)
     await invites.send_reconnect(
         services, invitation.customer_id, user_id=ADMIN, channel_id=ALERTS,

@@ -14,6 +14,8 @@ ALL_SETTINGS = [
     "SANDBOX_CLIENT_SECRET", "SANDBOX_TOKEN_URL", "SANDBOX_API_URL", "BRINCR_SCOPES",
     "BRINCR_PROBE_PATH", "CHECK_INTERVAL", "CHECK_CONCURRENCY", "FAILURE_THRESHOLD",
     "ALERT_REPEAT", "INVITE_STALE_AFTER", "VISMA_WEBHOOK_SECRETS", "HOST", "PORT", "LOG_FORMAT",
+    "SANDBOX_ALERT_CHANNEL", "ALERT_MENTION", "PAGERDUTY_ROUTING_KEY", "PAGERDUTY_EVENTS_URL",
+    "PAGERDUTY_ENVIRONMENTS",
 ]  # fmt: skip
 
 
@@ -90,3 +92,32 @@ def test_secrets_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SANDBOX_CLIENT_SECRET", "client-secret-value")
     text = repr(load_settings())
     assert "secret-value" not in text
+
+
+def test_on_call_settings_default_to_paging_production_only_when_a_key_is_set() -> None:
+    s = load_settings(alert_channel="C0ALERTS")
+    assert s.pagerduty_events_url == "https://events.pagerduty.com/v2/enqueue"
+    assert s.pagerduty_environments == ("production",)
+    assert not s.pages("production")  # no routing key: nobody is paged
+    assert s.alert_channel_for("sandbox") == "C0ALERTS"  # SANDBOX_ALERT_CHANNEL defaults
+    s = load_settings(
+        alert_channel="C0ALERTS", sandbox_alert_channel="C0SANDBOX", pagerduty_routing_key="k" * 32
+    )
+    assert s.pages("production") and not s.pages("sandbox")
+    assert s.alert_channel_for("sandbox") == "C0SANDBOX"
+    assert s.alert_channel_for("production") == "C0ALERTS"
+
+
+def test_alert_mention_renders_groups_and_users_and_refuses_other_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALERT_MENTION", "S0ONCALL, U0ALICE")
+    assert load_settings().alert_mention_text() == "<!subteam^S0ONCALL> <@U0ALICE>"
+    monkeypatch.setenv("ALERT_MENTION", "@oncall")
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert "ALERT_MENTION" in str(error.value)
+    monkeypatch.setenv("ALERT_MENTION", "")
+    monkeypatch.setenv("PAGERDUTY_ENVIRONMENTS", "staging")
+    with pytest.raises(ConfigError):
+        load_settings()

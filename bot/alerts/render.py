@@ -25,6 +25,8 @@ UPSTREAM_NAMES = {"visma": "Visma Connect", "brincr": "the Brincr API", "app": "
 
 def upstream_title(key: str) -> str:
     service, _, environment = key.partition(":")
+    if service == "group":  # bot.grouping: group:<env>:<state>:<digest>
+        return f"The {environment.split(':')[0]} customers with one cause"
     if service == "app":
         return f"Visma Connect refuses our {environment} app credentials"
     return f"{UPSTREAM_NAMES.get(service, service)} ({environment}) is failing"
@@ -67,13 +69,17 @@ def _buttons(incident: Incident, customer: Customer | None) -> list[Block]:
     if customer is not None:
         elements.append(button("Check now", Action.CHECK_NOW, customer.kvk))
         elements.append(button("Send reconnect instructions", Action.RECONNECT, customer.kvk))
+    elements.append(button("Resolve", Action.RESOLVE, ref))
     return [ActionsBlock(elements=elements)]
 
 
-def render_incident(incident: Incident, customer: Customer | None, now: datetime) -> Message:
-    """The alert message: what broke, since when, who to talk to, and what to do."""
+def render_incident(
+    incident: Incident, customer: Customer | None, now: datetime, *, mention: str = ""
+) -> Message:
+    """The alert message: what broke, since when, who to talk to, and what to do.
+    ``mention`` (mrkdwn, e.g. ``<!subteam^S…>``) names who is on call."""
     if customer is None:
-        return _render_upstream(incident, now)
+        return _render_upstream(incident, now, mention)
     facts = [
         f"{customer_label(customer)} · {customer.environment} · {state_word(incident.state)}",
         _what_broke(incident, customer),
@@ -81,8 +87,10 @@ def render_incident(incident: Incident, customer: Customer | None, now: datetime
     ]
     if customer.account_manager:
         who = customer.account_manager
-        mention = f"<@{who}>" if who[:1] in "UW" and who.isalnum() else escape(who)
-        facts.append(f"Account manager: {mention}")
+        manager = f"<@{who}>" if who[:1] in "UW" and who.isalnum() else escape(who)
+        facts.append(f"Account manager: {manager}")
+    if mention:
+        facts.append(f"On call: {mention}")
     blocks: list[Block] = [
         header(f"Brincr connection {incident.state.replace('_', ' ')}: {customer.name}"),
         section("\n".join(facts)),
@@ -94,7 +102,7 @@ def render_incident(incident: Incident, customer: Customer | None, now: datetime
     return Message(text=text, blocks=blocks)
 
 
-def _render_upstream(incident: Incident, now: datetime) -> Message:
+def _render_upstream(incident: Incident, now: datetime, mention: str = "") -> Message:
     title = upstream_title(incident.upstream_key or "upstream:unknown")
     facts = [
         f"*{incident.affected_count}* customers affected; their own alerts are held back "
@@ -102,6 +110,8 @@ def _render_upstream(incident: Incident, now: datetime) -> Message:
         _what_broke(incident, None),
         f"Since {date(incident.opened_at)}",
     ]
+    if mention:
+        facts.append(f"On call: {mention}")
     blocks: list[Block] = [
         header(title),
         section("\n".join(facts)),
@@ -126,3 +136,7 @@ def render_snooze_note(user_id: str, until: datetime | None) -> str:
     if until is None:
         return f":bell: Unsnoozed by <@{user_id}>."
     return f":zzz: Snoozed by <@{user_id}> until {date(until)}."
+
+
+status_line = _status_line  # for bot.alerts.render_groups
+incident_buttons = _buttons

@@ -3,7 +3,7 @@ in ``ALERT_CHANNEL`` that is updated in place, with follow-ups in its thread.
 
 Everything here writes outbox rows in the caller's transaction (outbound messages are rows
 first): an incident and its message are committed together or not at all, and the sender posts
-each once.
+each once; PagerDuty events (:mod:`bot.alerts.pager`) likewise.
 
 - A customer incident opens when the customer goes ``scopes_missing`` or ``revoked`` (at
   once) or ``failing`` (the recording already applied ``FAILURE_THRESHOLD``), and resolves
@@ -21,10 +21,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.alerts.groups import GroupAlerts
+from bot.alerts.maintenance import in_maintenance
+from bot.alerts.pager import Pager, incident_environment
 from bot.alerts.render import (
     downtime,
     render_followup,
@@ -37,10 +40,11 @@ from bot.domain import State, format_duration
 from bot.domain.outcomes import CheckOutcome
 from bot.outbox import enqueue
 from bot.services import Services
+from bot.slack.blocks import Message
 from bot.slack.text import escape
 from storage import audit
 from storage.db import affected_rows
-from storage.models import Customer, Incident
+from storage.models import Customer, Incident, IncidentMember
 from storage.statuses import IncidentKind
 
 log = logging.getLogger(__name__)
@@ -63,6 +67,8 @@ class Alerts:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.settings = services.settings
+        self.pager = Pager(self.settings)  # PagerDuty events, written with each change
+        self.groups = GroupAlerts(self)  # one incident for one cause (bot.alerts.grouping)
 
     @property
     def channel(self) -> str:
@@ -81,6 +87,7 @@ class Alerts:
         if state is State.HEALTHY:
             if incident is not None:
                 await self.resolve(session, incident, customer, now)
+            await self.groups.recovered(session, customer, now)
         elif state in BROKEN:
             if incident is None:
                 await self._maybe_open(session, customer, now)
@@ -93,24 +100,42 @@ class Alerts:
     async def _maybe_open(self, session: AsyncSession, customer: Customer, now: datetime) -> None:
         if customer.snoozed_until and customer.snoozed_until > now:
             return
-        if not self.channel:
-            # A command run without ALERT_CHANNEL (``brincr-bot check`` on an operator's
-            # shell) records the state; a serving replica opens the incident at its next check.
-            log.info(
-                "no ALERT_CHANNEL here: the incident for %s opens at the next check", customer.kvk
-            )
-            return
+        if await in_maintenance(session, customer.environment, now):
+            return  # recorded, not alerted: a planned window (bot.alerts.maintenance)
         if customer.state == State.FAILING and await self._upstream_explains(session, customer):
             log.info("alert for %s held back: an upstream incident explains it", customer.kvk)
             return
+        channel = self.settings.alert_channel_for(customer.environment)
+        if not channel:
+            # A command run without ALERT_CHANNEL (``brincr-bot check`` on an operator's
+            # shell) records the state; a serving replica opens the incident at its next check.
+            log.info("no alert channel here: the incident for %s opens later", customer.kvk)
+            return
+        if await self.groups.place(session, customer, now):
+            return  # one incident for one cause (bot.alerts.grouping)
         incident = Incident(
             kind=IncidentKind.CUSTOMER, customer_id=customer.id, open_key=customer_key(customer.id),
             state=customer.state, reason=customer.state_reason, opened_at=now,
-            next_reminder_at=now + self.settings.alert_repeat, channel_id=self.channel,
+            next_reminder_at=now + self.settings.alert_repeat, channel_id=channel,
         )  # fmt: skip
         if await self.insert(session, incident):
             await self.post(session, incident, customer, now)
             log.info("incident %s opened for %s: %s", incident.id, customer.kvk, customer.state)
+
+    async def forgetting(self, session: AsyncSession, customer: Customer) -> None:
+        """Before a customer is removed: resolve its page, leave its group."""
+        now = utcnow()
+        incident = await self._open_incident(session, customer_key(customer.id))
+        if incident is not None:
+            await self.pager.resolve(session, incident)
+        await self.groups.recovered(session, customer, now)
+
+    async def _render(
+        self, session: AsyncSession, incident: Incident, customer: Customer | None, now: datetime
+    ) -> Message:
+        if incident.kind == IncidentKind.GROUP:
+            return await self.groups.render(session, incident, now)
+        return render_incident(incident, customer, now, mention=self.mention(incident, customer))
 
     async def _upstream_explains(self, session: AsyncSession, customer: Customer) -> bool:
         keys = [upstream_key(f"{s}:{customer.environment}") for s in ("visma", "brincr", "app")]
@@ -130,12 +155,23 @@ class Alerts:
     async def post(
         self, session: AsyncSession, incident: Incident, customer: Customer | None, now: datetime
     ) -> None:
-        message = render_incident(incident, customer, now)
+        message = await self._render(session, incident, customer, now)
         row = await enqueue(
-            session, kind="post", channel_id=self.channel, text=message.text,
+            session, kind="post", channel_id=self.channel_of(incident), text=message.text,
             blocks=message.block_dicts(), dedupe_key=f"incident:{incident.id}:alert",
         )  # fmt: skip
         incident.root_notification_id = row.id
+        await self.pager.trigger(session, incident, customer)
+
+    def channel_of(self, incident: Incident) -> str:
+        """The incident's alert channel (production and sandbox may differ)."""
+        return incident.channel_id or self.channel
+
+    def mention(self, incident: Incident, customer: Customer | None) -> str:
+        """ALERT_MENTION, for production incidents only."""
+        if incident_environment(incident, customer) != "production":
+            return ""
+        return self.settings.alert_mention_text()
 
     async def refresh(
         self, session: AsyncSession, incident: Incident, customer: Customer | None, now: datetime
@@ -143,9 +179,9 @@ class Alerts:
         """Update the alert message in place to show the incident as it is now."""
         if incident.root_notification_id is None:
             return
-        message = render_incident(incident, customer, now)
+        message = await self._render(session, incident, customer, now)
         await enqueue(
-            session, kind="update", channel_id=self.channel, text=message.text,
+            session, kind="update", channel_id=self.channel_of(incident), text=message.text,
             blocks=message.block_dicts(), target_id=incident.root_notification_id,
         )  # fmt: skip
 
@@ -154,7 +190,7 @@ class Alerts:
             return
         message = render_followup(text)
         await enqueue(
-            session, kind="reply", channel_id=self.channel, text=message.text,
+            session, kind="reply", channel_id=self.channel_of(incident), text=message.text,
             blocks=message.block_dicts(), target_id=incident.root_notification_id,
         )  # fmt: skip
 
@@ -172,6 +208,7 @@ class Alerts:
     ) -> None:
         incident.resolved_at, incident.open_key = now, None
         await self.refresh(session, incident, customer, now)
+        await self.pager.resolve(session, incident)
         who = (
             f"*{escape(customer.name)}*"
             if customer
@@ -200,10 +237,52 @@ class Alerts:
             incident, customer = await self._load(session, incident_id)
             await self.refresh(session, incident, customer, utcnow())
             await self.reply(session, incident, f"Acknowledged by <@{user_id}>; reminders stop.")
-            target = customer.kvk if customer else (incident.upstream_key or str(incident.id))
-            audit.record(session, user_id=user_id, action="acknowledge", target=target)
+            await self.pager.acknowledge(session, incident)
+            audit.record(
+                session, user_id=user_id, action="acknowledge", target=_target(incident, customer)
+            )
         self.services.wake_outbox()
         return True
+
+    async def resolve_by_hand(self, incident_id: int, user_id: str) -> bool:
+        """Close an open incident now (Resolve button, ``/brincr resolve``); False when it was
+        closed already. The customer's next failing check opens a new incident."""
+        now = utcnow()
+        async with self.services.db.transaction() as session:
+            done = await session.execute(
+                update(Incident)
+                .where(Incident.id == incident_id, Incident.resolved_at.is_(None))
+                .values(resolved_at=now, open_key=None)
+                .execution_options(synchronize_session=False)
+            )
+            if affected_rows(done) != 1:
+                return False
+            incident, customer = await self._load(session, incident_id)
+            await self.refresh(session, incident, customer, now)
+            await self.reply(session, incident, f":white_check_mark: Resolved by <@{user_id}>.")
+            await self.pager.resolve(session, incident)
+            # A group lets its customers go: still broken, they group again at their next check.
+            await session.execute(
+                delete(IncidentMember).where(IncidentMember.incident_id == incident_id)
+            )
+            audit.record(
+                session, user_id=user_id, action="resolve", target=_target(incident, customer)
+            )
+        self.services.wake_outbox()
+        log.info("incident %s resolved by %s", incident_id, user_id)
+        return True
+
+    async def open_incident_of(self, customer_id: int) -> int | None:
+        """The customer's open incident: its own, or the group it is counted in."""
+        async with self.services.db.transaction() as session:
+            own = await self._open_incident(session, customer_key(customer_id))
+            if own is not None:
+                return own.id
+            return await session.scalar(
+                select(IncidentMember.incident_id)
+                .join(Incident, Incident.id == IncidentMember.incident_id)
+                .where(IncidentMember.customer_id == customer_id, Incident.resolved_at.is_(None))
+            )
 
     async def snooze_incident(
         self, incident_id: int, duration: timedelta, user_id: str
@@ -218,8 +297,8 @@ class Alerts:
             if customer is not None:
                 customer.snoozed_until, customer.snoozed_by = until, user_id
             await self._snooze_note(session, incident, customer, until, user_id)
-            target = customer.kvk if customer else (incident.upstream_key or str(incident.id))
-            audit.record(session, user_id=user_id, action="snooze", target=target,
+            audit.record(session, user_id=user_id, action="snooze",
+                         target=_target(incident, customer),
                          detail=f"for {format_duration(duration)} (alert button)")  # fmt: skip
         self.services.wake_outbox()
         return until
@@ -275,3 +354,8 @@ class Alerts:
             await session.get(Customer, incident.customer_id) if incident.customer_id else None
         )
         return incident, customer
+
+
+def _target(incident: Incident, customer: Customer | None) -> str:
+    """What an audit entry about ``incident`` names: the customer's KvK, else the upstream."""
+    return customer.kvk if customer else (incident.upstream_key or f"incident {incident.id}")

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.alerts.maintenance import in_maintenance
 from bot.alerts.render import downtime, render_followup, upstream_title
 from bot.alerts.service import MAX_REMINDERS, Alerts, upstream_key
 from bot.domain import Environment, State
@@ -153,7 +154,8 @@ class AlertUpkeep:
             f"it is *{customer.state}*."
         )
         await enqueue(
-            session, kind="post", channel_id=self.alerts.channel, text=message.text,
+            session, kind="post", text=message.text,
+            channel_id=self.alerts.settings.alert_channel_for(customer.environment),
             blocks=message.block_dicts(),
         )  # fmt: skip
         return 1
@@ -224,11 +226,14 @@ class AlertUpkeep:
     async def _open_upstream(
         self, session: AsyncSession, key: str, affected: int, reason: str | None, now: datetime
     ) -> None:
+        if await in_maintenance(session, key.partition(":")[2], now):
+            return  # a planned window: announced, not an incident
         incident = Incident(
             kind=IncidentKind.UPSTREAM, upstream_key=key, open_key=upstream_key(key),
             state="unknown",
             reason=reason, affected_count=affected, opened_at=now,
-            next_reminder_at=now + self.repeat, channel_id=self.alerts.channel,
+            next_reminder_at=now + self.repeat,
+            channel_id=self.alerts.settings.alert_channel_for(key.partition(":")[2]),
         )  # fmt: skip
         if await self.alerts.insert(session, incident):
             await self.alerts.post(session, incident, None, now)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.demo.pagerduty import PagerDutyStandIn
 from bot.demo.printer import Clickable, Printer
 from bot.demo.slack import Delivery, DemoSlack
 from bot.demo.user import SlackUser
@@ -37,6 +38,7 @@ SUPPORT = "C0SUPPORT"
 CHANNELS = {ALERTS: "#alerts", SUPPORT: "#support"}
 SCOPES = ("brincr:category", "brincr:country", "brincr:order")
 REPLY_TIMEOUT = 10.0
+DEMO_ROUTING_KEY = "demo0000000000000000000000000000"  # 32 characters, like PagerDuty's
 QUIET_SECONDS = 0.4  # a command's replies are complete after this long without a new one
 
 
@@ -97,6 +99,7 @@ class Demo:
         self.revoke_after = revoke_after
         self.slack = DemoSlack(printer.show)
         self.sim = Simulator()
+        self.pagerduty = PagerDutyStandIn(on_event=self._show_page)
         self._stack = contextlib.AsyncExitStack()
         self._runtime: Runtime | None = None
         self._user: SlackUser | None = None
@@ -130,9 +133,12 @@ class Demo:
         self._stack.push_async_callback(self.sim.stop)
         await self.slack.start()
         self._stack.push_async_callback(self.slack.stop)
+        await self.pagerduty.start()
+        self._stack.push_async_callback(self.pagerduty.stop)
         settings = demo_settings(
-            database_url, self.sim, self.slack, check_interval=self.check_interval
-        )
+            database_url, self.sim, self.slack, check_interval=self.check_interval,
+            pagerduty_routing_key=DEMO_ROUTING_KEY, pagerduty_events_url=self.pagerduty.url,
+        )  # fmt: skip
         self._runtime = Runtime(settings)
         await self._runtime.start()
         self._stack.push_async_callback(self._runtime.stop)
@@ -171,6 +177,12 @@ class Demo:
 
         with contextlib.suppress(TimeoutError):
             await self.slack.wait_for_deliveries(startup, timeout, count=2)
+
+    def _show_page(self, event: dict[str, Any]) -> None:
+        """What PagerDuty received (the demo's stand-in answers 202)."""
+        summary = (event.get("payload") or {}).get("summary")
+        what = f": {summary}" if summary else ""
+        self.printer.line(f"(PagerDuty receives {event['event_action']}{what})")
 
     async def _revoke_later(self) -> None:
         await asyncio.sleep(self.revoke_after)

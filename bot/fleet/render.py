@@ -26,6 +26,7 @@ from bot.slack.text import ago, cut, date, escape
 from storage.customers import Candidate
 from storage.models import CheckResult, Customer, Incident
 from storage.reads import FleetPage, StatusData
+from storage.statuses import IncidentKind
 
 STRIP = {
     State.HEALTHY: "🟩",
@@ -89,6 +90,11 @@ def _incident_line(incident: Incident | None, now: datetime) -> str | None:
     if incident is None:
         return None
     line = f":rotating_light: Open incident since {ago(incident.opened_at, now)}"
+    if incident.kind == IncidentKind.GROUP:
+        line = (
+            f":rotating_light: Part of a grouped incident since {ago(incident.opened_at, now)}: "
+            f"{incident.affected_count} customers, {escape(cut(incident.reason or '', 200))}"
+        )
     if incident.acknowledged_by:
         line += f", acknowledged by <@{incident.acknowledged_by}>"
     if incident.snoozed_until and incident.snoozed_until > now:
@@ -105,6 +111,11 @@ def render_status(data: StatusData, required: Sequence[str], now: datetime) -> M
     ]
     if c.snoozed_until and c.snoozed_until > now:
         facts.append(f":zzz: snoozed until {date(c.snoozed_until)}")
+    if data.maintenance_until:
+        facts.append(
+            f":construction: {c.environment} is in maintenance until "
+            f"{date(data.maintenance_until)}: checks are recorded, no alerts"
+        )
     if c.account_manager:
         facts.append(f"Account manager: {_person(c.account_manager)}")
     blocks: list[Block] = [

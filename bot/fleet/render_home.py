@@ -26,6 +26,8 @@ def _incidents(home: HomeData, now: datetime) -> list[str]:
     lines = []
     for incident, customer in home.incidents:
         what = customer_label(customer) if customer else f"*{escape(incident.upstream_key or '')}*"
+        if incident.kind == "group":  # bot.grouping
+            what = f"*{incident.affected_count} customers*, {escape(incident.reason or '')}"
         ack = f", acknowledged by <@{incident.acknowledged_by}>" if incident.acknowledged_by else ""
         lines.append(
             f"• {what}: {escape(incident.state)} since {ago(incident.opened_at, now)}{ack}"

@@ -5,7 +5,10 @@ data, never Block Kit (the renderers in ``bot.slack.blocks`` turn it into messag
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.checks.service import CheckService
 from bot.core.clock import utcnow
@@ -26,15 +29,24 @@ from storage.reads import (
 from storage.reads import status_data as read_status
 
 log = logging.getLogger(__name__)
+ForgetListener = Callable[[AsyncSession, Customer], Awaitable[None]]
+"""Called in the forgetting transaction before the customer is removed."""
 MAX_SNOOZE = timedelta(days=30)
 LIST_USAGE = "`/brincr list [failing|pending|revoked|all]`"
 
 
 class Fleet:
-    def __init__(self, services: Services, checker: CheckService) -> None:
+    def __init__(
+        self,
+        services: Services,
+        checker: CheckService,
+        *,
+        before_forget: Sequence[ForgetListener] = (),
+    ) -> None:
         self.services = services
         self.db = services.db
         self.checker = checker
+        self.before_forget = tuple(before_forget)
 
     async def resolve(self, query: str) -> Customer:
         """The one customer ``query`` names: a KvK number, a tenant ID or a unique part of its
@@ -83,6 +95,8 @@ class Fleet:
             customer = await get_by_kvk(number, session=session) if number else None
             if customer is None:
                 return None
+            for listener in self.before_forget:  # e.g. alerting: resolve its page, leave a group
+                await listener(session, customer)
             await remove_customer(customer, session=session)
             audit.record(
                 session,

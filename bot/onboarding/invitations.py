@@ -37,6 +37,7 @@ from bot.onboarding.forms import (  # noqa: F401 - re-exported for the handlers
     parse_invite_form,
     parse_short_invite,
 )
+from bot.onboarding.reapproval import render_reapproval
 from bot.onboarding.render import (
     HandoffStatus,
     render_approved_reply,
@@ -276,6 +277,11 @@ async def resend_handoff(services: Services, invitation_id: int, *, user_id: str
     return invitation
 
 
+async def has_invitation(services: Services, customer_id: int) -> bool:
+    async with services.db.transaction() as session:
+        return await stored.latest(customer_id, session=session) is not None
+
+
 async def send_reconnect(
     services: Services,
     customer_id: int,
@@ -286,15 +292,20 @@ async def send_reconnect(
 ) -> bool:
     """Re-post the customer's latest hand-off: a reply in the thread of outbox row
     ``thread_target_id`` (an alert) when given, else a post in ``channel_id``. False when
-    the customer has no invitation (the caller then suggests ``/brincr invite``)."""
+    the customer does not exist. Without an invitation on record the re-approval steps
+    (App Store → My apps → switch the scopes ON) go out instead (``bot.reapproval``)."""
     async with services.db.transaction() as session:
         customer = await session.get(Customer, customer_id)
-        invitation = await stored.latest(customer_id, session=session) if customer else None
-        if customer is None or invitation is None:
+        if customer is None:
             return False
-        message = render_handoff(
-            invitation, customer, services.settings.brincr_scopes, resent_by=user_id
-        )
+        invitation = await stored.latest(customer_id, session=session)
+        if invitation is None:
+            scopes = customer.missing_scopes.split() or list(services.settings.brincr_scopes)
+            message = render_reapproval(customer, scopes, sent_by=user_id)
+        else:
+            message = render_handoff(
+                invitation, customer, services.settings.brincr_scopes, resent_by=user_id
+            )
         await _send(session, message, channel=channel_id, target=thread_target_id)
         audit.record(session, user_id=user_id, action="reconnect-instructions", target=customer.kvk)
     log.info("reconnect instructions for %s sent by %s", customer.kvk, user_id)

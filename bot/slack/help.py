@@ -15,6 +15,13 @@ HELP_LINES = (
     ("snooze <customer> <duration>", "mute alerts, e.g. `4h` or `1d` (admins)"),
     ("unsnooze <customer>", "alerts again (admins)"),
     ("forget <customer>", "remove a customer after confirmation (admins)"),
+    ("resolve <customer>", "close the customer's open incident now (admins)"),
+    (
+        "maintenance <production|sandbox|all> <duration> [reason]",
+        "planned downtime: no incidents or pages while it lasts (admins)",
+    ),
+    ("maintenance end <production|sandbox|all>", "end a maintenance window early (admins)"),
+    ("maintenance", "list the maintenance windows"),
 )
 
 

@@ -14,6 +14,7 @@ class Action(StrEnum):
     ACKNOWLEDGE = "brincr_incident_ack"
     SNOOZE = "brincr_incident_snooze"
     RECONNECT = "brincr_send_reconnect"
+    RESOLVE = "brincr_incident_resolve"
     RESEND = "brincr_resend_instructions"
     HANDOFF_TEXT = "brincr_handoff_plain_text"  # the hand-off's "Plain text for e-mail"
     INVITE_FIELD = "brincr_invite_field"  # every input of the invite modal (block ids differ)

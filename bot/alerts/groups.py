@@ -1,0 +1,209 @@
+"""Grouped incidents in Slack and PagerDuty (the cause and threshold are ``bot.alerts.grouping``'s):
+opening a group, customers joining and leaving it, its message and thread.
+
+A rollout reaches hundreds of customers over a few sweeps, each joining the group in its
+check's transaction. So that this does not queue one Slack update and one thread reply per
+customer, both are coalesced: a pending, unclaimed outbox row for the group's message is
+rewritten instead of adding another (a conditional UPDATE: a sender that claimed it first
+wins, and then a new row is added), and customers who join after the group opened are
+listed in one pending "joined" reply, up to ``THREAD_CHUNK`` lines each.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.alerts import grouping
+from bot.alerts.render_groups import member_line, render_group, render_joined, render_member_list
+from bot.core.clock import utcnow
+from bot.outbox import enqueue
+from bot.settings import Settings
+from bot.slack.blocks import Message
+from storage.db import affected_rows
+from storage.models import Customer, Incident, Notification
+
+
+class IncidentWriter(Protocol):
+    """What a group needs of the incident service (:class:`bot.alerts.service.Alerts`)."""
+
+    settings: Settings
+
+    def channel_of(self, incident: Incident) -> str: ...
+
+    def mention(self, incident: Incident, customer: Customer | None) -> str: ...
+
+    async def insert(self, session: AsyncSession, incident: Incident) -> bool: ...
+
+    async def post(
+        self, session: AsyncSession, incident: Incident, customer: Customer | None, now: datetime
+    ) -> None: ...
+
+    async def resolve(
+        self, session: AsyncSession, incident: Incident, customer: Customer | None, now: datetime
+    ) -> None: ...
+
+
+log = logging.getLogger(__name__)
+
+
+def _pending_free() -> Any:
+    now = utcnow()
+    return (
+        Notification.status == "pending",
+        or_(Notification.claimed_until.is_(None), Notification.claimed_until < now),
+    )
+
+
+class GroupAlerts:
+    def __init__(self, alerts: IncidentWriter) -> None:
+        self.alerts = alerts
+        self.settings = alerts.settings
+
+    async def place(self, session: AsyncSession, customer: Customer, now: datetime) -> bool:
+        """True when a group covers the broken customer: it was in one, joined one, or its
+        cause reached the threshold and it opened one. False: it alerts on its own."""
+        cause = grouping.Cause.of(customer)
+        current = await grouping.group_of(session, customer.id)
+        if current is not None:
+            if current.open_key == cause.key:
+                return True
+            await self.leave(session, current, customer, now)  # broken another way now
+        group = await grouping.open_group(session, cause)
+        if group is not None:
+            await self._join(session, group, [customer.id], now)
+            await self._note_joined(session, group, customer)
+            await self.refresh(session, group, now)
+            return True
+        ids = await grouping.peers(session, cause, now)
+        if len(ids) < grouping.group_threshold():
+            return False
+        return await self._open(session, cause, ids, customer, now)
+
+    async def _open(
+        self, session: AsyncSession, cause: grouping.Cause, ids: list[int], customer: Customer,
+        now: datetime,
+    ) -> bool:  # fmt: skip
+        group = Incident(
+            kind="group", upstream_key=cause.key, open_key=cause.key, state=cause.state,
+            reason=cause.plain, affected_count=len(ids), opened_at=now,
+            next_reminder_at=now + self.settings.alert_repeat,
+            channel_id=self.settings.alert_channel_for(cause.environment),
+        )  # fmt: skip
+        if not await self.alerts.insert(session, group):
+            return await self.place(session, customer, now)  # another replica opened it
+        await self._join(session, group, ids, now)
+        await self.alerts.post(session, group, None, now)
+        await self._list_in_thread(session, group)
+        log.warning("group incident %s opened: %s customers, %s", group.id, len(ids), cause.plain)
+        return True
+
+    async def recovered(self, session: AsyncSession, customer: Customer, now: datetime) -> None:
+        """A healthy customer leaves its group (if any)."""
+        group = await grouping.group_of(session, customer.id)
+        if group is not None:
+            await self.leave(session, group, customer, now)
+
+    async def leave(
+        self, session: AsyncSession, group: Incident, customer: Customer, now: datetime
+    ) -> None:
+        """The last customer leaving resolves the group (once, whichever replica)."""
+        left = await grouping.remove_member(session, group, customer.id)
+        if left == 0:
+            if await grouping.claim_resolve(session, group, now):
+                await self.alerts.resolve(session, group, None, now)
+        else:
+            await self.refresh(session, group, now)
+
+    async def _join(
+        self, session: AsyncSession, group: Incident, ids: list[int], now: datetime
+    ) -> None:
+        try:
+            async with session.begin_nested():
+                await grouping.add_members(session, group, ids, now)
+        except IntegrityError:  # another replica added them first
+            group.affected_count = await grouping.member_count(session, group.id)
+
+    # --- the message and its thread --------------------------------------------------------
+
+    async def render(self, session: AsyncSession, group: Incident, now: datetime) -> Message:
+        shown = await grouping.members(session, group.id, grouping.SHOWN)
+        mention = self.alerts.mention(group, None)
+        return render_group(group, shown, now, mention=mention)
+
+    async def refresh(self, session: AsyncSession, group: Incident, now: datetime) -> None:
+        """Update the group's message in place, rewriting a pending update if there is one."""
+        if group.root_notification_id is None:
+            return
+        message = await self.render(session, group, now)
+        blocks = message.block_dicts()
+        payload: dict[str, Any] = {"text": message.text, "blocks": blocks}
+        rewritten = await session.execute(
+            update(Notification)
+            .where(Notification.kind == "update",
+                   Notification.target_id == group.root_notification_id, *_pending_free())
+            .values(payload=payload)
+            .execution_options(synchronize_session=False)
+        )  # fmt: skip
+        if affected_rows(rewritten) == 0:
+            await enqueue(
+                session, kind="update", channel_id=self.alerts.channel_of(group),
+                text=message.text, blocks=blocks,
+                target_id=group.root_notification_id,
+            )  # fmt: skip
+
+    async def _note_joined(
+        self, session: AsyncSession, group: Incident, customer: Customer
+    ) -> None:
+        """List a customer that joined after the group opened in its thread (coalesced)."""
+        if group.root_notification_id is None:
+            return
+        prefix = f"group:{group.id}:joined:"
+        line = member_line(grouping.Member(customer.name, customer.kvk))
+        row = await session.scalar(
+            select(Notification)
+            .where(Notification.dedupe_key.like(prefix + "%"), *_pending_free())
+            .order_by(Notification.id.desc())
+            .limit(1)
+        )
+        if row is not None and len(row.payload.get("lines", [])) < grouping.THREAD_CHUNK:
+            lines = [*row.payload["lines"], line]
+            message = render_joined(lines)
+            done = await session.execute(
+                update(Notification)
+                .where(Notification.id == row.id, *_pending_free())
+                .values(payload={"text": message.text, "blocks": message.block_dicts(),
+                                 "lines": lines})
+                .execution_options(synchronize_session=False)
+            )  # fmt: skip
+            if affected_rows(done) == 1:
+                return
+        sent_before = await session.scalar(
+            select(func.count()).where(Notification.dedupe_key.like(prefix + "%"))
+        )
+        message = render_joined([line])
+        new = await enqueue(
+            session, kind="reply", channel_id=self.alerts.channel_of(group), text=message.text,
+            blocks=message.block_dicts(), target_id=group.root_notification_id,
+            dedupe_key=f"{prefix}{sent_before or 0}",
+        )  # fmt: skip
+        new.payload = {**new.payload, "lines": [line]}
+
+    async def _list_in_thread(self, session: AsyncSession, group: Incident) -> None:
+        total = group.affected_count
+        if total <= grouping.SHOWN:
+            return
+        everyone = await grouping.members(session, group.id)
+        for start in range(0, len(everyone), grouping.THREAD_CHUNK):
+            chunk = everyone[start : start + grouping.THREAD_CHUNK]
+            message = render_member_list(chunk, start + 1, total)
+            await enqueue(
+                session, kind="reply", channel_id=self.alerts.channel_of(group),
+                text=message.text, blocks=message.block_dicts(),
+                target_id=group.root_notification_id,
+            )  # fmt: skip

@@ -1,0 +1,352 @@
+"""PagerDuty Events API v2: incidents mirrored as trigger / acknowledge / resolve events.
+
+Events are rows first (``storage.models.PagerEvent``), like Slack messages in the outbox
+(STYLE.md §10): :class:`Pager` writes them in the transaction that opens, acknowledges or
+resolves an incident; :class:`PagerDutySender` posts them, one POST each, and records the
+outcome. A unique (``dedup_key``, ``action``) makes each incident trigger, acknowledge and
+resolve at most once, whichever replica saw the change.
+
+The Events API (https://developer.pagerduty.com/docs/events-api-v2/overview/, DOMAIN.md §7):
+``POST {PAGERDUTY_EVENTS_URL}`` with the routing key in the body, no auth header.
+
+- 202: accepted, done. The event's ``dedup_key`` ties trigger, acknowledge and resolve.
+- 400: the event is invalid: never retried; the row fails and one ERROR line says why.
+- 429: too many events for this routing key: retried after minutes (Retry-After when given,
+  else 1, 2, 4 … 30 minutes); the tick stops, so other events wait too.
+- 5xx, network errors, timeouts: retried with backoff (2 s … 10 minutes), up to
+  ``max_attempts``; then the row fails with an ERROR line.
+- other 4xx (a wrong URL, a payload too large): not retried, like a 400.
+
+Events of one incident go in order: an event waits while an earlier one with the same
+``dedup_key`` is still pending, so an acknowledge never overtakes its trigger. A trigger is
+never held for Slack: the link back to the alert message is added when its ``ts`` is known.
+
+The remaining window for a duplicate is the outbox's: a worker killed after PagerDuty accepted
+an event but before ``sent`` was committed sends it again after ``claim_for``. PagerDuty
+deduplicates a repeated trigger or resolve on the same ``dedup_key``, so that is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from bot.clients.pagerduty import Answer, EventsClient
+from bot.core.clock import utcnow
+from bot.domain import Environment
+from bot.settings import Settings
+from storage.db import Database, affected_rows
+from storage.models import Customer, Incident, Notification, PagerEvent
+
+log = logging.getLogger(__name__)
+
+SUMMARY_MAX = 1024  # PagerDuty's limit for payload.summary
+RATE_LIMIT_FIRST = timedelta(minutes=1)
+RATE_LIMIT_CAP = timedelta(minutes=30)
+BACKOFF_FIRST = timedelta(seconds=2)
+BACKOFF_CAP = timedelta(minutes=10)
+
+
+# --------------------------------------------------------------------------- what is sent
+
+
+def dedup_key(incident: Incident) -> str:
+    """Stable per incident; a new incident of the same customer gets a new key."""
+    return f"brincr-bot/incident/{incident.id}/{int(incident.opened_at.timestamp())}"
+
+
+def incident_environment(incident: Incident, customer: Customer | None) -> str:
+    """The environment an incident belongs to (upstream and group keys name it)."""
+    if customer is not None:
+        return customer.environment
+    names = {e.value for e in Environment}
+    parts = (incident.upstream_key or "").split(":")
+    return next((p for p in parts if p in names), Environment.PRODUCTION.value)
+
+
+def _cause(incident: Incident, customer: Customer | None) -> str:
+    if customer is not None and incident.state == "scopes_missing" and customer.missing_scopes:
+        return "missing scopes " + ", ".join(customer.missing_scopes.split())
+    return incident.reason or incident.state
+
+
+def summary(incident: Incident, customer: Customer | None) -> str:
+    """One line naming who (customer and KvK, or the upstream/group), where and what broke."""
+    env = incident_environment(incident, customer)
+    if customer is not None:
+        who = f"{customer.name} (KvK {customer.kvk}, {env})"
+        text = f"Brincr connection {incident.state}: {who}: {_cause(incident, customer)}"
+    elif incident.kind == "group":
+        text = (
+            f"{incident.affected_count} {env} customers {incident.state}: "
+            f"{incident.reason or 'same cause'}"
+        )
+    else:
+        text = (
+            f"{incident.upstream_key} failing ({env}): {incident.affected_count} customers "
+            f"affected: {incident.reason or 'no details'}"
+        )
+    return text[:SUMMARY_MAX]
+
+
+def severity(incident: Incident, environment: str) -> str:
+    if environment != Environment.PRODUCTION:
+        return "warning"
+    return "critical" if incident.kind in ("upstream", "group") else "error"
+
+
+def trigger_payload(incident: Incident, customer: Customer | None) -> dict[str, Any]:
+    env = incident_environment(incident, customer)
+    details: dict[str, Any] = {"incident": incident.id, "state": incident.state, "env": env}
+    if customer is not None:
+        details.update(kvk=customer.kvk, tenant_id=customer.tenant_id)
+    else:
+        details["affected_customers"] = incident.affected_count
+    return {
+        "summary": summary(incident, customer),
+        "source": f"brincr-bot ({env})",
+        "severity": severity(incident, env),
+        "timestamp": incident.opened_at.isoformat(),
+        "component": "visma-connect" if incident.kind == "upstream" else "brincr-connection",
+        "group": env,
+        "class": incident.state,
+        "custom_details": details,
+    }
+
+
+def slack_link(channel: str, ts: str) -> str:
+    """A link to a Slack message (Slack redirects it into the workspace)."""
+    return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"
+
+
+# --------------------------------------------------------------------------- writing rows
+
+
+class Pager:
+    """Writes PagerDuty events for incident changes, in the caller's transaction.
+
+    Nothing is written when PagerDuty is not configured or the incident's environment does
+    not page (PAGERDUTY_ENVIRONMENTS); acknowledge and resolve only follow a trigger.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def trigger(
+        self, session: AsyncSession, incident: Incident, customer: Customer | None
+    ) -> None:
+        if not self.settings.pages(incident_environment(incident, customer)):
+            return
+        await self._add(
+            session, incident, "trigger", {"payload": trigger_payload(incident, customer)}
+        )
+
+    async def acknowledge(self, session: AsyncSession, incident: Incident) -> None:
+        if await self._triggered(session, incident):
+            await self._add(session, incident, "acknowledge", {})
+
+    async def resolve(self, session: AsyncSession, incident: Incident) -> None:
+        if await self._triggered(session, incident):
+            await self._add(session, incident, "resolve", {})
+
+    async def _triggered(self, session: AsyncSession, incident: Incident) -> bool:
+        found = await session.scalar(
+            select(PagerEvent.id).where(
+                PagerEvent.dedup_key == dedup_key(incident), PagerEvent.action == "trigger"
+            )
+        )
+        return found is not None
+
+    async def _add(
+        self, session: AsyncSession, incident: Incident, action: str, body: dict[str, Any]
+    ) -> None:
+        key = dedup_key(incident)
+        exists = await session.scalar(
+            select(PagerEvent.id).where(PagerEvent.dedup_key == key, PagerEvent.action == action)
+        )
+        if exists is not None:
+            return  # each incident triggers, acknowledges and resolves once
+        now = utcnow()
+        event = PagerEvent(
+            dedup_key=key, action=action, incident_id=incident.id,
+            alert_notification_id=incident.root_notification_id, payload=body,
+            created_at=now, status="pending", attempts=0, next_attempt_at=now,
+        )  # fmt: skip
+        try:
+            async with session.begin_nested():  # a race lost must not roll back the caller
+                session.add(event)
+                await session.flush()
+        except IntegrityError:
+            return  # another replica wrote this event first
+        log.info("pagerduty %s queued for incident %s", action, incident.id)
+
+
+# --------------------------------------------------------------------------- the sender
+
+
+def _is_free(now: datetime) -> ColumnElement[bool]:
+    return or_(PagerEvent.claimed_until.is_(None), PagerEvent.claimed_until < now)
+
+
+def retry_delay(answer: Answer, attempts: int) -> timedelta:
+    """Minutes for a 429 (Retry-After when given), seconds growing to 10 minutes otherwise."""
+    if answer.rate_limited:
+        if answer.retry_after is not None:
+            return timedelta(seconds=max(answer.retry_after, 1.0))
+        return min(RATE_LIMIT_FIRST * 2 ** min(attempts - 1, 10), RATE_LIMIT_CAP)
+    return min(BACKOFF_FIRST * 2 ** min(attempts - 1, 20), BACKOFF_CAP)
+
+
+class PagerDutySender:
+    """Sends due :class:`PagerEvent` rows, each once (see the module docstring).
+
+    ``deliver_due()`` is one tick; ``start()``/``stop()`` run ticks every ``poll_interval``.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        client: EventsClient,
+        *,
+        worker_id: str,
+        poll_interval: float = 1.0,
+        batch: int = 20,
+        claim_for: timedelta = timedelta(minutes=2),
+        max_attempts: int = 30,
+    ) -> None:
+        self._db = db
+        self.client = client
+        self.worker_id = worker_id
+        self._poll_interval = poll_interval
+        self._batch = batch
+        self._claim_for = claim_for
+        self._max_attempts = max_attempts
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.create_task(self._run(), name=f"pagerduty-{self.worker_id}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._stopping = True
+            self._wakeup.set()
+            task, self._task = self._task, None
+            await task
+        await self.client.aclose()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wakeup.clear()
+            try:
+                await self.deliver_due()
+            except Exception:  # a database outage must not end the loop; the next tick retries
+                log.exception("pagerduty tick failed (worker %s)", self.worker_id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+
+    async def deliver_due(self) -> int:
+        """Claim due events in id order and send them; returns how many PagerDuty accepted."""
+        sent = 0
+        for event_id in await self._due_ids(utcnow()):
+            if self._stopping:
+                break
+            answer = await self._deliver(event_id)
+            if answer is None:
+                continue
+            if answer.rate_limited:
+                break  # the routing key is throttled: everything else waits too
+            sent += answer.accepted
+        return sent
+
+    async def _due_ids(self, now: datetime) -> list[int]:
+        earlier = aliased(PagerEvent)
+        waits_for_earlier = (
+            select(earlier.id)
+            .where(earlier.dedup_key == PagerEvent.dedup_key, earlier.id < PagerEvent.id)
+            .where(earlier.status == "pending")
+            .exists()
+        )
+        query = (
+            select(PagerEvent.id)
+            .where(PagerEvent.status == "pending", PagerEvent.next_attempt_at <= now)
+            .where(_is_free(now), ~waits_for_earlier)
+            .order_by(PagerEvent.id)
+            .limit(self._batch)
+        )
+        async with self._db.transaction() as session:
+            return list(await session.scalars(query))
+
+    async def _deliver(self, event_id: int) -> Answer | None:
+        claimed = await self._claim(event_id)
+        if claimed is None:
+            return None
+        event, body = claimed
+        answer = await self.client.send(event.action, event.dedup_key, body)
+        await self._record(event, answer)
+        return answer
+
+    async def _claim(self, event_id: int) -> tuple[PagerEvent, dict[str, Any]] | None:
+        now = utcnow()
+        claim = (
+            update(PagerEvent)
+            .where(PagerEvent.id == event_id, PagerEvent.status == "pending")
+            .where(PagerEvent.next_attempt_at <= now, _is_free(now))
+            .values(claimed_until=now + self._claim_for, claimed_by=self.worker_id)
+            .execution_options(synchronize_session=False)
+        )
+        async with self._db.transaction() as session:
+            if affected_rows(await session.execute(claim)) != 1:
+                return None
+            event = await session.get_one(PagerEvent, event_id)
+            body = dict(event.payload)
+            if event.action == "trigger" and event.alert_notification_id is not None:
+                alert = await session.get(Notification, event.alert_notification_id)
+                if alert is not None and alert.ts:
+                    channel = alert.channel_posted or alert.channel_id
+                    link = {"href": slack_link(channel, alert.ts), "text": "Slack alert"}
+                    body["links"] = [link]
+            return event, body
+
+    async def _record(self, event: PagerEvent, answer: Answer) -> None:
+        values: dict[str, Any] = {"claimed_until": None}
+        if answer.accepted:
+            values.update(status="sent", sent_at=utcnow(), last_error=None)
+            log.info("pagerduty %s sent for incident %s", event.action, event.incident_id)
+        else:
+            attempts = event.attempts + 1
+            values.update(attempts=attempts, last_error=answer.error)
+            if answer.permanent or attempts >= self._max_attempts:
+                values["status"] = "failed"
+                log.error(
+                    "PagerDuty refused the %s of incident %s (dedup_key %s): %s; not retried",
+                    event.action, event.incident_id, event.dedup_key, answer.error,
+                )  # fmt: skip
+            else:
+                delay = retry_delay(answer, attempts)
+                values["next_attempt_at"] = utcnow() + delay
+                log.warning(
+                    "pagerduty %s for incident %s failed (%s); retry in %ss",
+                    event.action, event.incident_id, answer.error, int(delay.total_seconds()),
+                )  # fmt: skip
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(PagerEvent)
+                .where(PagerEvent.id == event.id)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
