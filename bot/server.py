@@ -14,6 +14,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from bot import metrics
+from bot.api import add_api_routes
 from bot.logs import correlation_id
 from bot.services import Services
 
@@ -33,6 +34,7 @@ def build_web_app(services: Services, bolt: AsyncApp | None) -> web.Application:
         app.router.add_post("/slack/events", _slack_events(bolt))
     for method, path, handler in services.extras.get("routes", []):
         app.router.add_route(method, path, handler)
+    add_api_routes(app, services.db, services.settings)
     return app
 
 
