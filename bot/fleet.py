@@ -45,10 +45,13 @@ class Fleet:
             customer = await find_customer(query, session=session)
             return await read_status(customer, session=session, now=utcnow())
 
-    async def check(self, query: str) -> StatusData:
-        """Check the named customer now, record it like a scheduled check, return its status."""
+    async def check(self, query: str, user_id: str | None = None) -> StatusData:
+        """Check the named customer now, record it like a scheduled check, return its status.
+        ``user_id``: the person who asked (audited as a check by hand)."""
         async with self.db.transaction() as session:
             customer = await find_customer(query, session=session)
+            if user_id:
+                audit.record(session, user_id=user_id, action="check", target=customer.kvk)
         await self.services.checker.check_customer(customer.id)
         return await self.status(customer.kvk)
 

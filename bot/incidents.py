@@ -25,18 +25,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import utcnow
-from bot.domain import State
+from bot.domain import State, format_duration
 from bot.health import CheckOutcome
 from bot.outbox import enqueue
 from bot.render_alerts import downtime, render_followup, render_incident, upstream_title
 from bot.services import Services
 from bot.slack_text import date, escape
+from storage import audit
 from storage.db import affected_rows
 from storage.models import Customer, Incident
 
 log = logging.getLogger(__name__)
 BROKEN = {State.SCOPES_MISSING, State.REVOKED, State.FAILING}
 MAX_REMINDERS = 3
+
+
+def _audit_target(incident: Incident, customer: Customer | None) -> str | None:
+    """The audit log's target: the customer's KvK, or the upstream key for an outage."""
+    return customer.kvk if customer else incident.upstream_key
 
 
 def customer_key(customer_id: int) -> str:
@@ -184,6 +190,9 @@ class Alerts:
             incident, customer = await self._load(session, incident_id)
             await self.refresh(session, incident, customer, utcnow())
             await self.reply(session, incident, f"Acknowledged by <@{user_id}>; reminders stop.")
+            audit.record(session, user_id=user_id, action="acknowledge",
+                         target=_audit_target(incident, customer),
+                         detail=f"incident {incident.id}: {incident.state}")  # fmt: skip
         return True
 
     async def snooze(self, incident_id: int, duration: timedelta, user_id: str) -> datetime | None:
@@ -200,6 +209,9 @@ class Alerts:
             await self.reply(
                 session, incident, f":zzz: Snoozed by <@{user_id}> until {date(until)}."
             )
+            audit.record(session, user_id=user_id, action="snooze",
+                         target=_audit_target(incident, customer),
+                         detail=f"for {format_duration(duration)} (from the alert)")  # fmt: skip
         return until
 
     async def root_notification(self, customer_id: int) -> int | None:

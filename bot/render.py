@@ -112,6 +112,7 @@ HELP_LINES = (
     ("status <customer>", "connection state, scopes, last check and history"),
     ("list [failing|pending|revoked|all]", "the fleet, worst first"),
     ("check <customer>", "check now and show the result"),
+    ("history <customer>", "state changes, incidents and who did what, newest first"),
     ("invite [<kvk> <code>]", "send onboarding instructions (admins)"),
     ("link <kvk> <tenant-id>", "tie a customer to its Visma tenant (admins)"),
     ("snooze <customer> <duration>", "mute alerts, e.g. `4h` or `1d` (admins)"),
@@ -238,6 +239,7 @@ def render_status(data: StatusData, required: Sequence[str], now: datetime) -> M
             elements=[
                 button("Check now", Action.CHECK_NOW, c.kvk, style="primary"),
                 button("Share in channel", Action.SHARE, c.kvk),
+                button("History", Action.HISTORY, c.kvk),
             ]
         )
     )

@@ -67,6 +67,7 @@ def _buttons(incident: Incident, customer: Customer | None) -> list[Block]:
     if customer is not None:
         elements.append(button("Check now", Action.CHECK_NOW, customer.kvk))
         elements.append(button("Send reconnect instructions", Action.RECONNECT, customer.kvk))
+        elements.append(button("History", Action.HISTORY, customer.kvk))
     return [ActionsBlock(elements=elements)]
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import admin, alerts, fleet, home, invite, link, status
+from handlers import admin, alerts, fleet, history, home, invite, link, status
 from handlers.deps import Deps
 
-MODULES = (status, fleet, admin, home, alerts, link, invite)
+MODULES = (status, fleet, admin, home, alerts, link, invite, history)
 
 
 def register_handlers(app: AsyncApp, deps: Deps) -> None:

@@ -23,8 +23,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
     fleet = deps.fleet
     required = deps.services.settings.brincr_scopes
 
-    async def status_message(query: str, *, check: bool = False) -> Message:
-        data = await (fleet.check(query) if check else fleet.status(query))
+    async def status_message(query: str, *, check_by: str | None = None) -> Message:
+        data = await (fleet.check(query, check_by) if check_by else fleet.status(query))
         return render_status(data, required, utcnow())
 
     async def status(inv: Invocation) -> None:
@@ -39,7 +39,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await inv.reply(
             render_notice(f":hourglass_flowing_sand: Checking *{escape(customer.name)}*…")
         )
-        await inv.reply(await status_message(customer.kvk, check=True), replace_original=True)
+        await inv.reply(
+            await status_message(customer.kvk, check_by=inv.user_id), replace_original=True
+        )
 
     deps.commands.add("status", status)
     deps.commands.add("check", check)
@@ -49,7 +51,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def check_now(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         kvk = body["actions"][0]["value"]
-        message = await status_message(kvk, check=True)
+        message = await status_message(kvk, check_by=body["user"]["id"])
         # An ephemeral status is refreshed in place; from a channel message (an alert),
         # the clicker gets the fresh status for their eyes only.
         in_place = bool(body.get("container", {}).get("is_ephemeral"))

@@ -68,7 +68,7 @@ async def test_a_revoked_scope_alerts_once_naming_the_scope(bot: BotHarness) -> 
     assert "<!channel>" not in text.replace(alert["blocks"][0]["text"]["text"], "")
     actions = next(b for b in alert["blocks"] if b["type"] == "actions")["elements"]
     assert [e["action_id"] for e in actions] == [
-        Action.ACKNOWLEDGE, Action.SNOOZE, Action.CHECK_NOW, Action.RECONNECT,
+        Action.ACKNOWLEDGE, Action.SNOOZE, Action.CHECK_NOW, Action.RECONNECT, Action.HISTORY,
     ]  # fmt: skip
     assert [o["text"]["text"] for o in actions[1]["options"]] == [
         "1 hour", "4 hours", "1 day", "1 week",
