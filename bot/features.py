@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import alerting, invites, webhook_endpoint
+from bot import alerting, digest, invites, webhook_endpoint
 from bot.outbox import OutboxSender
 from bot.services import Services
 
@@ -27,6 +27,7 @@ def install_features(services: Services, client: AsyncWebClient) -> OutboxSender
     alerting.install(services, sender)
     for install in _installers():
         install(services, sender)
+    digest.install(services)
     return sender
 
 

@@ -118,6 +118,7 @@ HELP_LINES = (
     ("snooze <customer> <duration>", "mute alerts, e.g. `4h` or `1d` (admins)"),
     ("unsnooze <customer>", "alerts again (admins)"),
     ("forget <customer>", "remove a customer after confirmation (admins)"),
+    ("digest", "post the weekly digest into the digest channel now (admins)"),
 )
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import admin, alerts, fleet, history, home, invite, link, status
+from handlers import admin, alerts, digest, fleet, history, home, invite, link, status
 from handlers.deps import Deps
 
-MODULES = (status, fleet, admin, home, alerts, link, invite, history)
+MODULES = (status, fleet, admin, home, alerts, link, invite, history, digest)
 
 
 def register_handlers(app: AsyncApp, deps: Deps) -> None:
