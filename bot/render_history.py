@@ -52,7 +52,7 @@ def describe(entry: Entry) -> str:
         return f":white_check_mark: Incident resolved after {down} of downtime"
     action = entry.action or ""
     verb = ACTIONS.get(action, f"did `{escape(action[:50])}`")
-    return f":bust_in_silhouette: <@{entry.who}> {verb}" + (f" ({detail})" if detail else "")
+    return f"<@{entry.who}> {verb}" + (f" ({detail})" if detail else "")
 
 
 def _nav(page: HistoryPage) -> list[Block]:
