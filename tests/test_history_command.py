@@ -124,3 +124,9 @@ async def test_history_needs_a_customer(bot: BotHarness) -> None:
     assert "Which customer?" in text_of(await bot.reply(key))
     _, key = await bot.command("history 99999999")
     assert "no customer matches" in text_of(await bot.reply(key))
+
+
+async def test_help_lists_history_and_digest(bot: BotHarness) -> None:
+    _, key = await bot.command("help")
+    text = text_of(await bot.reply(key))
+    assert "`/brincr history <customer>`" in text and "`/brincr digest`" in text
