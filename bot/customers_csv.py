@@ -234,12 +234,9 @@ async def export_customers(
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS + STATE_COLUMNS if with_state else COLUMNS)
-    count = 0
-    async for row in export_rows(session=session):
-        writer.writerow(_cells(row, with_state))
-        count += 1
-        if count % 5000 == 0:
-            yield out.getvalue()
-            out.seek(0)
-            out.truncate()
+    async for rows in export_rows(session=session):
+        writer.writerows(_cells(row, with_state) for row in rows)
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
     yield out.getvalue()

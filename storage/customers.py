@@ -301,8 +301,9 @@ class ExportRow:
     last_check_at: datetime | None
 
 
-async def export_rows(*, session: AsyncSession) -> AsyncIterator[ExportRow]:
-    """Every customer by KvK, streamed in one SELECT of plain columns."""
+async def export_rows(*, session: AsyncSession) -> AsyncIterator[list[ExportRow]]:
+    """Every customer by KvK, streamed in one SELECT of plain columns, in lists of up to
+    ``BULK_CHUNK`` rows (one hand-over from the database thread per list, not per row)."""
     result = await session.stream(
         select(
             Customer.kvk,
@@ -317,5 +318,5 @@ async def export_rows(*, session: AsyncSession) -> AsyncIterator[ExportRow]:
             Customer.last_check_at,
         ).order_by(Customer.kvk)
     )
-    async for row in result:
-        yield ExportRow(**row._asdict())
+    async for rows in result.partitions(BULK_CHUNK):
+        yield [ExportRow(*cast(tuple[Any, ...], row)) for row in rows]

@@ -17,7 +17,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.customers_csv import ImportRejected, import_customers, neutralise, parse_csv
+from bot.customers_csv import (
+    ImportRejected,
+    export_customers,
+    import_customers,
+    neutralise,
+    parse_csv,
+)
 from storage.db import Database
 from storage.models import Customer, StateChange
 
@@ -190,6 +196,10 @@ async def test_bulk_import_adds_updates_and_links_across_chunks(database_url: st
             assert linked.next_check_at is not None
             changes = await session.scalar(select(func.count()).select_from(StateChange))
             assert changes == 2501  # one first state each, and invited -> pending
+            chunks = export_customers(session=session, with_state=True)
+            rows = _rows("".join([chunk async for chunk in chunks]))
+            assert len(rows) == 2500 and rows[1]["kvk"] == "30000001"
+            assert rows[1]["state"] == "pending" and rows[1]["state_since"].endswith("Z")
             taken = HEADER + f"30000005,Klant 5,production,{T1},U0AM\n"
             with pytest.raises(ImportRejected, match="problem"):
                 await import_customers(parse_csv(taken), session=session)
