@@ -1,10 +1,10 @@
 """Database size benchmark: 30 days of 10,000 customers at 15-minute checks, on SQLite.
 
-Builds the steady state the retention rules leave (``bot.history``): raw ``check_results``
+Builds the steady state the retention rules leave (``bot.checks.retention``): raw ``check_results``
 for the last ``RAW_KEEP`` (plus the hour the hourly retention job may lag behind), hourly
 ``check_rollups`` for the whole period, a few ``state_changes`` per customer. The newest
 simulated day of ``--real-customers`` customers goes through the real recording path
-(``bot.recording.record_outcomes``); every other row is bulk-inserted with the same values,
+(``bot.checks.recording.record_outcomes``); every other row is bulk-inserted with the same values,
 and the two are compared row by row before anything is measured. Then ``prune_history``
 runs as the scheduler's retention job would, the file is VACUUMed and its size reported::
 
@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import create_engine, insert
 from sqlalchemy.engine import Connection
 
+from bot.checks.recording import record_outcomes
+from bot.checks.retention import RAW_KEEP, prune_history
 from bot.domain import Environment, State
-from bot.health import CheckOutcome, TokenOutcome
-from bot.history import RAW_KEEP, prune_history
-from bot.recording import record_outcomes
+from bot.domain.outcomes import CheckOutcome, TokenOutcome
 from bot.settings import load_settings
 from storage.db import Database, sync_url
 from storage.migrate import upgrade

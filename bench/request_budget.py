@@ -28,20 +28,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
-from bot.clock import utcnow
+from bot.checks.scheduler import tick_seconds
+from bot.core.clock import utcnow
+from bot.demo.fake_slack import FakeSlack
 from bot.domain import Environment, State
 from bot.runtime import Runtime
-from bot.scheduler import tick_seconds
 from bot.settings import load_settings
 from bot.simulator import Simulator
 from storage.customers import NewCustomer, add_customer
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import CheckResult, Customer
-from tests.fakes.slack_api import FakeSlack
 
 SCOPES = ("brincr:country", "brincr:category", "brincr:order")
 TOKEN = "xoxb-bench-0000"
@@ -57,12 +56,12 @@ def build(db_url: str, sim: Simulator, slack: FakeSlack, interval: float) -> Run
         slack_api_url=slack.api_url, alert_channel="C0ALERTS", brincr_scopes=" ".join(SCOPES),
         check_interval=f"{interval:g}s", host="127.0.0.1", port=0,
     )  # fmt: skip
-    return Runtime(settings, client=AsyncWebClient(token=TOKEN, base_url=slack.api_url))
+    return Runtime(settings)
 
 
 async def seed(runtime: Runtime, sim: Simulator, count: int) -> dict[int, str]:
     tenants: dict[int, str] = {}
-    async with runtime.db.transaction() as session:
+    async with runtime.bot.db.transaction() as session:
         for n in range(count):
             tenant = str(uuid.uuid4())
             sim.approve(tenant, "production", list(SCOPES))
@@ -75,7 +74,7 @@ async def seed(runtime: Runtime, sim: Simulator, count: int) -> dict[int, str]:
 async def wait_all_checked(runtime: Runtime, timeout: float) -> None:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        async with runtime.db.transaction() as session:
+        async with runtime.bot.db.transaction() as session:
             states = list(await session.scalars(select(Customer.state)))
         if all(s == State.HEALTHY for s in states):
             return

@@ -1,7 +1,9 @@
 """Sweep benchmark: check N customers against the stand-in with added latency.
 
-The stand-in runs in its own process (its CPU is not ours); the bot side is the real
-CheckService recording into a real SQLite file, on the event loop ``serve`` runs (uvloop).
+The stand-in runs in its own process (its CPU is not ours); the bot side is the bot ``serve``
+runs, built by the composition root (``bot.composition.build_bot``: the check service with the
+alerting and onboarding listeners), recording into a real SQLite file, on the event loop
+``serve`` runs (uvloop).
 Two sweeps over the same customers: the first after they were imported (every customer goes
 ``pending`` -> ``healthy``: a state change each) and the steady one that repeats every
 ``CHECK_INTERVAL`` (nothing changes). Prints each one's wall time ÷ the ideal
@@ -26,8 +28,8 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_simulator import free_port, wait_ready
-from bot.checks import CheckService
-from bot.cli_serve import run_event_loop
+from bot.cli.common import run_event_loop
+from bot.composition import build_bot
 from bot.domain import Environment, State
 from bot.settings import load_settings
 from storage.customers import NewCustomer, add_customer
@@ -39,7 +41,8 @@ SCOPES = ["brincr:category", "brincr:country"]
 # answers each change with the whole state, which would make 10,000 approvals quadratic.
 SERVER = """
 import sys, uuid
-from bot.cli_serve import run_event_loop
+from bot.cli.common import run_event_loop
+from bot.composition import build_bot
 from bot.simulator import serve_forever
 port, latency, n = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 def seed(sim):
@@ -73,7 +76,7 @@ def main(customers: int, concurrency: int, latency: float) -> None:
         [sys.executable, "-c", SERVER, str(port), str(latency), str(customers)]
     )
     try:
-        # the event loop serve runs on (bot.cli_serve.run_event_loop): uvloop
+        # the event loop serve runs on (bot.cli.common.run_event_loop): uvloop
         run_event_loop(sweep(f"http://127.0.0.1:{port}", customers, concurrency, latency))
     finally:
         server.terminate()
@@ -87,6 +90,8 @@ async def sweep(url: str, customers: int, concurrency: int, latency: float) -> N
         tenants = [tenant(i) for i in range(1, customers + 1)]
         await _wait(url)
         settings = load_settings(
+            database_url=db_url,
+            alert_channel="C0BENCH",
             production_client_id="sim-production-client",
             production_client_secret="sim-production-secret",
             production_token_url=f"{url}/production/connect/token",
@@ -94,16 +99,14 @@ async def sweep(url: str, customers: int, concurrency: int, latency: float) -> N
             brincr_scopes=" ".join(SCOPES),
             check_concurrency=concurrency,
         )
-        db = Database(db_url)
-        ids = await _seed(db, tenants)
-        checker = CheckService(settings, db)
+        bot = build_bot(settings)
+        ids = await _seed(bot.db, tenants)
         rounds = []
         for _ in ("first", "steady"):
             started = time.perf_counter()
-            outcomes = await checker.check_many(ids)
+            outcomes = await bot.checker.check_many(ids)
             rounds.append((time.perf_counter() - started, outcomes))
-        await checker.aclose()
-        await db.close()
+        await bot.aclose()
     ideal = customers * 2 * latency / concurrency
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"customers={customers} concurrency={concurrency} latency={latency * 1000:.0f}ms")

@@ -49,10 +49,11 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bot.clock import utcnow
-from bot.metrics import OUTBOX_DELIVERED, OUTBOX_FAILURES, record_upstream
+from bot.core.clock import utcnow
+from bot.core.metrics import OUTBOX_DELIVERED, OUTBOX_FAILURES, record_upstream
 from storage.db import Database, affected_rows
 from storage.models import Notification
+from storage.statuses import NotificationStatus as Status
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ async def enqueue(
         channel_id=channel_id,
         target_id=target_id,
         payload={"text": text, "blocks": blocks or []},
-        status="pending",
+        status=Status.PENDING,
         attempts=0,
         next_attempt_at=now,
     )
@@ -254,13 +255,16 @@ class OutboxSender:
         target = aliased(Notification)
         target_waits = (
             select(target.id)
-            .where(target.id == Notification.target_id, target.status == "pending")
+            .where(target.id == Notification.target_id, target.status == Status.PENDING)
             .where(or_(target.next_attempt_at > now, target.claimed_until >= now))
             .exists()
         )
         query = (
             select(Notification.id)
-            .where(Notification.status == "pending", Notification.next_attempt_at <= now)
+            .where(
+                Notification.status == Status.PENDING,
+                Notification.next_attempt_at <= now,
+            )
             .where(_is_free(now), ~target_waits)
             .where(Notification.channel_id.not_in(list(self._paused)))
             .order_by(Notification.id)
@@ -295,7 +299,7 @@ class OutboxSender:
         now = utcnow()
         claim = (
             update(Notification)
-            .where(Notification.id == row_id, Notification.status == "pending")
+            .where(Notification.id == row_id, Notification.status == Status.PENDING)
             .where(Notification.next_attempt_at <= now, _is_free(now))
             .values(claimed_until=now + self._claim_for, claimed_by=self.worker_id)
             .execution_options(synchronize_session=False)
@@ -313,10 +317,10 @@ class OutboxSender:
         """None when ``row`` can go now; else what became of it."""
         if target is None:
             return await self._record_failure(row, _Failure("target_not_found", permanent=True))
-        if target.status == "pending":
+        if target.status == Status.PENDING:
             await self._release(row.id)  # not an attempt: the target goes first
             return _Step.SKIPPED
-        if target.status != "sent" or target.ts is None:
+        if target.status != Status.SENT or target.ts is None:
             reason = f"target_{target.status}: notification {target.id}"
             return await self._record_failure(row, _Failure(reason, permanent=True))
         if row.kind == "update":
@@ -334,17 +338,19 @@ class OutboxSender:
         same_message = and_(
             Notification.kind == "update",
             Notification.target_id == row.target_id,
-            Notification.status == "pending",
+            Notification.status == Status.PENDING,
         )
         count = select(func.count()).select_from(Notification).where(same_message)
         async with self._db.transaction() as session:
             if await session.scalar(count.where(Notification.id > row.id)):
-                await self._set(session, row.id, status="superseded", last_error="newer update")
+                await self._set(
+                    session, row.id, status=Status.SUPERSEDED, last_error="newer update"
+                )
                 return _Step.SKIPPED
             await session.execute(
                 update(Notification)
                 .where(same_message, Notification.id < row.id, _is_free(now))
-                .values(status="superseded", last_error=f"superseded by {row.id}")
+                .values(status=Status.SUPERSEDED, last_error=f"superseded by {row.id}")
                 .execution_options(synchronize_session=False)
             )
             if await session.scalar(count.where(Notification.id < row.id)):
@@ -383,7 +389,12 @@ class OutboxSender:
         channel, ts = response.get("channel"), response.get("ts")
         async with self._db.transaction() as session:
             await self._set(
-                session, row.id, status="sent", sent_at=utcnow(), ts=ts, channel_posted=channel
+                session,
+                row.id,
+                status=Status.SENT,
+                sent_at=utcnow(),
+                ts=ts,
+                channel_posted=channel,
             )
         OUTBOX_DELIVERED.inc()
         record_upstream("slack", 200)
@@ -395,7 +406,7 @@ class OutboxSender:
         values["last_error"] = failure.error
         async with self._db.transaction() as session:
             await self._set(session, row.id, **values)
-        given_up = values.get("status") == "failed"
+        given_up = values.get("status") == Status.FAILED
         OUTBOX_FAILURES.labels(permanent=str(given_up).lower()).inc()
         logger.warning("outbox %s (%s) failed: %s; %s", row.id, row.kind, failure.error, outcome)
         return _Step.RATE_LIMITED if failure.retry_after is not None else _Step.SKIPPED
@@ -409,7 +420,10 @@ class OutboxSender:
             return {"next_attempt_at": retry_at}, f"retry in {failure.retry_after:g}s"
         attempts = row.attempts + 1
         if failure.permanent or attempts >= self._max_attempts:
-            return {"status": "failed", "attempts": attempts}, f"given up after {attempts}"
+            return {
+                "status": Status.FAILED,
+                "attempts": attempts,
+            }, f"given up after {attempts}"
         backoff = _backoff(attempts)
         values = {"attempts": attempts, "next_attempt_at": now + backoff}
         return values, f"attempt {attempts}, retry in {backoff.total_seconds():g}s"
@@ -420,10 +434,11 @@ class OutboxSender:
         """Not ready when notifications failed in the last hour or one waits > 10 minutes."""
         now = utcnow()
         failed_query = select(func.count()).where(
-            Notification.status == "failed", Notification.created_at >= now - FAILED_RECENTLY
+            Notification.status == Status.FAILED,
+            Notification.created_at >= now - FAILED_RECENTLY,
         )
         pending_query = select(func.count(), func.min(Notification.next_attempt_at)).where(
-            Notification.status == "pending"
+            Notification.status == Status.PENDING
         )
         async with self._db.transaction() as session:
             failed = await session.scalar(failed_query) or 0

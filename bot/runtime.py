@@ -1,39 +1,28 @@
-"""One running bot, shared by ``serve``, the demo and the tests: the services, the Slack app,
-the long-running components (scheduler, outbox sender) and the HTTP listener.
+"""One running bot, shared by ``serve``, the demo and the tests: the bot built by the
+composition root (:func:`bot.composition.build_bot`), its Slack app, the long-running parts
+(outbox sender, webhook worker, scheduler) and the HTTP listener.
 
-Only the transports differ between them: ``serve`` talks to Slack and Visma, the demo and the
-tests inject a Web API client pointed at a local fake and the Visma/Brincr stand-in.
+Only the settings differ between them: ``serve`` talks to Slack and Visma, the demo and the
+tests point ``SLACK_API_URL`` at a local fake Web API and the Visma/Brincr URLs at the
+stand-in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 
 import httpx
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import create_app
-from bot.checks import CheckService
-from bot.features import install_features
-from bot.scheduler import Scheduler
-from bot.server import build_web_app
-from bot.services import Services
+from bot.composition import Bot, build_bot
 from bot.settings import Settings
-from bot.slack import web_client
-from storage.db import Database
+from bot.web.server import build_web_app
+from handlers import create_app
 
 log = logging.getLogger(__name__)
-
-
-def worker_name() -> str:
-    """Who claims rows in the database: host and process, unique among replicas."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}"
 
 
 class Runtime:
@@ -41,37 +30,22 @@ class Runtime:
         self,
         settings: Settings,
         *,
-        client: AsyncWebClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         worker_id: str | None = None,
     ) -> None:
         self.settings = settings
-        self.worker_id = worker_id or worker_name()
-        self.db = Database(settings.database_url)
-        self.client = client or web_client(settings)
-        checker = CheckService(settings, self.db, transport=transport)
-        self.services = Services(settings=settings, db=self.db, checker=checker)
-        checker.listeners = self.services.check_listeners
-        self.services.extras["worker_id"] = self.worker_id
-        self.services.extras["client"] = self.client
-        self.outbox = install_features(self.services, self.client)
-        self.app: AsyncApp = create_app(self.services, self.client)
+        self.bot: Bot = build_bot(settings, transport=transport, worker_id=worker_id)
+        self.app: AsyncApp = create_app(self.bot)
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self.port: int | None = None
 
-    @property
-    def scheduler(self) -> Scheduler:
-        scheduler: Scheduler = self.services.extras["scheduler"]
-        return scheduler
-
     async def start(self, *, listen: bool = True, schedule: bool = True) -> None:
-        """Start the components and the scheduler (``schedule``: tests that drive checks
+        """Start the outbox sender and the scheduler (``schedule``: tests that drive checks
         themselves leave it off), then the HTTP listener (and Socket Mode when configured)."""
-        for component in self.services.components:
-            await component.start()
+        await self.bot.outbox.start()
         if schedule:
-            await self.scheduler.start()
+            await self.bot.scheduler.start()
         if listen:
             await self._listen()
         if self.settings.socket_mode:
@@ -84,7 +58,7 @@ class Runtime:
 
     async def _listen(self) -> None:
         bolt = None if self.settings.socket_mode else self.app
-        self._runner = web.AppRunner(build_web_app(self.services, bolt), access_log=None)
+        self._runner = web.AppRunner(build_web_app(self.bot, bolt), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()
@@ -100,11 +74,10 @@ class Runtime:
         if self._runner is not None:
             await self._runner.cleanup()
         await _finish_listeners()
-        await self.scheduler.stop()
-        for component in reversed(self.services.components):
-            await component.stop()
-        await self.services.checker.aclose()
-        await self.db.close()
+        await self.bot.tenant_events.stop()
+        await self.bot.scheduler.stop()
+        await self.bot.outbox.stop()
+        await self.bot.aclose()
 
 
 LISTENER_GRACE = 15.0  # seconds a listener may still take after the listener stops

@@ -1,47 +1,26 @@
-"""The services a handler, the scheduler or the CLI works with, built once per process.
+"""The context every feature service is built with: the settings, the database, and a way to
+tell the outbox sender that rows are waiting (STYLE.md §10: outbound messages are rows first).
 
-Handlers receive this container and call one service function; they never talk SQL or HTTP
-themselves (STYLE.md). Features plug into each other through three lists instead of imports:
-
-- ``check_listeners``: called after each check is recorded, *inside the same transaction*,
-  so alerting and onboarding write incidents, invitation updates and outbox rows atomically
-  with the result: ``await listener(session, customer, outcome, previous_state)``.
-- ``readiness``: ``await probe() -> (ok, detail)``; ``GET /readyz`` is 200 when all are ok.
-- ``components``: long-running parts (scheduler, outbox sender) started and stopped by
-  ``serve`` and the demo: objects with ``async start()`` and ``async stop()``.
+The composition root (:mod:`bot.composition`) builds one per process. ``wake_outbox`` is the
+sender's ``wake`` in ``serve`` and the demo; in commands that deliver nothing themselves
+(``brincr-bot check``) it does nothing, and the rows wait for a serving replica's sender.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from bot.health import CheckOutcome
 from bot.settings import Settings
 from storage.db import Database
-from storage.models import Customer
-
-if TYPE_CHECKING:
-    from bot.checks import CheckService
-
-CheckListener = Callable[[AsyncSession, Customer, CheckOutcome, str], Awaitable[None]]
-ReadinessProbe = Callable[[], Awaitable[tuple[bool, str]]]
 
 
-class Component(Protocol):
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
+def _nothing() -> None:
+    return None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
     settings: Settings
     db: Database
-    checker: CheckService
-    check_listeners: list[CheckListener] = field(default_factory=list)
-    readiness: dict[str, ReadinessProbe] = field(default_factory=dict)
-    components: list[Component] = field(default_factory=list)
-    extras: dict[str, Any] = field(default_factory=dict)
+    wake_outbox: Callable[[], None] = _nothing

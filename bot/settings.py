@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.core.errors import ConfigError, UserError
 from bot.domain import Environment, parse_duration, parse_scopes
-from bot.errors import ConfigError, UserError
-from bot.weekly import parse_weekly
+from bot.domain.weekly import parse_weekly
 
 
 def _duration(value: Any) -> timedelta:

@@ -1,15 +1,55 @@
-"""Slack listeners, one module per feature, each with ``register(app, deps)``."""
+"""Slack listeners, one module per feature, each with ``register(app, commands)`` that only
+wires module-level listeners. :func:`create_app` builds the Bolt app for a bot.
+
+What every listener may ask for by name, besides Bolt's own arguments (``ack``, ``body``,
+``respond``, ``client`` …): ``bot`` (:class:`bot.composition.Bot`), ``gate``
+(:class:`handlers.gate.Gate`) and ``commands`` (the ``/brincr`` router). A global middleware
+puts them in the request context, where Bolt's argument injection finds them.
+"""
 
 from __future__ import annotations
 
-from slack_bolt.async_app import AsyncApp
+import logging
+from collections.abc import Awaitable, Callable
 
-from handlers import admin, alerts, digest, fleet, history, home, invite, link, status
-from handlers.deps import Deps
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
-MODULES = (status, fleet, admin, home, alerts, link, invite, history, digest)
+from bot.clients.respond import RetryingRespond
+from bot.composition import Bot
+from handlers import alerts, digest, fleet, history, invite, link, router
+from handlers.errors import on_error
+from handlers.gate import Gate
+from handlers.router import CommandRouter
+
+MODULES = (router, fleet, alerts, invite, link, history, digest)
+Next = Callable[[], Awaitable[None]]
 
 
-def register_handlers(app: AsyncApp, deps: Deps) -> None:
+def create_app(bot: Bot) -> AsyncApp:
+    """The Slack app. In Socket Mode requests are not signed; in HTTP mode every request must
+    carry a valid signature less than five minutes old (Bolt answers 401 otherwise)."""
+    settings = bot.settings
+    secret = settings.slack_signing_secret
+    app = AsyncApp(
+        client=bot.slack,
+        signing_secret=secret.get_secret_value() if secret else "",
+        request_verification_enabled=not settings.socket_mode,
+        logger=logging.getLogger("slack_bolt"),
+    )
+    commands = CommandRouter()
+    gate = Gate(settings, bot.slack)
+
+    async def provide(context: AsyncBoltContext, next: Next) -> None:
+        """Every listener's ``bot``, ``gate`` and ``commands``; and a ``respond`` that
+        retries Slack's 429/5xx answers (:mod:`bot.clients.respond`)."""
+        context["bot"], context["gate"], context["commands"] = bot, gate, commands
+        respond = context.respond
+        if respond is not None and respond.response_url:
+            context["respond"] = RetryingRespond.replacing(respond)
+        await next()
+
+    app.middleware(provide)
+    app.error(on_error)
     for module in MODULES:
-        module.register(app, deps)
+        module.register(app, commands)
+    return app

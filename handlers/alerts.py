@@ -1,6 +1,7 @@
-"""The alert message's buttons: Acknowledge, Snooze (1 h / 4 h / 1 d / 1 week) and Send
-reconnect instructions ("Check now" is the status module's). The message itself is updated
-in place through the outbox, like every alert change."""
+"""On-call surfaces: the alert message's buttons (Acknowledge, the Snooze menu, Send reconnect
+instructions; "Check now" is the fleet module's) and ``/brincr snooze`` / ``unsnooze``. Every
+one changes something, so every one goes through the admin gate. The alert message itself is
+updated in place through the outbox by :class:`bot.alerts.service.Alerts`."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot.actions import Action
-from bot.domain import parse_duration
-from bot.errors import UserError
-from bot.incidents import Alerts
-from bot.invites import send_reconnect
-from bot.render import render_notice
-from handlers.deps import Deps
-from handlers.router import answers_user_errors
+from bot.composition import Bot
+from bot.core.errors import UserError
+from bot.domain import SNOOZE_USAGE, parse_snooze
+from bot.onboarding.invitations import send_reconnect
+from bot.slack.blocks import render_notice
+from bot.slack.ids import Action
+from bot.slack.text import date, escape
+from handlers.errors import guarded
+from handlers.gate import admin_only
+from handlers.payloads import Press
+from handlers.router import CommandRouter, Invocation
 
 
 def _incident_id(text: str) -> int:
@@ -24,52 +28,73 @@ def _incident_id(text: str) -> int:
     return int(text)
 
 
-def register(app: AsyncApp, deps: Deps) -> None:
-    alerts: Alerts = deps.services.extras["alerts"]
+async def _ephemeral(respond: AsyncRespond, text: str) -> None:
+    await respond(**render_notice(text).kwargs(), response_type="ephemeral", replace_original=False)
 
-    async def ephemeral(respond: AsyncRespond, text: str) -> None:
-        await respond(
-            **render_notice(text).kwargs(), response_type="ephemeral", replace_original=False
+
+async def acknowledge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot: Bot) -> None:
+    await ack()
+    press = Press.of(body)
+    if not await bot.alerts.acknowledge(_incident_id(press.value), press.user_id):
+        await _ephemeral(respond, "Already acknowledged or resolved: nothing changed.")
+
+
+async def snooze_menu(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot: Bot) -> None:
+    await ack()
+    press = Press.of(body)
+    ref, _, duration = press.value.partition(":")
+    until = await bot.alerts.snooze_incident(
+        _incident_id(ref), parse_snooze(duration), press.user_id
+    )
+    if until is None:
+        await _ephemeral(respond, "That incident is already resolved: nothing to snooze.")
+
+
+async def reconnect(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot: Bot) -> None:
+    await ack()
+    press = Press.of(body)
+    customer = await bot.fleet.resolve(press.value)
+    channel = press.channel_id or bot.settings.alert_channel or press.user_id
+    thread = await bot.alerts.root_notification(customer.id)
+    sent = await send_reconnect(
+        bot.services, customer.id, user_id=press.user_id, channel_id=channel,
+        thread_target_id=thread,
+    )  # fmt: skip
+    if not sent:
+        await _ephemeral(
+            respond,
+            f"No invitation on record for KvK {customer.kvk}: send one with "
+            f"`/brincr invite {customer.kvk} <code>` first.",
         )
 
-    @app.action(Action.ACKNOWLEDGE.value)
-    @answers_user_errors
-    async def acknowledge(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()
-        user = body["user"]["id"]
-        if await alerts.acknowledge(_incident_id(body["actions"][0]["value"]), user):
-            alerts.services.extras["outbox"].wake()
-        else:
-            await ephemeral(respond, "Already acknowledged or resolved: nothing changed.")
 
-    @app.action(Action.SNOOZE.value)
-    @answers_user_errors
-    async def snooze(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()
-        user = body["user"]["id"]
-        await deps.permissions.require_admin(user, "snooze alerts")
-        choice = (body["actions"][0].get("selected_option") or {}).get("value", "")
-        ref, _, duration = choice.partition(":")
-        until = await alerts.snooze(_incident_id(ref), parse_duration(duration), user)
-        if until is None:
-            await ephemeral(respond, "That incident is already resolved: nothing to snooze.")
-        alerts.services.extras["outbox"].wake()
+async def snooze(inv: Invocation) -> None:
+    if len(inv.args) < 2:
+        raise UserError("Which customer, and for how long?", usage=SNOOZE_USAGE)
+    query, duration = inv.rest.rsplit(maxsplit=1)
+    length = parse_snooze(duration)
+    customer = await inv.bot.fleet.resolve(query)
+    until = await inv.bot.alerts.snooze_customer(customer.id, length, inv.user_id)
+    assert until is not None
+    name = escape(customer.name)
+    await inv.reply(render_notice(f":zzz: Alerts for *{name}* are snoozed until {date(until)}."))
 
-    @app.action(Action.RECONNECT.value)
-    @answers_user_errors
-    async def reconnect(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()
-        user = body["user"]["id"]
-        await deps.permissions.require_admin(user, "send reconnect instructions")
-        customer = await deps.fleet.resolve(body["actions"][0]["value"])
-        channel = body.get("channel", {}).get("id") or alerts.channel
-        thread = await alerts.root_notification(customer.id)
-        sent = await send_reconnect(
-            deps.services, customer.id, user_id=user, channel_id=channel, thread_target_id=thread
-        )
-        if not sent:
-            await ephemeral(
-                respond,
-                f"No invitation on record for KvK {customer.kvk}: send one with "
-                f"`/brincr invite {customer.kvk} <code>` first.",
-            )
+
+async def unsnooze(inv: Invocation) -> None:
+    if not inv.rest:
+        raise UserError("Which customer?", usage="`/brincr unsnooze <customer>`")
+    customer = await inv.bot.fleet.resolve(inv.rest)
+    await inv.bot.alerts.snooze_customer(customer.id, None, inv.user_id)
+    await inv.reply(render_notice(f":bell: Alerts for *{escape(customer.name)}* are on again."))
+
+
+def register(app: AsyncApp, commands: CommandRouter) -> None:
+    commands.add("snooze", snooze, admin="snooze alerts")
+    commands.add("unsnooze", unsnooze, admin="unsnooze alerts")
+    app.action(Action.ACKNOWLEDGE.value, middleware=[admin_only("acknowledge incidents")])(
+        guarded(acknowledge)
+    )
+    app.action(Action.SNOOZE.value, middleware=[admin_only("snooze alerts")])(guarded(snooze_menu))
+    app.action(Action.RECONNECT.value, middleware=[admin_only("send reconnect instructions")])(
+        guarded(reconnect)
+    )

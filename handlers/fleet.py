@@ -1,4 +1,7 @@
-"""``/brincr list``, its page buttons, and ``/brincr help``."""
+"""What support asks of the fleet: ``/brincr status``, ``check``, ``list``, ``help`` and
+``forget``, the status message's buttons (Check now, Share), the list's pages, the forget
+confirmation, and the App Home. The service is :mod:`bot.fleet.service`; the renderers
+:mod:`bot.fleet.render` and :mod:`bot.fleet.render_home`."""
 
 from __future__ import annotations
 
@@ -6,40 +9,97 @@ import json
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.actions import Action
-from bot.clock import utcnow
-from bot.errors import UserError
-from bot.render import LIST_PAGE_SIZE, render_help, render_list
-from handlers.deps import Deps
-from handlers.router import Invocation, answers_user_errors
+from bot.composition import Bot
+from bot.core.clock import utcnow
+from bot.core.errors import UserError
+from bot.fleet.render import (
+    LIST_PAGE_SIZE,
+    render_forget_confirm,
+    render_list,
+    render_shared,
+    render_status,
+)
+from bot.fleet.render_home import home_view_dict
+from bot.slack.blocks import render_notice
+from bot.slack.help import render_help
+from bot.slack.ids import Action
+from bot.slack.text import escape
+from handlers.errors import guarded
+from handlers.gate import admin_only
+from handlers.payloads import Press
+from handlers.router import CommandRouter, Invocation
+from storage.customers import CUSTOMER_USAGE
+
+STATUS_USAGE = "`/brincr status <customer>`: " + CUSTOMER_USAGE
+CHECK_USAGE = "`/brincr check <customer>`: " + CUSTOMER_USAGE
+FORGET_USAGE = "`/brincr forget <customer>`: " + CUSTOMER_USAGE
 
 
-def register(app: AsyncApp, deps: Deps) -> None:
-    fleet = deps.fleet
+def _named(inv: Invocation, usage: str) -> str:
+    if not inv.rest:
+        raise UserError("Which customer?", usage=usage)
+    return inv.rest
 
-    async def list_(inv: Invocation) -> None:
-        which = inv.args[0].lower() if inv.args else "all"
-        page = await fleet.page(which, 0, LIST_PAGE_SIZE)
-        await inv.reply(render_list(page, which, utcnow()))
 
-    async def help_(inv: Invocation) -> None:
-        await inv.reply(render_help())
+async def status(inv: Invocation) -> None:
+    customer = await inv.bot.fleet.resolve(_named(inv, STATUS_USAGE))
+    data = await inv.bot.fleet.status(customer.id)
+    await inv.reply(render_status(data, inv.bot.settings.brincr_scopes, utcnow()))
 
-    deps.commands.add("list", list_)
-    deps.commands.add("help", help_)
 
-    @app.action(Action.LIST_PAGE.value)
-    @answers_user_errors
-    async def next_page(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()
-        which, offset = _page_ref(body["actions"][0].get("value", ""))
-        page = await fleet.page(which, offset, LIST_PAGE_SIZE)
-        await respond(
-            **render_list(page, which, utcnow()).kwargs(),
-            response_type="ephemeral",
-            replace_original=True,
-        )
+async def check(inv: Invocation) -> None:
+    customer = await inv.bot.fleet.resolve(_named(inv, CHECK_USAGE))
+    await inv.reply(render_notice(f":hourglass_flowing_sand: Checking *{escape(customer.name)}*…"))
+    data = await inv.bot.fleet.check(customer.id, inv.user_id)
+    message = render_status(data, inv.bot.settings.brincr_scopes, utcnow())
+    await inv.reply(message, replace_original=True)
+
+
+async def list_(inv: Invocation) -> None:
+    which = inv.args[0].lower() if inv.args else "all"
+    page = await inv.bot.fleet.page(which, 0, LIST_PAGE_SIZE)
+    await inv.reply(render_list(page, which, utcnow()))
+
+
+async def help_(inv: Invocation) -> None:
+    await inv.reply(render_help())
+
+
+async def forget(inv: Invocation) -> None:
+    customer = await inv.bot.fleet.resolve(_named(inv, FORGET_USAGE))
+    await inv.reply(render_forget_confirm(customer))
+
+
+async def check_now(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot: Bot) -> None:
+    await ack()
+    press = Press.of(body)
+    customer = await bot.fleet.resolve(press.value)
+    data = await bot.fleet.check(customer.id, press.user_id)
+    # An ephemeral status is refreshed in place; from a channel message (an alert), the
+    # clicker gets the fresh status for their eyes only.
+    message = render_status(data, bot.settings.brincr_scopes, utcnow())
+    await respond(
+        **message.kwargs(), response_type="ephemeral", replace_original=press.in_ephemeral
+    )
+
+
+async def share(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot: Bot) -> None:
+    await ack()
+    press = Press.of(body)
+    customer = await bot.fleet.resolve(press.value)
+    data = await bot.fleet.status(customer.id)
+    message = render_shared(data, bot.settings.brincr_scopes, utcnow(), press.user_id)
+    await respond(**message.kwargs(), response_type="in_channel", replace_original=False)
+
+
+async def next_page(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot: Bot) -> None:
+    await ack()
+    which, offset = _page_ref(Press.of(body).value)
+    page = await bot.fleet.page(which, offset, LIST_PAGE_SIZE)
+    message = render_list(page, which, utcnow())
+    await respond(**message.kwargs(), response_type="ephemeral", replace_original=True)
 
 
 def _page_ref(value: str) -> tuple[str, int]:
@@ -49,3 +109,45 @@ def _page_ref(value: str) -> tuple[str, int]:
         return str(wanted["f"]), max(0, int(wanted["o"]))
     except (ValueError, KeyError, TypeError):
         raise UserError("That page button is out of date: run `/brincr list` again.") from None
+
+
+async def confirm_forget(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot: Bot
+) -> None:
+    await ack()
+    press = Press.of(body)
+    customer = await bot.fleet.forget(press.value, press.user_id)
+    text = (
+        f":wastebasket: Removed *{escape(customer.name)}* (KvK {customer.kvk})."
+        if customer
+        else "That customer was already removed."
+    )
+    await respond(**render_notice(text).kwargs(), replace_original=True)
+
+
+async def cancel_forget(ack: AsyncAck, respond: AsyncRespond) -> None:
+    await ack()
+    await respond(**render_notice("Kept it: nothing was removed.").kwargs(), replace_original=True)
+
+
+async def home_opened(event: dict[str, Any], client: AsyncWebClient, bot: Bot) -> None:
+    if event.get("tab", "home") != "home":
+        return
+    home = await bot.fleet.home()
+    await client.views_publish(user_id=str(event.get("user")), view=home_view_dict(home, utcnow()))
+
+
+def register(app: AsyncApp, commands: CommandRouter) -> None:
+    commands.add("status", status)
+    commands.add("check", check)
+    commands.add("list", list_)
+    commands.add("help", help_)
+    commands.add("forget", forget, admin="remove customers")
+    app.action(Action.CHECK_NOW.value)(guarded(check_now))
+    app.action(Action.SHARE.value)(guarded(share))
+    app.action(Action.LIST_PAGE.value)(guarded(next_page))
+    app.action(Action.FORGET_CONFIRM.value, middleware=[admin_only("remove customers")])(
+        guarded(confirm_forget)
+    )
+    app.action(Action.FORGET_CANCEL.value)(guarded(cancel_forget))
+    app.event("app_home_opened")(guarded(home_opened))

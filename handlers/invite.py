@@ -1,7 +1,7 @@
 """``/brincr invite``: the form (or the short form ``invite <kvk> <code>``), its submission,
 and the buttons of the hand-off ("Plain text for e-mail") and of the stale-invitation DM
-("Resend instructions"). The service is :mod:`bot.invites`; the renderers
-:mod:`bot.render_onboarding`."""
+("Resend instructions"). The service is :mod:`bot.onboarding.invitations`; the renderers
+:mod:`bot.onboarding.render`."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot import invites
-from bot.actions import Action, View
-from bot.errors import PermissionDenied, UserError
-from bot.render_onboarding import (
+from bot.composition import Bot
+from bot.core.errors import PermissionDenied, UserError
+from bot.onboarding import invitations
+from bot.onboarding.forms import InvalidInvite, parse_invite_form, parse_short_invite
+from bot.onboarding.render import (
     field_errors,
     read_invite_form,
     read_modal_channel,
@@ -22,73 +23,79 @@ from bot.render_onboarding import (
     render_plain_text,
     render_sent_again,
 )
-from handlers.deps import Deps
-from handlers.router import Invocation, answers_user_errors
+from bot.slack.ids import Action, View
+from handlers.errors import guarded
+from handlers.gate import Gate
+from handlers.payloads import Press, Submission
+from handlers.router import CommandRouter, Invocation
 
 log = logging.getLogger(__name__)
+WHAT = "invite customers"
 
 
-def register(app: AsyncApp, deps: Deps) -> None:
-    services, permissions = deps.services, deps.permissions
-    scopes = services.settings.brincr_scopes
-
-    async def invite(inv: Invocation) -> None:
-        await permissions.require_admin(inv.user_id, "invite customers")
-        if not inv.args:
-            # The trigger_id is valid for 3 s, once: open the form before any other work.
-            modal = render_invite_modal(inv.channel_id)
-            await inv.client.views_open(trigger_id=inv.trigger_id or "", view=modal)
-            return
-        invited = await invites.invite(
-            services, invites.parse_short_invite(inv.rest), invited_by=inv.user_id,
-            channel_id=inv.channel_id,
-        )  # fmt: skip
-        await inv.reply(render_invite_recorded(invited.customer, created=invited.created))
-
-    deps.commands.add("invite", invite)
-
-    @app.view(View.INVITE.value)
-    async def submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        user = body["user"]["id"]
-        try:
-            await permissions.require_admin(user, "invite customers")
-            form = invites.parse_invite_form(read_invite_form(view["state"]["values"]))
-        except invites.InvalidInvite as error:
-            log.info("invite form from %s refused: %s", user, ", ".join(sorted(error.errors)))
-            await ack(response_action="errors", errors=field_errors(error.errors))
-            return
-        except PermissionDenied as error:
-            refusal = f"{error} {error.usage or ''}".strip()
-            await ack(response_action="errors", errors=field_errors({"name": refusal}))
-            return
-        await ack()
-        channel = read_modal_channel(view.get("private_metadata", ""))
-        await invites.invite(services, form, invited_by=user, channel_id=channel)
-
-    @app.action(Action.HANDOFF_TEXT.value)
-    @answers_user_errors
-    async def plain_text(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()
-        invitation, customer = await invites.load_invitation(services, _invitation_id(body))
-        log.info("plain-text hand-off of invitation %s for %s", invitation.id, body["user"]["id"])
-        message = render_plain_text(invitation, customer, scopes)
-        await respond(**message.kwargs(), response_type="ephemeral", replace_original=False)
-
-    @app.action(Action.RESEND.value)
-    @answers_user_errors
-    async def resend(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()
-        user = body["user"]["id"]
-        invitation, _customer = await invites.load_invitation(services, _invitation_id(body))
-        if user != invitation.invited_by:
-            await permissions.require_admin(user, "resend someone else's invitation")
-        await invites.resend_handoff(services, invitation.id, user_id=user)
-        message = render_sent_again()
-        await respond(**message.kwargs(), response_type="ephemeral", replace_original=False)
+async def invite(inv: Invocation) -> None:
+    if not inv.args:
+        # The trigger_id is valid for 3 s, once: open the form before any other work.
+        modal = render_invite_modal(inv.channel_id)
+        await inv.client.views_open(trigger_id=inv.trigger_id or "", view=modal)
+        return
+    invited = await invitations.invite(
+        inv.bot.services, parse_short_invite(inv.rest), invited_by=inv.user_id,
+        channel_id=inv.channel_id,
+    )  # fmt: skip
+    await inv.reply(render_invite_recorded(invited.customer, created=invited.created))
 
 
-def _invitation_id(body: dict[str, Any]) -> int:
-    value = str(body["actions"][0].get("value") or "")
-    if not value.isdigit():
+async def submitted(ack: AsyncAck, body: dict[str, Any], bot: Bot, gate: Gate) -> None:
+    """The form's answers: errors are shown under the fields (the modal stays open)."""
+    form = Submission.of(body)
+    try:
+        await gate.require_admin(form.user_id, WHAT)
+        parsed = parse_invite_form(read_invite_form(form.values))
+    except InvalidInvite as error:
+        log.info("invite form from %s refused: %s", form.user_id, ", ".join(sorted(error.errors)))
+        await ack(response_action="errors", errors=field_errors(error.errors))
+        return
+    except PermissionDenied as error:
+        refusal = f"{error} {error.usage or ''}".strip()
+        await ack(response_action="errors", errors=field_errors({"name": refusal}))
+        return
+    await ack()
+    channel = read_modal_channel(form.private_metadata)
+    await invitations.invite(bot.services, parsed, invited_by=form.user_id, channel_id=channel)
+
+
+async def plain_text(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot: Bot) -> None:
+    await ack()
+    press = Press.of(body)
+    invitation, customer = await invitations.load_invitation(bot.services, _invitation_id(press))
+    log.info("plain-text hand-off of invitation %s for %s", invitation.id, press.user_id)
+    message = render_plain_text(invitation, customer, bot.settings.brincr_scopes)
+    await respond(**message.kwargs(), response_type="ephemeral", replace_original=False)
+
+
+async def resend(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot: Bot, gate: Gate
+) -> None:
+    """The inviter may resend their own invitation; anyone else must be an admin."""
+    await ack()
+    press = Press.of(body)
+    invitation, _customer = await invitations.load_invitation(bot.services, _invitation_id(press))
+    if press.user_id != invitation.invited_by:
+        await gate.require_admin(press.user_id, "resend someone else's invitation")
+    await invitations.resend_handoff(bot.services, invitation.id, user_id=press.user_id)
+    message = render_sent_again()
+    await respond(**message.kwargs(), response_type="ephemeral", replace_original=False)
+
+
+def _invitation_id(press: Press) -> int:
+    if not press.value.isdigit():
         raise UserError("That button is out of date: run `/brincr invite` again.")
-    return int(value)
+    return int(press.value)
+
+
+def register(app: AsyncApp, commands: CommandRouter) -> None:
+    commands.add("invite", invite, admin=WHAT)
+    app.view(View.INVITE.value)(guarded(submitted))
+    app.action(Action.HANDOFF_TEXT.value)(guarded(plain_text))
+    app.action(Action.RESEND.value)(guarded(resend))

@@ -1,5 +1,6 @@
 """``/brincr link <kvk> <tenant-id>``, and the "Link to customer…" button on an approval that
-matched no invitation, with its customer picker. Admins only."""
+matched no invitation, with its customer picker. Admins only. The service is
+:class:`bot.onboarding.linking.Linking`; the renderers :mod:`bot.onboarding.render_link`."""
 
 from __future__ import annotations
 
@@ -7,24 +8,27 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.actions import Action, View
-from bot.clock import utcnow
-from bot.errors import UserError
-from bot.linking import (
-    LINK_USAGE,
-    TenantApproval,
-    attach_tenant,
-    check_linked,
-    link_status,
-    unlinked_customers,
+from bot.composition import Bot
+from bot.core.clock import utcnow
+from bot.core.errors import UserError
+from bot.fleet.render import render_status
+from bot.onboarding.linking import LINK_USAGE
+from bot.onboarding.render_link import (
+    PICK_BLOCK,
+    render_link_picker,
+    render_linked,
+    render_linked_answer,
 )
-from bot.render_link import PICK_BLOCK, render_link_picker, render_linked, render_linked_answer
-from bot.slack_text import cut
-from handlers.deps import Deps
-from handlers.router import Invocation, answers_user_errors
+from bot.onboarding.values import TenantApproval
+from bot.slack.ids import Action, View
+from bot.slack.text import cut
+from handlers.errors import guarded
+from handlers.gate import Gate, admin_only
+from handlers.payloads import Press, Submission
+from handlers.router import CommandRouter, Invocation
 
 log = logging.getLogger(__name__)
 WHAT = "link tenants"
@@ -34,66 +38,58 @@ NO_CANDIDATES = (
 )
 
 
-def register(app: AsyncApp, deps: Deps) -> None:
-    services, permissions = deps.services, deps.permissions
+async def link(inv: Invocation) -> None:
+    kvk, _, tenant_id = inv.rest.rpartition(" ")  # a KvK may be typed with spaces
+    if not kvk.strip():
+        raise UserError("Which customer, and which tenant?", usage=LINK_USAGE)
+    data = await inv.bot.linking.link_status(kvk=kvk, tenant_id=tenant_id, user_id=inv.user_id)
+    status = render_status(data, inv.bot.settings.brincr_scopes, utcnow())
+    await inv.reply(render_linked(data.customer, status))
 
-    async def link(inv: Invocation) -> None:
-        await permissions.require_admin(inv.user_id, WHAT)
-        kvk, _, tenant_id = inv.rest.rpartition(" ")  # a KvK may be typed with spaces
-        if not kvk.strip():
-            raise UserError("Which customer, and which tenant?", usage=LINK_USAGE)
-        data = await link_status(services, kvk=kvk, tenant_id=tenant_id, user_id=inv.user_id)
-        await inv.reply(render_linked(data, services.settings.brincr_scopes, utcnow()))
 
-    deps.commands.add("link", link)
+async def pick(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, bot: Bot) -> None:
+    await ack()
+    press = Press.of(body)
+    approval = replace(
+        TenantApproval.decode(press.value), channel_id=press.channel_id,
+        message_ts=press.message_ts,
+    )  # fmt: skip
+    candidates = await bot.linking.unlinked_customers(approval.environment)
+    if not candidates:
+        raise UserError(NO_CANDIDATES)
+    view = render_link_picker(
+        approval.tenant_id, approval.environment, candidates, approval.encode()
+    )
+    await client.views_open(trigger_id=press.trigger_id or "", view=view.to_dict())
 
-    @app.action(Action.LINK_PICK.value)
-    @answers_user_errors
-    async def pick(
-        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
-    ) -> None:
-        await ack()
-        await permissions.require_admin(body["user"]["id"], WHAT)
-        container = body.get("container") or {}
-        approval = replace(
-            TenantApproval.decode(body["actions"][0].get("value") or ""),
-            channel_id=container.get("channel_id"),
-            message_ts=container.get("message_ts"),
+
+async def submit(
+    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, bot: Bot, gate: Gate
+) -> None:
+    form = Submission.of(body)
+    try:
+        await gate.require_admin(form.user_id, WHAT)
+        approval = TenantApproval.decode(form.private_metadata)
+        customer = await bot.linking.attach_tenant(
+            kvk=form.selected(PICK_BLOCK, Action.LINK_CUSTOMER.value),
+            tenant_id=approval.tenant_id,
+            user_id=form.user_id,
         )
-        candidates = await unlinked_customers(services, approval.environment)
-        if not candidates:
-            raise UserError(NO_CANDIDATES)
-        view = render_link_picker(
-            approval.tenant_id, approval.environment, candidates, approval.encode()
+    except UserError as error:  # shown under the select; the modal stays open
+        log.info("link picker refused for %s: %s", form.user_id, error)
+        await ack(response_action="errors", errors={PICK_BLOCK: cut(str(error), 150)})
+        return
+    await ack()
+    checked = await bot.linking.check_linked(customer.id)
+    if approval.channel_id and approval.message_ts:
+        await client.chat_update(
+            channel=approval.channel_id,
+            ts=approval.message_ts,
+            **render_linked_answer(checked, form.user_id).kwargs(),
         )
-        await client.views_open(trigger_id=body["trigger_id"], view=view.to_dict())
-
-    @app.view(View.LINK.value)
-    async def submit(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        user = body["user"]["id"]
-        view = body["view"]
-        try:
-            await permissions.require_admin(user, WHAT)
-            approval = TenantApproval.decode(view.get("private_metadata") or "")
-            customer = await attach_tenant(
-                services, kvk=_picked(view), tenant_id=approval.tenant_id, user_id=user
-            )
-        except UserError as error:  # shown under the select; the modal stays open
-            log.info("link picker refused for %s: %s", user, error)
-            await ack(response_action="errors", errors={PICK_BLOCK: cut(str(error), 150)})
-            return
-        await ack()
-        checked = await check_linked(services, customer.id)
-        if approval.channel_id and approval.message_ts:
-            await client.chat_update(
-                channel=approval.channel_id,
-                ts=approval.message_ts,
-                **render_linked_answer(checked, user).kwargs(),
-            )
 
 
-def _picked(view: dict[str, Any]) -> str:
-    """The KvK chosen in the picker's select ("" when none, which the parser refuses)."""
-    chosen = view.get("state", {}).get("values", {}).get(PICK_BLOCK, {})
-    selected = chosen.get(Action.LINK_CUSTOMER.value, {}).get("selected_option") or {}
-    return str(selected.get("value") or "")
+def register(app: AsyncApp, commands: CommandRouter) -> None:
+    commands.add("link", link, admin=WHAT)
+    app.action(Action.LINK_PICK.value, middleware=[admin_only(WHAT)])(guarded(pick))
+    app.view(View.LINK.value)(guarded(submit))

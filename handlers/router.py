@@ -1,36 +1,38 @@
 """The ``/brincr`` slash command: ack at once, split the text, hand it to one subcommand.
 
-Feature modules add their subcommands with :meth:`CommandRouter.add`; empty or unknown input
-gets the help. A :class:`~bot.errors.UserError` raised by a subcommand becomes an ephemeral
-reply saying what was wrong and the right form; anything else reaches the app's global error
-handler (``bot.app``).
+Feature modules add their subcommands with :meth:`CommandRouter.add`, naming what a changing
+one does so the admin gate can refuse it in the same words as a button. Empty or unknown input
+gets the help. A :class:`~bot.core.errors.UserError` raised by a subcommand (or by the gate)
+goes to the app's one error handler (:mod:`handlers.errors`), which answers the person.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.errors import UserError
-from bot.render import Message, render_candidates, render_error, render_help
-from bot.slack_text import escape
-from storage.customers import AmbiguousCustomer
+from bot.composition import Bot
+from bot.core.errors import UserError
+from bot.slack.blocks import Message
+from bot.slack.help import render_help
+from bot.slack.text import escape
+from handlers.errors import guarded
+from handlers.gate import Gate
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 1000  # longer /brincr text is refused before it is parsed
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
 @dataclass(frozen=True)
 class Invocation:
     """One ``/brincr`` command as a subcommand sees it."""
 
+    bot: Bot
     user_id: str
     channel_id: str
     name: str
@@ -48,67 +50,63 @@ class Invocation:
 Subcommand = Callable[[Invocation], Awaitable[None]]
 
 
-async def reply_user_error(respond: AsyncRespond, error: UserError, **extra: Any) -> None:
-    message = (
-        render_candidates(error.query, error.candidates)
-        if isinstance(error, AmbiguousCustomer)
-        else render_error(error)
-    )
-    await respond(**message.kwargs(), response_type="ephemeral", **extra)
-
-
-def answers_user_errors(listener: F) -> F:
-    """Decorator for listeners that get ``respond``: a UserError becomes an ephemeral reply."""
-
-    @functools.wraps(listener)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return await listener(*args, **kwargs)
-        except UserError as error:
-            log.info("refused: %s", error)
-            await reply_user_error(kwargs["respond"], error)
-            return None
-
-    return wrapper  # type: ignore[return-value]
+@dataclass(frozen=True)
+class Route:
+    run: Subcommand
+    admin: str | None  # what it changes, for the gate's refusal; None: open to everyone
 
 
 class CommandRouter:
     def __init__(self) -> None:
-        self.subcommands: dict[str, Subcommand] = {}
+        self.routes: dict[str, Route] = {}
 
-    def add(self, name: str, subcommand: Subcommand) -> None:
-        self.subcommands[name] = subcommand
+    def add(self, name: str, subcommand: Subcommand, *, admin: str | None = None) -> None:
+        """``admin``: the subcommand changes something ("invite customers"): admins only."""
+        self.routes[name] = Route(subcommand, admin)
 
-    async def dispatch(
-        self, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
-    ) -> None:
-        text: str = command.get("text") or ""
-        if len(text) > MAX_TEXT:
-            too_long = UserError(
-                f"That is {len(text):,} characters: too long for a command.",
-                usage="see `/brincr help`",
-            )
-            await reply_user_error(respond, too_long)
+    async def dispatch(self, invocation: Invocation, gate: Gate) -> None:
+        route = self.routes.get(invocation.name)
+        if route is None:
+            name = invocation.name
+            note = f"I don't know `{escape(name[:30])}`. Here is what I do:" if name else None
+            await invocation.reply(render_help(note))
             return
-        name, _, rest = text.strip().partition(" ")
-        subcommand = self.subcommands.get(name.lower())
-        log.info("/brincr %s from %s", name.lower()[:20] or "help", command.get("user_id"))
-        if subcommand is None:
-            note = None if not name else f"I don't know `{escape(name[:30])}`. Here is what I do:"
-            await respond(**render_help(note).kwargs(), response_type="ephemeral")
-            return
-        invocation = Invocation(
-            user_id=command["user_id"],
-            channel_id=command.get("channel_id", ""),
-            name=name.lower(),
-            args=rest.split(),
-            rest=rest.strip(),
-            trigger_id=command.get("trigger_id"),
-            respond=respond,
-            client=client,
+        if route.admin is not None:
+            await gate.require_admin(invocation.user_id, route.admin)
+        await route.run(invocation)
+
+
+async def brincr(
+    ack: AsyncAck,
+    command: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    bot: Bot,
+    commands: CommandRouter,
+    gate: Gate,
+) -> None:
+    await ack()
+    text = str(command.get("text") or "")
+    if len(text) > MAX_TEXT:
+        raise UserError(
+            f"That is {len(text):,} characters: too long for a command.",
+            usage="see `/brincr help`",
         )
-        try:
-            await subcommand(invocation)
-        except UserError as error:
-            log.info("/brincr %s refused: %s", invocation.name, error)
-            await reply_user_error(respond, error)
+    name, _, rest = text.strip().partition(" ")
+    log.info("/brincr %s from %s", name.lower()[:20] or "help", command.get("user_id"))
+    invocation = Invocation(
+        bot=bot,
+        user_id=str(command.get("user_id") or ""),
+        channel_id=str(command.get("channel_id") or ""),
+        name=name.lower(),
+        args=rest.split(),
+        rest=rest.strip(),
+        trigger_id=command.get("trigger_id"),
+        respond=respond,
+        client=client,
+    )
+    await commands.dispatch(invocation, gate)
+
+
+def register(app: AsyncApp, _commands: CommandRouter) -> None:
+    app.command("/brincr")(guarded(brincr))

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, literal, select, update
+from sqlalchemy import Table, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.clock import utcnow
+from bot.core.clock import utcnow
+from bot.core.errors import UserError
 from bot.domain import (
     KVK_USAGE,
     Environment,
@@ -19,8 +20,7 @@ from bot.domain import (
     normalize_kvk,
     normalize_tenant_id,
 )
-from bot.errors import UserError
-from storage.models import Customer, StateChange
+from storage.models import Customer, Incident, StateChange
 
 CUSTOMER_USAGE = "name a customer by KvK number (8 digits), tenant ID, or a unique part of its name"
 MAX_NAME_QUERY = 200
@@ -167,7 +167,13 @@ async def count_by_state(*, session: AsyncSession) -> dict[str, int]:
     return {state: count for state, count in rows}
 
 
-# --- bulk import and export (bot/customers_csv.py) ------------------------------------------
+async def remove_customer(customer: Customer, *, session: AsyncSession) -> None:
+    """Delete the customer, its incidents and (by cascade) everything else it owns."""
+    await session.execute(delete(Incident).where(Incident.customer_id == customer.id))
+    await session.delete(customer)
+
+
+# --- bulk import and export (bot/fleet/customers_csv.py) ------------------------------------------
 
 BULK_CHUNK = 2000  # rows per executemany: far below SQLite's and PostgreSQL's parameter limits
 _CUSTOMERS = cast(Table, Customer.__table__)

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from storage.statuses import InvitationStatus, NotificationStatus
 from storage.types import UtcDateTime
 
 NAMING = {
@@ -145,7 +146,7 @@ class Invitation(Base):
     contact: Mapped[str | None] = mapped_column(String(200))
     invited_by: Mapped[str] = mapped_column(String(32))  # Slack user ID (the account manager)
     created_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(16), default="open")  # open|approved|cancelled
+    status: Mapped[str] = mapped_column(String(16), default=InvitationStatus.OPEN)
     approved_at: Mapped[datetime | None]
     stale_notified_at: Mapped[datetime | None]
     channel_id: Mapped[str | None] = mapped_column(String(32))  # where the hand-off was posted
@@ -158,7 +159,7 @@ class Incident(Base):
     __table_args__ = (Index("ix_incidents_open", "resolved_at", "customer_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # "customer" | "upstream"
+    kind: Mapped[str] = mapped_column(String(16))  # IncidentKind
     customer_id: Mapped[int | None] = mapped_column(
         ForeignKey("customers.id", ondelete="CASCADE"), index=True
     )
@@ -199,7 +200,7 @@ class Notification(Base):
     channel_id: Mapped[str] = mapped_column(String(32))
     target_id: Mapped[int | None] = mapped_column(BigId, index=True)
     payload: Mapped[dict[str, Any]]  # {"text": ..., "blocks": [...]} as Slack takes them
-    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|sent|failed
+    status: Mapped[str] = mapped_column(String(12), default=NotificationStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     claimed_until: Mapped[datetime | None]

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import STATE_SEVERITY, State
 from storage.models import CheckResult, CheckRollup, Customer, Incident, Invitation
+from storage.statuses import InvitationStatus
 
 HISTORY_STRIP = 20  # recent checks shown as a strip in `status`
 WEEK = timedelta(days=7)
@@ -70,7 +71,7 @@ async def open_incident(customer_id: int, *, session: AsyncSession) -> Incident 
 async def open_invitation(customer_id: int, *, session: AsyncSession) -> Invitation | None:
     return await session.scalar(
         select(Invitation)
-        .where(Invitation.customer_id == customer_id, Invitation.status == "open")
+        .where(Invitation.customer_id == customer_id, Invitation.status == InvitationStatus.OPEN)
         .order_by(Invitation.created_at.desc())
         .limit(1)
     )
@@ -149,7 +150,7 @@ async def home_data(*, session: AsyncSession, now: datetime, limit: int = 15) ->
     invitations = await session.execute(
         select(Invitation, Customer)
         .join(Customer, Customer.id == Invitation.customer_id)
-        .where(Invitation.status == "open")
+        .where(Invitation.status == InvitationStatus.OPEN)
         .order_by(Invitation.created_at)
         .limit(limit)
     )

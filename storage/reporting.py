@@ -1,5 +1,5 @@
-"""Read-side queries for reporting: the read-only HTTP API (bot/api.py) and the weekly digest
-(bot/digest.py). Stored state only: nothing here triggers a check. Every function takes
+"""Read-side queries for reporting: the read-only HTTP API (bot/web/api.py) and the weekly digest
+(bot/fleet/digest.py). Stored state only: nothing here triggers a check. Every function takes
 ``session`` by keyword; the caller owns the transaction."""
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ async def open_incidents_for(
     return {i.customer_id: i for i in rows if i.customer_id is not None}
 
 
-# --- the weekly digest (bot/digest.py) --------------------------------------------------
+# --- the weekly digest (bot/fleet/digest.py) --------------------------------------------------
 
 
 async def counts_now(*, session: AsyncSession) -> dict[str, int]:

@@ -14,17 +14,20 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
+from bot.demo.fake_slack import FakeSlack
 from bot.simulator import Simulator
 from storage.db import Database, sync_url
 from storage.migrate import upgrade
 from storage.models import Base
-from tests.fakes.slack_api import FakeSlack
 from tests.harness import BotHarness, start_bot
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def _postgres_server_url() -> str | None:
+    """``TEST_DATABASE_URL``, checked: None when unset (the postgres tests skip). Set but
+    unreachable is a failure, not a skip: CI sets it, and a green run without PostgreSQL
+    would hide every multi-replica test."""
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
         return None
@@ -33,14 +36,19 @@ def _postgres_server_url() -> str | None:
         with engine.connect():
             pass
         engine.dispose()
-    except Exception:  # not reachable: the postgres tests skip
-        return None
+    except Exception as error:  # any driver error: say which, without the URL's password
+        pytest.fail(
+            f"TEST_DATABASE_URL is set but PostgreSQL does not answer ({type(error).__name__}); "
+            "unset it to skip the PostgreSQL tests",
+            pytrace=False,
+        )
     return url
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A freshly migrated PostgreSQL database for this session; skips where none answers."""
+    """A freshly migrated PostgreSQL database for this session; skips when TEST_DATABASE_URL
+    is not set, fails when it is set and the server does not answer."""
     server = _postgres_server_url()
     if server is None:
         pytest.skip("no PostgreSQL: set TEST_DATABASE_URL to a reachable server")

@@ -16,14 +16,13 @@ from urllib.parse import urlencode
 
 import httpx
 from slack_sdk.signature import SignatureVerifier
-from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.demo.fake_slack import FakeSlack, SlackCall
 from bot.domain import Environment, State
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
 from bot.simulator import Simulator
 from storage.customers import NewCustomer, add_customer
-from tests.fakes.slack_api import FakeSlack, SlackCall
 
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 BOT_TOKEN = "xoxb-test-token-0000"
@@ -189,7 +188,7 @@ class BotHarness:
         tenant_id = tenant_id or str(uuid.uuid4())
         if approve is not None:
             self.sim.approve(tenant_id, env.value, list(approve))
-        async with self.runtime.db.transaction() as session:
+        async with self.runtime.bot.db.transaction() as session:
             customer = await add_customer(
                 NewCustomer(kvk, name, env, tenant_id, account_manager),
                 session=session,
@@ -230,8 +229,7 @@ async def start_bot(
 ) -> BotHarness:
     """A running bot; the scheduler only with ``schedule`` (tests drive checks themselves)."""
     settings = bot_settings(database_url, sim, slack, **overrides)
-    client = AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url)
-    runtime = Runtime(settings, client=client, worker_id=worker_id)
+    runtime = Runtime(settings, worker_id=worker_id)
     await runtime.start(schedule=schedule)
     return BotHarness(runtime, slack, sim)
 

@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from bot.actions import Action
-from bot.clock import utcnow
+from bot.core.clock import utcnow
+from bot.demo.fake_slack import FakeSlack
 from bot.domain import Environment
-from bot.invites import create_invitation
+from bot.onboarding.forms import InviteForm
+from bot.onboarding.invitations import invite
 from bot.simulator import Simulator
+from bot.slack.ids import Action
 from storage.models import Customer, Incident
-from tests.fakes.slack_api import FakeSlack
 from tests.harness import ADMIN, ALERTS, SUPPORT, BotHarness, start_bot, text_of
 
 
@@ -29,12 +30,12 @@ async def bot(sqlite_url: str, slack: FakeSlack, sim: Simulator) -> AsyncIterato
 
 
 async def check(bot: BotHarness, *ids: int) -> None:
-    await bot.runtime.services.checker.check_many(list(ids))
+    await bot.runtime.bot.checker.check_many(list(ids))
     await deliver(bot)
 
 
 async def deliver(bot: BotHarness) -> None:
-    while await bot.runtime.outbox.deliver_due():
+    while await bot.runtime.bot.outbox.deliver_due():
         pass
 
 
@@ -47,7 +48,7 @@ def thread(bot: BotHarness, root: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def open_incidents(bot: BotHarness) -> list[Incident]:
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         rows = await session.scalars(select(Incident).where(Incident.resolved_at.is_(None)))
         return list(rows)
 
@@ -117,13 +118,22 @@ async def test_acknowledge_updates_the_message_and_stops_reminders(bot: BotHarne
     bot.sim.remove(tenant)
     await check(bot, cid)
     (incident,) = await open_incidents(bot)
-    response, _ = await bot.action(Action.ACKNOWLEDGE, str(incident.id), ephemeral=False)
+    response, key = await bot.action(
+        Action.ACKNOWLEDGE, str(incident.id), user=SUPPORT, ephemeral=False
+    )
+    assert response.status_code == 200
+    assert "Only bot admins may acknowledge incidents" in text_of(await bot.reply(key))
+    (still,) = await open_incidents(bot)
+    assert still.acknowledged_by is None
+    response, _ = await bot.action(
+        Action.ACKNOWLEDGE, str(incident.id), user=ADMIN, ephemeral=False
+    )
     assert response.status_code == 200
     await wait_delivered(bot, lambda: "acknowledged by" in text_of(top_level(bot)[0]))
     (alert,) = top_level(bot)
-    assert f"acknowledged by <@{SUPPORT}>" in text_of(alert)
+    assert f"acknowledged by <@{ADMIN}>" in text_of(alert)
     assert any("Acknowledged by" in m["text"] for m in thread(bot, alert))
-    upkeep = bot.runtime.scheduler.upkeep
+    upkeep = bot.runtime.bot.upkeep
     assert await upkeep.reminders(utcnow() + timedelta(hours=5)) == 0
 
 
@@ -141,7 +151,7 @@ async def test_reminders_repeat_in_the_thread_and_are_capped(bot: BotHarness) ->
     cid = await bot.add_customer("12345678", "Bouwbedrijf", tenant_id=tenant)
     bot.sim.remove(tenant)
     await check(bot, cid)
-    upkeep = bot.runtime.scheduler.upkeep
+    upkeep = bot.runtime.bot.upkeep
     now = utcnow()
     sent = [await upkeep.reminders(now + timedelta(hours=h, minutes=1)) for h in range(1, 7)]
     assert sent == [1, 1, 1, 0, 0, 0]
@@ -162,7 +172,7 @@ async def test_snooze_from_the_button_is_shown_and_its_end_announced(bot: BotHar
     assert "Only bot admins" in text_of(await bot.reply(key))
     await snooze(bot, incident.id, "4h", user=ADMIN)
     await wait_delivered(bot, lambda: ":zzz: snoozed until" in text_of(top_level(bot)[0]))
-    upkeep = bot.runtime.scheduler.upkeep
+    upkeep = bot.runtime.bot.upkeep
     later = utcnow() + timedelta(hours=2)
     assert await upkeep.reminders(later) == 0  # snoozed: no reminder
     assert await upkeep.snooze_ends(later) == 0
@@ -188,13 +198,13 @@ async def test_an_upstream_outage_opens_one_incident_and_no_customer_alerts(
     try:
         ids = [await bot.add_customer(f"{10000000 + i}", f"Klant {i}") for i in range(200)]
         revoked = ids[:3]
-        async with bot.runtime.db.transaction() as session:
+        async with bot.runtime.bot.db.transaction() as session:
             tenants = (
                 await session.scalars(select(Customer.tenant_id).where(Customer.id.in_(revoked)))
             ).all()
         sim.fault("production", "token", "timeout")
         await check(bot, *ids)
-        upkeep = bot.runtime.scheduler.upkeep
+        upkeep = bot.runtime.bot.upkeep
         await upkeep.upstream(utcnow())
         await deliver(bot)
         (alert,) = top_level(bot)
@@ -211,7 +221,7 @@ async def test_an_upstream_outage_opens_one_incident_and_no_customer_alerts(
         assert len(alerts) == 4
         assert "Resolved" in text_of(alerts[0])
         assert sorted("revoked" in text_of(a) for a in alerts[1:]) == [True] * 3
-        async with bot.runtime.db.transaction() as session:
+        async with bot.runtime.bot.db.transaction() as session:
             count = await session.scalar(select(func.count()).select_from(Incident))
         assert count == 4
     finally:
@@ -225,7 +235,7 @@ async def test_app_credentials_refused_open_one_app_incident(
     try:
         ids = [await bot.add_customer(f"{20000000 + i}", f"Klant {i}") for i in range(5)]
         await check(bot, *ids)
-        await bot.runtime.scheduler.upkeep.upstream(utcnow())
+        await bot.runtime.bot.upkeep.upstream(utcnow())
         await deliver(bot)
         (alert,) = top_level(bot)
         assert "refuses our production app credentials" in text_of(alert)
@@ -242,11 +252,11 @@ async def test_a_snoozed_customer_does_not_alert_until_the_snooze_ends(bot: BotH
     bot.sim.remove(tenant)
     await check(bot, cid)
     assert top_level(bot) == []
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         await session.execute(
             update(Customer).values(snoozed_until=utcnow() - timedelta(seconds=1))
         )
-    assert await bot.runtime.scheduler.upkeep.snooze_ends(utcnow()) == 1
+    assert await bot.runtime.bot.upkeep.snooze_ends(utcnow()) == 1
     await check(bot, cid)
     texts = [text_of(m) for m in top_level(bot)]
     assert len(texts) == 2
@@ -255,11 +265,9 @@ async def test_a_snoozed_customer_does_not_alert_until_the_snooze_ends(bot: BotH
 
 
 async def test_reconnect_instructions_go_to_the_alert_thread(bot: BotHarness) -> None:
-    await create_invitation(
-        bot.runtime.services, kvk="12345678", name="Bouwbedrijf",
-        environment=Environment.PRODUCTION, code="INV-RECONNECT-1", language="en", contact=None,
-        invited_by=ADMIN, channel_id="C0SALES",
-    )  # fmt: skip
+    form = InviteForm("12345678", "INV-RECONNECT-1", "Bouwbedrijf", Environment.PRODUCTION,
+                      "en", None)  # fmt: skip
+    await invite(bot.runtime.bot.services, form, invited_by=ADMIN, channel_id="C0SALES")
     tenant = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
     bot.sim.approve(tenant, "production", ["brincr:country"])
     _, key = await bot.command(f"link 12345678 {tenant}", user=ADMIN)

@@ -11,10 +11,10 @@ import jsonschema
 import pytest
 from openapi_spec_validator import validate
 
-from bot.api import token_matches
+from bot.demo.fake_slack import FakeSlack
 from bot.domain import Environment
 from bot.simulator import Simulator
-from tests.fakes.slack_api import FakeSlack
+from bot.web.api import token_matches
 from tests.harness import SCOPES, BotHarness, start_bot
 
 TOKEN = "api-token-one-0123456789"
@@ -54,7 +54,7 @@ def _schema_of(document: dict[str, Any], name: str) -> dict[str, Any]:
 
 async def _add_checked(bot: BotHarness, kvk: str, name: str, **kwargs: Any) -> int:
     customer_id = await bot.add_customer(kvk, name, **kwargs)
-    await bot.runtime.services.checker.check_customer(customer_id)
+    await bot.runtime.bot.checker.check_customer(customer_id)
     return customer_id
 
 

@@ -9,9 +9,9 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from bot.checks import CheckService, app_wide_problems
+from bot.checks.service import CheckService, app_wide_problems
 from bot.domain import Environment, State
-from bot.health import TokenOutcome
+from bot.domain.outcomes import TokenOutcome
 from bot.settings import Settings, load_settings
 from bot.simulator import Simulator
 from storage.customers import NewCustomer, add_customer

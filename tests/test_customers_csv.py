@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.customers_csv import (
+from bot.fleet.customers_csv import (
     ImportRejected,
     export_customers,
     import_customers,

@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.actions import Action
 from bot.demo.cli import handle_line
 from bot.demo.printer import Printer
 from bot.demo.slack import Delivery
 from bot.demo.tour import Tour, is_revocation_alert
 from bot.demo.user import RequestRefused, SlackUser
 from bot.demo.world import ALERTS, CHANNELS, INVITED, Demo
+from bot.slack.ids import Action
 from storage.models import Customer
 
 DEMO = [sys.executable, "-c", "from bot.cli import main; main()", "demo"]
@@ -171,7 +171,7 @@ async def test_an_unsigned_request_is_refused_like_in_serve(demo: Demo) -> None:
 
 
 async def count_customers(demo: Demo) -> int:
-    async with demo.runtime.db.transaction() as session:
+    async with demo.runtime.bot.db.transaction() as session:
         return int(await session.scalar(select(func.count()).select_from(Customer)) or 0)
 
 

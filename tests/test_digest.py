@@ -14,17 +14,18 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import update
 
-from bot.clock import utcnow
-from bot.digest import digest_tick, post_digest
+from bot.core.clock import utcnow
+from bot.demo.fake_slack import FakeSlack
 from bot.domain import Environment, State
-from bot.invites import create_invitation
+from bot.domain.weekly import DAYS
+from bot.fleet.digest import digest_tick, post_digest
+from bot.onboarding.forms import InviteForm
+from bot.onboarding.invitations import invite
 from bot.simulator import Simulator
-from bot.weekly import DAYS
 from storage.customers import NewCustomer, add_customer
 from storage.db import Database
 from storage.models import Invitation, StateChange
 from tests.conftest import _truncate
-from tests.fakes.slack_api import FakeSlack
 from tests.harness import (
     ADMIN,
     BOT_TOKEN,
@@ -50,7 +51,7 @@ async def bot(database_url: str, slack: FakeSlack, sim: Simulator) -> AsyncItera
 
 async def _deliver(bot: BotHarness, channel: str = DIGEST) -> None:
     """Deliver what is due; the running sender may be delivering it already: wait for it."""
-    while await bot.runtime.outbox.deliver_due():
+    while await bot.runtime.bot.outbox.deliver_due():
         pass
     for _ in range(100):
         if bot.slack.messages(channel):
@@ -63,13 +64,11 @@ async def _fleet(bot: BotHarness) -> None:
     healthy = await bot.add_customer("10000001", "Gezond B.V.")
     missing = await bot.add_customer("10000002", "Scopeloos B.V.", approve=SCOPES[:2])
     revoked = await bot.add_customer("10000003", "Weg B.V.", approve=None)
-    await bot.runtime.services.checker.check_many([healthy, missing, revoked])
-    await create_invitation(
-        bot.runtime.services, kvk="10000004", name="Wachtend B.V.",
-        environment=Environment.PRODUCTION, code="INV-DIGEST-1", language="nl", contact=None,
-        invited_by=ADMIN, channel_id="C0SALES",
-    )  # fmt: skip
-    async with bot.runtime.db.transaction() as session:
+    await bot.runtime.bot.checker.check_many([healthy, missing, revoked])
+    form = InviteForm("10000004", "INV-DIGEST-1", "Wachtend B.V.", Environment.PRODUCTION,
+                      "nl", None)  # fmt: skip
+    await invite(bot.runtime.bot.services, form, invited_by=ADMIN, channel_id="C0SALES")
+    async with bot.runtime.bot.db.transaction() as session:
         await session.execute(update(Invitation).values(created_at=utcnow() - timedelta(days=9)))
 
 
@@ -78,7 +77,7 @@ async def test_the_digest_names_who_needs_what_and_costs_no_upstream_request(
 ) -> None:
     await _fleet(bot)
     sim.counters.reset()
-    assert await post_digest(bot.runtime.services, utcnow())
+    assert await post_digest(bot.runtime.bot.services, utcnow())
     await _deliver(bot)
     (message,) = bot.slack.messages(DIGEST)
     text = text_of(message)
@@ -98,10 +97,10 @@ async def test_the_digest_names_who_needs_what_and_costs_no_upstream_request(
 async def test_counts_compare_with_the_states_a_week_ago(bot: BotHarness) -> None:
     cid = await bot.add_customer("10000001", "Gezond B.V.")
     long_ago = utcnow() - timedelta(days=20)
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         await session.execute(update(StateChange).values(at=long_ago))
-    await bot.runtime.services.checker.check_customer(cid)  # pending -> healthy
-    await post_digest(bot.runtime.services, utcnow())
+    await bot.runtime.bot.checker.check_customer(cid)  # pending -> healthy
+    await post_digest(bot.runtime.bot.services, utcnow())
     await _deliver(bot)
     text = text_of(bot.slack.messages(DIGEST)[0])
     assert "*healthy*: 1 (+1 since last week)" in text
@@ -126,13 +125,13 @@ async def test_without_a_digest_channel_the_command_says_how_to_set_it(
     try:
         _, key = await harness.command("digest", user=ADMIN)
         assert "DIGEST_CHANNEL" in text_of(await harness.reply(key))
-        assert not await digest_tick(harness.runtime.services)
+        assert not await digest_tick(harness.runtime.bot.services)
     finally:
         await harness.close()
 
 
 async def test_a_slot_is_posted_once_and_not_late(bot: BotHarness) -> None:
-    services = bot.runtime.services  # DIGEST_SCHEDULE: mon 09:00 Europe/Amsterdam
+    services = bot.runtime.bot.services  # DIGEST_SCHEDULE: mon 09:00 Europe/Amsterdam
     monday = datetime(2026, 11, 30, 9, 0, tzinfo=AMS).astimezone(UTC)
     assert not await digest_tick(services, monday - timedelta(minutes=1))  # last week's: late
     assert await digest_tick(services, monday + timedelta(minutes=1))
@@ -150,7 +149,7 @@ async def test_two_replicas_claim_each_slot_once(
     ]
     try:
         monday = datetime(2026, 11, 30, 9, 0, tzinfo=AMS).astimezone(UTC)
-        ticks = [digest_tick(r.runtime.services, monday + timedelta(seconds=s))
+        ticks = [digest_tick(r.runtime.bot.services, monday + timedelta(seconds=s))
                  for s in range(10) for r in replicas]  # fmt: skip
         assert sum(await asyncio.gather(*ticks)) == 1
         for replica in replicas:

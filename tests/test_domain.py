@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 
+from bot.core.errors import UserError
 from bot.domain import (
     format_duration,
     parse_duration,
@@ -12,7 +13,6 @@ from bot.domain import (
     parse_scopes,
     parse_tenant_id,
 )
-from bot.errors import UserError
 
 
 @pytest.mark.parametrize("text", ["12345678", "1234 5678", "12.34.56.78", " 12345678 "])

@@ -24,7 +24,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from tests.fakes.slack_api import FakeSlack
+from bot.demo.fake_slack import FakeSlack
 from tests.fakes.socket_mode import FakeSocketModeServer
 
 

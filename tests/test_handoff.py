@@ -6,7 +6,7 @@ from collections.abc import Callable
 import pytest
 
 from bot.domain import Environment
-from bot.handoff import Handoff, Language, customer_mrkdwn, customer_text, escape_mrkdwn
+from bot.onboarding.handoff import Handoff, Language, customer_mrkdwn, customer_text, escape_mrkdwn
 
 SCOPES = ("brincr:country", "brincr:category", "brincr:salesOrder")
 

@@ -4,11 +4,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from bot.clock import utcnow
+from bot.checks.recording import record_outcome
+from bot.checks.retention import HEALTHY_RAW_KEEP, HOURLY_KEEP, LONG_KEEP, RAW_KEEP, prune_history
+from bot.core.clock import utcnow
 from bot.domain import Environment, State
-from bot.health import CheckOutcome, TokenOutcome
-from bot.history import HEALTHY_RAW_KEEP, HOURLY_KEEP, LONG_KEEP, RAW_KEEP, prune_history
-from bot.recording import record_outcome
+from bot.domain.outcomes import CheckOutcome, TokenOutcome
 from bot.settings import load_settings
 from storage.customers import NewCustomer, add_customer
 from storage.db import Database

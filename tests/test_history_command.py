@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.actions import Action
-from bot.clock import utcnow
-from bot.render_history import when
+from bot.core.clock import utcnow
+from bot.demo.fake_slack import FakeSlack
+from bot.fleet.render_history import when
 from bot.simulator import Simulator
+from bot.slack.ids import Action
 from storage.models import AuditEntry, Incident, StateChange
-from tests.fakes.slack_api import FakeSlack
 from tests.harness import ADMIN, SCOPES, SUPPORT, BotHarness, eventually, start_bot, text_of
 
 TENANT = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
@@ -30,13 +30,13 @@ async def bot(database_url: str, slack: FakeSlack, sim: Simulator) -> AsyncItera
 
 
 async def _check(bot: BotHarness, customer_id: int) -> None:
-    await bot.runtime.services.checker.check_customer(customer_id)
-    while await bot.runtime.outbox.deliver_due():
+    await bot.runtime.bot.checker.check_customer(customer_id)
+    while await bot.runtime.bot.outbox.deliver_due():
         pass
 
 
 async def _actions_audited(bot: BotHarness, action: str) -> int:
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         rows = await session.scalars(select(AuditEntry).where(AuditEntry.action == action))
         return len(rows.all())
 
@@ -48,7 +48,7 @@ async def test_history_shows_a_lost_scope_the_admins_acknowledge_and_the_recover
     await _check(bot, cid)
     bot.sim.revoke(TENANT, ["brincr:order"])
     await _check(bot, cid)
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         incident = await session.scalar(select(Incident).where(Incident.resolved_at.is_(None)))
         assert incident is not None
     response, _ = await bot.action(Action.ACKNOWLEDGE, str(incident.id), user=ADMIN,
@@ -81,7 +81,7 @@ async def test_history_shows_a_lost_scope_the_admins_acknowledge_and_the_recover
 async def test_history_pages_within_slacks_limits(bot: BotHarness) -> None:
     cid = await bot.add_customer("12345678", "Bouwbedrijf De Vries", tenant_id=TENANT)
     start = utcnow() - timedelta(days=2)
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         for i in range(45):
             state = "failing" if i % 2 else "healthy"
             at = start + timedelta(minutes=i)

@@ -14,13 +14,14 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from bot import invites
-from bot.actions import Action, View
-from bot.clock import utcnow
+from bot.core.clock import utcnow
+from bot.demo.fake_slack import FakeSlack, SlackCall
 from bot.domain import State
+from bot.onboarding import invitations as invites
+from bot.onboarding.forms import InviteForm
 from bot.simulator import Simulator
+from bot.slack.ids import Action, View
 from storage.models import AuditEntry, Customer, Invitation, Notification
-from tests.fakes.slack_api import FakeSlack, SlackCall
 from tests.harness import (
     ADMIN,
     ALERTS,
@@ -88,7 +89,7 @@ def _handoff_call(call: SlackCall, channel: str = SUPPORT_CHANNEL) -> bool:
 
 async def handoff(bot: BotHarness, count: int = 1) -> SlackCall:
     """The (count-th) hand-off posted in the support channel, after the outbox delivered."""
-    await bot.runtime.outbox.deliver_due()
+    await bot.runtime.bot.outbox.deliver_due()
     calls = await bot.slack.wait_for("chat.postMessage", count, predicate=_handoff_call)
     return calls[count - 1]
 
@@ -100,12 +101,12 @@ async def invite_by_form(bot: BotHarness, **overrides: str | None) -> SlackCall:
 
 
 async def rows(bot: BotHarness, model: Any) -> int:
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def the_invitation(bot: BotHarness) -> Invitation:
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         invitation = await session.scalar(select(Invitation).order_by(Invitation.id.desc()))
     assert invitation is not None
     return invitation
@@ -114,7 +115,7 @@ async def the_invitation(bot: BotHarness) -> Invitation:
 async def link_and_approve(bot: BotHarness, scopes: tuple[str, ...]) -> int:
     """The customer approved (with ``scopes``) and its tenant is linked; returns its id."""
     bot.sim.approve(TENANT, "production", list(scopes))
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         customer = await session.scalar(select(Customer).where(Customer.kvk == KVK))
         assert customer is not None
         customer.tenant_id, customer.state = TENANT, State.PENDING.value
@@ -208,7 +209,7 @@ async def test_a_valid_form_posts_the_hand_off_with_every_step(
     invitation = await the_invitation(bot)
     assert (invitation.status, invitation.language) == ("open", language)
     assert invitation.channel_id == SUPPORT_CHANNEL
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         customer = await session.scalar(select(Customer))
         row = await session.get(Notification, invitation.handoff_notification_id)
         audit = (await session.scalars(select(AuditEntry))).all()
@@ -253,7 +254,7 @@ async def test_the_short_form_creates_an_unknown_customer_in_production_dutch(
     assert "KvK 12345678" in reply and "/brincr invite" in reply and "language" in reply
     text = text_of((await handoff(bot)).params)
     assert "Brincr-gebruiker" in text and f"`{CODE}`" in text
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         customer = await session.scalar(select(Customer))
     assert customer is not None
     assert (customer.name, customer.environment, customer.state) == (
@@ -269,7 +270,7 @@ async def test_the_short_form_reuses_a_linked_customer_and_keeps_its_state(
     reply = text_of(await bot.reply(key))
     assert "Timmerfabriek Noord" in reply and "created" not in reply
     assert "Timmerfabriek Noord" in text_of((await handoff(bot)).params)
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         customer = await session.scalar(select(Customer))
         entry = await session.scalar(select(AuditEntry))
     assert customer is not None and customer.state == State.PENDING
@@ -314,8 +315,8 @@ async def test_approval_updates_the_hand_off_and_tells_the_inviter(bot: BotHarne
     ts = (await invite_by_form(bot)).response["ts"]
     customer_id = await link_and_approve(bot, SCOPES)
     for _ in range(2):  # a repeated check changes nothing more
-        assert (await bot.runtime.services.checker.check_customer(customer_id)).healthy
-        await bot.runtime.outbox.deliver_due()
+        assert (await bot.runtime.bot.checker.check_customer(customer_id)).healthy
+        await bot.runtime.bot.outbox.deliver_due()
     (updated,) = await bot.slack.wait_for("chat.update", predicate=lambda c: c.params["ts"] == ts)
     assert "Approved" in text_of(updated.params) and f"`{CODE}`" in text_of(updated.params)
     (reply,) = await bot.slack.wait_for("chat.postMessage", predicate=in_thread(ts))
@@ -332,13 +333,13 @@ async def test_partial_approval_names_the_missing_scopes_once_per_change(
 ) -> None:
     ts = (await invite_by_form(bot)).response["ts"]
     customer_id = await link_and_approve(bot, ("brincr:country",))
-    checker = bot.runtime.services.checker
+    checker = bot.runtime.bot.checker
     for _ in range(2):
         assert (await checker.check_customer(customer_id)).state == State.SCOPES_MISSING
-        await bot.runtime.outbox.deliver_due()
+        await bot.runtime.bot.outbox.deliver_due()
     bot.sim.approve(TENANT, "production", ["brincr:country", "brincr:category"])
     await checker.check_customer(customer_id)
-    await bot.runtime.outbox.deliver_due()
+    await bot.runtime.bot.outbox.deliver_due()
     updates = await bot.slack.wait_for("chat.update", 2, predicate=lambda c: c.params["ts"] == ts)
     assert len(updates) == 2
     assert "Partly approved*: missing `brincr:category`, `brincr:order`" in text_of(
@@ -354,12 +355,12 @@ async def test_partial_approval_names_the_missing_scopes_once_per_change(
 
 async def test_a_stale_invitation_is_reported_once_and_can_be_resent(bot: BotHarness) -> None:
     ts = (await invite_by_form(bot)).response["ts"]
-    services = bot.runtime.services
+    services = bot.runtime.bot.services
     assert await invites.nudge_stale_invitations(services, utcnow() + timedelta(days=6)) == 0
     later = utcnow() + timedelta(days=8)
     assert await invites.nudge_stale_invitations(services, later) == 1
     assert await invites.nudge_stale_invitations(services, later) == 0
-    await bot.runtime.outbox.deliver_due()
+    await bot.runtime.bot.outbox.deliver_due()
     (dm,) = await bot.slack.wait_for(
         "chat.postMessage", predicate=lambda c: c.params["channel"] == ADMIN
     )
@@ -373,7 +374,7 @@ async def test_a_stale_invitation_is_reported_once_and_can_be_resent(bot: BotHar
     _, key = await bot.action(Action.RESEND, value, user=ADMIN, channel="D0ADMIN")
     reply = await bot.reply(key)
     assert "Sent again" in text_of(reply) and reply["response_type"] == "ephemeral"
-    await bot.runtime.outbox.deliver_due()
+    await bot.runtime.bot.outbox.deliver_due()
     (again,) = await bot.slack.wait_for("chat.postMessage", predicate=in_thread(ts))
     assert f"Sent again by <@{ADMIN}>" in text_of(again.params)
     assert f"`{CODE}`" in text_of(again.params)
@@ -385,16 +386,16 @@ async def test_two_replicas_nudge_a_stale_invitation_once(
     one = await start_bot(database_url, slack, sim, worker_id="one")
     two = await start_bot(database_url, slack, sim, worker_id="two")
     try:
-        await invites.create_invitation(
-            one.runtime.services, kvk=KVK, name="Bouw", environment=None, code=CODE,
-            language="en", contact=None, invited_by=ADMIN, channel_id=SUPPORT_CHANNEL,
-        )  # fmt: skip
+        form = InviteForm(KVK, CODE, "Bouw", None, "en", None)
+        await invites.invite(
+            one.runtime.bot.services, form, invited_by=ADMIN, channel_id=SUPPORT_CHANNEL
+        )
         later = utcnow() + timedelta(days=8)
         counts = await asyncio.gather(
-            *(invites.nudge_stale_invitations(b.runtime.services, later) for b in (one, two))
+            *(invites.nudge_stale_invitations(b.runtime.bot.services, later) for b in (one, two))
         )
         assert sum(counts) == 1
-        async with one.runtime.db.transaction() as session:
+        async with one.runtime.bot.db.transaction() as session:
             dms = await session.scalar(
                 select(func.count()).select_from(Notification).where(Notification.kind == "dm")
             )
@@ -406,7 +407,7 @@ async def test_two_replicas_nudge_a_stale_invitation_once(
 
 async def test_reconnect_instructions_go_to_the_alert_thread_or_channel(bot: BotHarness) -> None:
     customer_id = await bot.add_customer("23456789", "Zonder Uitnodiging")
-    services = bot.runtime.services
+    services = bot.runtime.bot.services
     assert not await invites.send_reconnect(
         services, customer_id, user_id=ADMIN, channel_id=ALERTS, thread_target_id=None
     )
@@ -416,7 +417,7 @@ async def test_reconnect_instructions_go_to_the_alert_thread_or_channel(bot: Bot
         services, invitation.customer_id, user_id=ADMIN, channel_id=ALERTS, thread_target_id=None
     )
     assert sent
-    await bot.runtime.outbox.deliver_due()
+    await bot.runtime.bot.outbox.deliver_due()
     (post,) = await bot.slack.wait_for(
         "chat.postMessage", predicate=lambda c: _handoff_call(c, ALERTS)
     )
@@ -425,7 +426,7 @@ async def test_reconnect_instructions_go_to_the_alert_thread_or_channel(bot: Bot
         services, invitation.customer_id, user_id=ADMIN, channel_id=ALERTS,
         thread_target_id=invitation.handoff_notification_id,
     )  # fmt: skip
-    await bot.runtime.outbox.deliver_due()
+    await bot.runtime.bot.outbox.deliver_due()
     (reply,) = await bot.slack.wait_for("chat.postMessage", predicate=in_thread(ts))
     assert f"Sent again by <@{ADMIN}>" in text_of(reply.params)
 
@@ -445,7 +446,7 @@ async def test_a_new_invitation_replaces_the_open_one(bot: BotHarness) -> None:
     await submit(bot, form(code="OTHER-CODE-1", language="en"))
     call = await handoff(bot, 2)
     assert "`OTHER-CODE-1`" in text_of(call.params)
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         statuses = (await session.scalars(select(Invitation.status).order_by(Invitation.id))).all()
     assert statuses == ["cancelled", "open"]
 
@@ -472,12 +473,12 @@ async def test_no_log_line_carries_the_invitation_code(
     _, key = await bot.command(f"invite {second} 23456789", user=ADMIN)
     await bot.reply(key)
     customer_id = await link_and_approve(bot, SCOPES)
-    await bot.runtime.services.checker.check_customer(customer_id)
-    assert await invites.nudge_stale_invitations(bot.runtime.services, utcnow() + timedelta(8))
+    await bot.runtime.bot.checker.check_customer(customer_id)
+    assert await invites.nudge_stale_invitations(bot.runtime.bot.services, utcnow() + timedelta(8))
     open_one = await the_invitation(bot)
     _, key = await bot.action(Action.RESEND, str(open_one.id), user=ADMIN)
     await bot.reply(key)
-    await bot.runtime.outbox.deliver_due()
+    await bot.runtime.bot.outbox.deliver_due()
     await bot.slack.wait_for("chat.update", predicate=lambda c: c.params["ts"] == ts)
     await bot.slack.wait_for("chat.postMessage", 5)
     lines = [f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records]

@@ -20,7 +20,7 @@ CODE = "INVITE-CODE-7f3a9q"
 
 async def invited_customer(bot: BotHarness, kvk: str, name: str) -> int:
     """A customer with an open invitation and no tenant yet."""
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         customer = await add_customer(
             NewCustomer(kvk, name, Environment.PRODUCTION, None, ADMIN),
             session=session,
@@ -34,7 +34,7 @@ async def invited_customer(bot: BotHarness, kvk: str, name: str) -> int:
 
 
 async def customer_row(bot: BotHarness, kvk: str) -> Customer:
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         customer = await session.scalar(select(Customer).where(Customer.kvk == kvk))
     assert customer is not None
     return customer
@@ -42,7 +42,7 @@ async def customer_row(bot: BotHarness, kvk: str) -> Customer:
 
 async def counts(bot: BotHarness) -> tuple[int, int]:
     """(audit entries, state changes)"""
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         audits = await session.scalar(select(func.count()).select_from(AuditEntry))
         changes = await session.scalar(select(func.count()).select_from(StateChange))
     return int(audits or 0), int(changes or 0)
@@ -68,7 +68,7 @@ async def test_link_ties_the_tenant_checks_at_once_and_replies_with_the_status(
 
     customer = await customer_row(bot, "12345678")
     assert (customer.tenant_id, customer.state) == (TENANT, State.HEALTHY)
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         changes = (await session.scalars(select(StateChange).order_by(StateChange.id))).all()
         (entry,) = (await session.scalars(select(AuditEntry))).all()
     assert [(c.to_state, c.reason) for c in changes[1:]] == [
@@ -122,7 +122,7 @@ async def test_bad_link_input_gets_an_ephemeral_answer_and_stores_nothing(
 async def test_unknown_customer_is_told_to_send_an_invitation_first(bot: BotHarness) -> None:
     _, key = await bot.command(f"link 87654321 {TENANT}", user=ADMIN)
     assert "send an invitation first with `/brincr invite`" in text_of(await bot.reply(key))
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         assert await session.scalar(select(func.count()).select_from(Customer)) == 0
 
 
@@ -141,13 +141,13 @@ async def test_a_tenant_of_another_customer_is_refused_naming_it_escaped(bot: Bo
 async def test_relinking_to_a_new_tenant_starts_afresh_and_is_audited(bot: BotHarness) -> None:
     old = str(uuid.uuid4())
     await bot.add_customer("12345678", "Bouwbedrijf", tenant_id=old, approve=None)
-    await bot.runtime.services.checker.check_customer(1)
+    await bot.runtime.bot.checker.check_customer(1)
     assert (await customer_row(bot, "12345678")).state == State.REVOKED
     bot.sim.approve(TENANT, "production", list(SCOPES))
     _, key = await bot.command(f"link 12345678 {TENANT}", user=ADMIN)
     assert "healthy" in text_of(await bot.reply(key))
     customer = await customer_row(bot, "12345678")
     assert (customer.tenant_id, customer.consecutive_failures) == (TENANT, 0)
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         entry = await session.scalar(select(AuditEntry))
     assert entry is not None and entry.detail == f"tenant {TENANT} (was {old})"

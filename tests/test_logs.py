@@ -17,11 +17,11 @@ import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
+from bot.demo.fake_slack import FakeSlack
 from bot.domain import Environment, State
 from bot.simulator import Simulator, sign_webhook
 from storage.customers import NewCustomer, add_customer
 from storage.db import Database
-from tests.fakes.slack_api import FakeSlack
 from tests.harness import ADMIN, ALERTS, BOT_TOKEN, SCOPES, SIGNING_SECRET
 from tests.test_replicas import free_port, serve, wait_ready
 

@@ -13,8 +13,8 @@ import yaml
 from click.testing import CliRunner
 
 from bot.cli import main
-from bot.errors import UserError
-from bot.manifest import (
+from bot.core.errors import UserError
+from bot.slack.manifest import (
     BOT_EVENTS,
     BOT_SCOPES,
     SLASH_COMMAND,

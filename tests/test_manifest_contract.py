@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from slack_bolt.async_app import AsyncApp
 
-from bot.actions import Action, View
-from bot.manifest import build_manifest, manifest_listeners
+from bot.demo.fake_slack import FakeSlack
 from bot.simulator import Simulator
-from tests.fakes.slack_api import FakeSlack
+from bot.slack.ids import Action, View
+from bot.slack.manifest import build_manifest, manifest_listeners
 from tests.harness import ADMIN, BotHarness, start_bot
 
 # Inputs inside modals: Slack sends their values with the view submission, not as actions.

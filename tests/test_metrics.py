@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+from bot.core.metrics import record_upstream
 from bot.domain import Environment, State
-from bot.metrics import record_upstream, render
+from bot.web.metrics import render
 from storage.customers import NewCustomer, add_customer
 from storage.db import Database
 

@@ -13,11 +13,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select, update
 
 import bot.outbox
-from bot.clock import utcnow
+from bot.core.clock import utcnow
+from bot.demo.fake_slack import FakeSlack
 from bot.outbox import OutboxSender, enqueue
 from storage.db import Database
 from storage.models import Notification
-from tests.fakes.slack_api import FakeSlack
 
 TOKEN = "xoxb-test-secret-token"
 CHANNEL = "C0ALERTS"

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.clock import utcnow
+from bot.alerts.render import render_incident
+from bot.core.clock import utcnow
 from bot.domain import State
-from bot.render import render_list, render_status
-from bot.render_alerts import render_incident
-from bot.render_home import home_view_dict
+from bot.fleet.render import render_list, render_status
+from bot.fleet.render_home import home_view_dict
 from storage.models import CheckResult, Customer, Incident, Invitation
 from storage.reads import FleetPage, HomeData, StatusData, Uptime
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from bot.demo.fake_slack import FakeSlack
 from bot.domain import Environment, State
 from bot.simulator import Simulator
 from storage.customers import NewCustomer, add_customer
 from storage.db import Database
 from storage.models import Notification
-from tests.fakes.slack_api import FakeSlack
 from tests.harness import ALERTS, BOT_TOKEN, SCOPES, SIGNING_SECRET
 from tests.test_replicas import free_port, serve, wait_ready
 

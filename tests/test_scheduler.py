@@ -9,10 +9,10 @@ import time
 
 from sqlalchemy import func, select
 
-from bot.clock import utcnow
+from bot.core.clock import utcnow
+from bot.demo.fake_slack import FakeSlack
 from bot.simulator import Simulator
 from storage.models import CheckResult, Customer, Notification
-from tests.fakes.slack_api import FakeSlack
 from tests.harness import ALERTS, start_bot, text_of
 
 
@@ -40,7 +40,7 @@ async def test_every_customer_is_checked_once_per_interval(
         sim.fault("production", "token", "server_error", tenant_id=flaky)
         await bot.add_customer("39999999", "Klant met storing", tenant_id=flaky)
         await asyncio.sleep(3.5)
-        async with bot.runtime.db.transaction() as session:
+        async with bot.runtime.bot.db.transaction() as session:
             rows = (
                 await session.execute(select(CheckResult.customer_id, CheckResult.checked_at))
             ).all()
@@ -89,7 +89,7 @@ async def test_a_fleet_due_at_once_is_spread_over_the_interval(
     try:
         for i in range(200):
             await bot.add_customer(f"{40000000 + i}", f"Klant {i}")
-        scheduler = bot.runtime.scheduler
+        scheduler = bot.runtime.bot.scheduler
         assert scheduler.tick == 10.0
         # 200 customers x 10 s / 900 s x 1.5 = 4 per tick, at least 10: 20 ticks of 10 s,
         # a third of the interval, instead of 200 checks at once
@@ -103,10 +103,10 @@ async def test_readiness_turns_503_when_no_sweep_completed_for_three_intervals(
 ) -> None:
     bot = await start_bot(sqlite_url, slack, sim, schedule=True, check_interval="1s")
     try:
-        await wait_until(lambda: bot.runtime.scheduler.last_sweep is not None)
+        await wait_until(lambda: bot.runtime.bot.scheduler.last_sweep is not None)
         assert (await bot.http.get(bot.url + "/readyz")).status_code == 200
-        bot.runtime.scheduler.last_sweep = time.monotonic() - 3.5
-        bot.runtime.scheduler._scheduler.pause()  # type: ignore[union-attr]
+        bot.runtime.bot.scheduler.last_sweep = time.monotonic() - 3.5
+        bot.runtime.bot.scheduler._scheduler.pause()  # type: ignore[union-attr]
         response = await bot.http.get(bot.url + "/readyz")
         assert response.status_code == 503
         assert "no sweep completed" in response.json()["checks"]["scheduler"]["detail"]
@@ -126,11 +126,11 @@ async def test_a_slack_outage_delays_alerts_without_losing_or_doubling_them(
             sim.remove(tenant)
         slack.fail("chat.postMessage", status=500, times=4)
         slack.fail("chat.postMessage", status=429, times=2, retry_after=1)
-        await bot.runtime.services.checker.check_many(ids)
+        await bot.runtime.bot.checker.check_many(ids)
         await wait_until(lambda: len(alerts(slack)) == 3, timeout=20)
         await asyncio.sleep(1.5)
         assert len(alerts(slack)) == 3
-        async with bot.runtime.db.transaction() as session:
+        async with bot.runtime.bot.db.transaction() as session:
             pending = await session.scalar(
                 select(func.count()).select_from(Notification).where(Notification.status != "sent")
             )
@@ -147,19 +147,19 @@ async def test_an_alert_written_before_a_restart_is_posted_once_after_it(
     cid = await first.add_customer("12345678", "Bouwbedrijf", tenant_id=tenant)
     sim.remove(tenant)
     slack.fail("chat.postMessage", status=503, times=1000)  # Slack down: nothing gets out
-    await first.runtime.services.checker.check_customer(cid)
+    await first.runtime.bot.checker.check_customer(cid)
     await first.close()  # the bot stops with the alert written but not posted
     assert alerts(slack) == []
     slack.clear_failures()
     second = await start_bot(sqlite_url, slack, sim)
     try:
-        async with second.runtime.db.transaction() as session:
+        async with second.runtime.bot.db.transaction() as session:
             await session.execute(Notification.__table__.update().values(next_attempt_at=utcnow()))
-        second.runtime.outbox.wake()
+        second.runtime.bot.outbox.wake()
         await wait_until(lambda: len(alerts(slack)) == 1)
         await asyncio.sleep(1.5)
         assert len(alerts(slack)) == 1
-        async with second.runtime.db.transaction() as session:
+        async with second.runtime.bot.db.transaction() as session:
             customer = await session.scalar(select(Customer))
         assert customer is not None and customer.state == "revoked"
     finally:

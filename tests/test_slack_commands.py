@@ -10,15 +10,15 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from bot.actions import Action
+from bot.demo.fake_slack import FakeSlack
 from bot.simulator import Simulator
+from bot.slack.ids import Action
 from storage.models import AuditEntry, Customer
-from tests.fakes.slack_api import FakeSlack
 from tests.harness import ADMIN, SUPPORT, BotHarness, start_bot, text_of
 
 
 async def count_customers(bot: BotHarness) -> int:
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         return int(await session.scalar(select(func.count()).select_from(Customer)) or 0)
 
 
@@ -105,7 +105,7 @@ async def test_admin_bad_duration_is_refused_and_nothing_stored(bot: BotHarness)
     assert "is not a duration" in text_of(await bot.reply(key))
     _, key = await bot.command("snooze 12345678 90d", user=ADMIN)
     assert "30 days" in text_of(await bot.reply(key))
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         customer = await session.scalar(select(Customer))
         assert customer is not None and customer.snoozed_until is None
         assert await session.scalar(select(func.count()).select_from(AuditEntry)) == 0
@@ -119,7 +119,7 @@ async def test_snooze_and_unsnooze_by_an_admin_are_audited(bot: BotHarness) -> N
     assert ":zzz: snoozed until" in text_of(await bot.reply(key))
     _, key = await bot.command("unsnooze 12345678", user=ADMIN)
     assert "on again" in text_of(await bot.reply(key))
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         entries = (await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all()
     assert [(e.user_id, e.action, e.target) for e in entries] == [
         (ADMIN, "snooze", "12345678"),
@@ -143,7 +143,7 @@ async def test_list_is_worst_first_with_counts_and_pages(bot: BotHarness) -> Non
     for i in range(25):
         await bot.add_customer(f"100000{i:02d}", f"Klant {i:02d}")
     await bot.add_customer("99999999", "Kapotte Klant", approve=None)  # unknown tenant: revoked
-    await bot.runtime.services.checker.check_many(list(range(1, 27)))
+    await bot.runtime.bot.checker.check_many(list(range(1, 27)))
     _, key = await bot.command("list")
     first = await bot.reply(key)
     text = text_of(first)
@@ -195,7 +195,7 @@ async def test_forget_needs_an_admin_and_a_confirmation(bot: BotHarness) -> None
     _, key = await bot.action(Action.FORGET_CONFIRM, "12345678", user=ADMIN)
     assert "Removed *Bouwbedrijf*" in text_of(await bot.reply(key))
     assert await count_customers(bot) == 0
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         entry = await session.scalar(select(AuditEntry))
     assert entry is not None and (entry.user_id, entry.action) == (ADMIN, "forget")
 
@@ -229,7 +229,7 @@ async def test_without_admins_changing_commands_say_how_to_set_them(
 async def test_app_home_shows_the_fleet(bot: BotHarness) -> None:
     await bot.add_customer("12345678", "Gezonde Klant")
     await bot.add_customer("23456789", "Kapotte Klant", approve=None)
-    await bot.runtime.services.checker.check_many([1, 2])
+    await bot.runtime.bot.checker.check_many([1, 2])
     response = await bot.event({"type": "app_home_opened", "user": SUPPORT, "tab": "home"})
     assert response.status_code == 200
     (call,) = await bot.slack.wait_for("views.publish")

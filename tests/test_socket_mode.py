@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.demo.fake_slack import FakeSlack
 from bot.simulator import Simulator
-from tests.fakes.slack_api import FakeSlack
 from tests.fakes.socket_mode import FakeSocketModeServer
 from tests.harness import SUPPORT, BotHarness, start_bot, text_of
 

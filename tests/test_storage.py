@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.core.errors import UserError
 from bot.domain import Environment, State
-from bot.errors import UserError
 from storage.customers import (
     AmbiguousCustomer,
     CustomerNotFound,

@@ -10,7 +10,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.terminal import mrkdwn_to_text, render_payload
+from bot.demo.terminal import mrkdwn_to_text, render_payload
 
 
 def test_slack_tokens_become_readable_text() -> None:

@@ -15,14 +15,14 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from bot.actions import Action, View
+from bot.demo.fake_slack import FakeSlack
 from bot.domain import Environment, State
-from bot.render_link import PICK_BLOCK
+from bot.onboarding.render_link import PICK_BLOCK
 from bot.simulator import Simulator
 from bot.simulator.webhooks import sign_webhook
+from bot.slack.ids import Action, View
 from storage.customers import NewCustomer, add_customer
 from storage.models import AuditEntry, Customer, Invitation, StateChange, WebhookEvent
-from tests.fakes.slack_api import FakeSlack
 from tests.harness import ADMIN, ALERTS, SCOPES, SUPPORT, BotHarness, start_bot, text_of
 
 FIRST, SECOND = "whsec-first-0a1b2c3d", "whsec-second-4e5f6a7b"
@@ -73,7 +73,7 @@ async def deliver(
 async def processed(bot: BotHarness, notification_id: str, timeout: float = 5.0) -> WebhookEvent:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while True:
-        async with bot.runtime.db.transaction() as session:
+        async with bot.runtime.bot.db.transaction() as session:
             row = await session.get(WebhookEvent, notification_id)
         if row is not None and row.processed_at is not None:
             return row
@@ -82,12 +82,12 @@ async def processed(bot: BotHarness, notification_id: str, timeout: float = 5.0)
 
 
 async def event_count(bot: BotHarness) -> int:
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         return int(await session.scalar(select(func.count()).select_from(WebhookEvent)) or 0)
 
 
 async def customer_row(bot: BotHarness, kvk: str) -> Customer:
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         customer = await session.scalar(select(Customer).where(Customer.kvk == kvk))
     assert customer is not None
     return customer
@@ -97,7 +97,7 @@ async def invited(
     bot: BotHarness, kvk: str, name: str, env: Environment = Environment.PRODUCTION
 ) -> None:
     """A customer without tenant and with an open invitation (as `/brincr invite` leaves it)."""
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         customer = await add_customer(
             NewCustomer(kvk, name, env, None, ADMIN), session=session, state=State.INVITED
         )
@@ -189,7 +189,7 @@ async def test_a_repeated_notification_is_processed_once(
         await processed(bot, nid)
         response, _ = await deliver(bot, ADDED, tenant, notification_id=nid)
         assert response.status_code == 200
-        await bot.runtime.services.extras["visma_webhook"].stop()
+        await bot.runtime.bot.tenant_events.stop()
         assert await event_count(bot) == 1
         assert sim.counters.token_requests(tenant_id=tenant) == 1
     finally:
@@ -264,7 +264,7 @@ async def test_an_approval_matching_one_open_invitation_links_and_checks_it(
     customer = await customer_row(bot, "12345678")
     assert (customer.tenant_id, customer.state) == (tenant, State.HEALTHY)
     assert bot.sim.counters.token_requests(tenant_id=tenant) == 1
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         entry = await session.scalar(select(AuditEntry))
     assert entry is not None and (entry.user_id, entry.action) == ("visma-webhook", "link")
     assert CODE not in caplog.text
@@ -281,7 +281,7 @@ async def test_an_approval_with_two_candidates_is_asked_and_linked_with_the_pick
     _, nid = await deliver(bot, ADDED, tenant, application_id=production_app(bot))
     assert (await processed(bot, nid)).outcome == f"unmatched (2 candidates): asked in {ALERTS}"
 
-    await bot.runtime.outbox.deliver_due()
+    await bot.runtime.bot.outbox.deliver_due()
     (post,) = await bot.slack.wait_for("chat.postMessage")
     assert post.params["channel"] == ALERTS
     assert f"tenant `{tenant}` (environment production) — which customer" in text_of(post.params)
@@ -327,7 +327,7 @@ async def test_the_picker_refuses_a_tenant_linked_meanwhile(bot: BotHarness) -> 
     tenant = str(uuid.uuid4())
     _, nid = await deliver(bot, ADDED, tenant)  # unknown application: every environment
     await processed(bot, nid)
-    await bot.runtime.outbox.deliver_due()
+    await bot.runtime.bot.outbox.deliver_due()
     (post,) = await bot.slack.wait_for("chat.postMessage")
     assert "environment unknown" in text_of(post.params)
     value = next(b for b in post.params["blocks"] if b["type"] == "actions")["elements"][0]
@@ -348,13 +348,13 @@ async def test_the_picker_refuses_a_tenant_linked_meanwhile(bot: BotHarness) -> 
 async def test_a_deleted_tenant_revokes_its_customer_without_asking_visma(bot: BotHarness) -> None:
     tenant = str(uuid.uuid4())
     customer_id = await bot.add_customer("12345678", "Bouwbedrijf", tenant_id=tenant)
-    await bot.runtime.services.checker.check_customer(customer_id)
+    await bot.runtime.bot.checker.check_customer(customer_id)
     before = bot.sim.counters.token_requests()
     _, nid = await deliver(bot, DELETED, tenant)
     assert (await processed(bot, nid)).outcome == "revoked 12345678"
     assert (await customer_row(bot, "12345678")).state == State.REVOKED
     assert bot.sim.counters.token_requests() == before
-    async with bot.runtime.db.transaction() as session:
+    async with bot.runtime.bot.db.transaction() as session:
         change = await session.scalar(select(StateChange).order_by(StateChange.id.desc()))
     assert change is not None and change.to_state == State.REVOKED
     assert change.reason == (

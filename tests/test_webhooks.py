@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.errors import UserError
-from bot.webhooks import WebhookEventKind, event_kind, parse_delivery, verify_signature
+from bot.core.errors import UserError
+from bot.domain.delivery import WebhookEventKind, event_kind, parse_delivery, verify_signature
 
 SECRET = "s3cret-current"
 OLD_SECRET = "s3cret-previous"

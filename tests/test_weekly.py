@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.errors import ConfigError
+from bot.core.errors import ConfigError
+from bot.domain.weekly import parse_weekly
 from bot.settings import load_settings
-from bot.weekly import parse_weekly
 
 AMS = ZoneInfo("Europe/Amsterdam")
 

@@ -19,7 +19,6 @@ from collections.abc import Awaitable
 
 import click
 
-from bot.cli import main
 from bot.demo.printer import Printer
 from bot.demo.tour import Tour
 from bot.demo.user import RequestRefused
@@ -142,13 +141,13 @@ async def run_demo(*, tour_only: bool) -> None:
         await demo.stop()
 
 
-@main.command()
+@click.command()
 @click.option("--tour", "tour_only", is_flag=True, help="Run the scripted tour and exit.")
 def demo(tour_only: bool) -> None:
     """The whole bot offline: the Visma/Brincr stand-in, SQLite in a temporary file, and this
     terminal standing in for Slack. Type `/brincr status 12345678`, or press Enter for a
     guided tour. Needs no configuration; your .env is not read."""
-    from bot.logs import configure_logging
+    from bot.core.logs import configure_logging
 
     configure_logging("text", level=logging.WARNING)
     with contextlib.suppress(AttributeError):

@@ -1,6 +1,6 @@
 """The terminal as Slack: each message the bot sends is printed under a line saying where it
 went (``#alerts``, ``#alerts › thread``, ``only visible to you``, ``updated``), its Block Kit
-rendered by :func:`bot.terminal.render_payload`. Buttons get numbers (unique for the whole
+rendered by :func:`bot.demo.terminal.render_payload`. Buttons get numbers (unique for the whole
 session) so ``click <n>`` can press them.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from bot.demo.slack import Delivery
-from bot.terminal import render_payload
+from bot.demo.terminal import render_payload
 
 RULE_WIDTH = 72
 EMOJI = {

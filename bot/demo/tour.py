@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bot.actions import Action
 from bot.demo.printer import Clickable
 from bot.demo.slack import Delivery
+from bot.demo.terminal import render_payload
 from bot.demo.world import ALERTS, HEALTHY, MISSING, REVOKED, REVOKED_SCOPE, Demo
-from bot.terminal import render_payload
+from bot.slack.ids import Action
 
 ALERT_TIMEOUT = 45.0  # revocation delay + one check interval + the sender, with room to spare
 UPDATE_TIMEOUT = 10.0
@@ -45,15 +45,15 @@ async def _wait_for_alert(demo: Demo) -> Delivery:
         demo.printer.show(earlier[0], note=" (it arrived earlier)")
         return earlier[0]
     demo.printer.line(f"(waiting for the scheduler to notice {REVOKED.name}'s change…)")
-    return (await demo.slack.wait_for(is_revocation_alert, ALERT_TIMEOUT))[0]
+    return (await demo.slack.wait_for_deliveries(is_revocation_alert, ALERT_TIMEOUT))[0]
 
 
 async def _acknowledge(demo: Demo) -> object:
-    alert = (await demo.slack.wait_for(is_revocation_alert, ALERT_TIMEOUT))[0]
+    alert = (await demo.slack.wait_for_deliveries(is_revocation_alert, ALERT_TIMEOUT))[0]
     button = _button_of(demo, alert, Action.ACKNOWLEDGE)
     demo.printer.line(f"> click {button.number}   ({button.label}, on the alert in #alerts)")
     await demo.user.click(button)
-    return await demo.slack.wait_for(
+    return await demo.slack.wait_for_deliveries(
         lambda d: d.where == "update" and d.ts == alert.ts, UPDATE_TIMEOUT
     )
 

@@ -24,7 +24,7 @@ from bot.demo.printer import Clickable, Printer
 from bot.demo.slack import Delivery, DemoSlack
 from bot.demo.user import SlackUser
 from bot.domain import Environment, State
-from bot.invites import InviteForm, invite
+from bot.onboarding.invitations import InviteForm, invite
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.simulator import Simulator
@@ -149,7 +149,7 @@ class Demo:
     async def seed(self) -> None:
         """The customers, the invitation (its hand-off is posted), and the revocation
         :attr:`revoke_after` seconds from now."""
-        services = self.runtime.services
+        services = self.runtime.bot.services
         async with services.db.transaction() as session:
             for seed in SEEDS:
                 tenant = self.tenants[seed.kvk] = str(uuid.uuid4())
@@ -170,7 +170,7 @@ class Demo:
             )
 
         with contextlib.suppress(TimeoutError):
-            await self.slack.wait_for(startup, timeout, count=2)
+            await self.slack.wait_for_deliveries(startup, timeout, count=2)
 
     async def _revoke_later(self) -> None:
         await asyncio.sleep(self.revoke_after)
@@ -197,10 +197,12 @@ class Demo:
     async def _settle(self, predicate: Callable[[Delivery], bool]) -> list[Delivery]:
         """Waits for the first matching delivery, then until none follows for
         :data:`QUIET_SECONDS` (``check`` answers twice: "Checking…", then the result)."""
-        found = await self.slack.wait_for(predicate, REPLY_TIMEOUT)
+        found = await self.slack.wait_for_deliveries(predicate, REPLY_TIMEOUT)
         while True:
             with contextlib.suppress(TimeoutError):
-                found = await self.slack.wait_for(predicate, QUIET_SECONDS, count=len(found) + 1)
+                found = await self.slack.wait_for_deliveries(
+                    predicate, QUIET_SECONDS, count=len(found) + 1
+                )
                 continue
             return found
 

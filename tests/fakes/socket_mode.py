@@ -1,6 +1,6 @@
 """A local stand-in for Slack's Socket Mode WebSocket endpoint.
 
-Wire it to :class:`tests.fakes.slack_api.FakeSlack` with ``fake.socket_url = server.url``: the
+Wire it to :class:`bot.demo.fake_slack.FakeSlack` with ``fake.socket_url = server.url``: the
 client's ``apps.connections.open`` then answers this server's URL. On every connection the server
 first sends Slack's ``hello`` message; envelopes go to the newest open connection and the client's
 acks (``{"envelope_id": ..., "payload"?: ...}``) are collected for :meth:`wait_ack`.

@@ -1,0 +1,129 @@
+"""Pure renderers for on-call alerts: the incident message (updated in place) and its thread
+follow-ups. Customer names and upstream error text are escaped."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    Option,
+    StaticSelectElement,
+)
+
+from bot.domain import format_duration
+from bot.slack.blocks import Message, button, context, customer_label, header, section, state_word
+from bot.slack.ids import Action
+from bot.slack.text import cut, date, escape
+from storage.models import Customer, Incident
+
+SNOOZE_CHOICES = (("1 hour", "1h"), ("4 hours", "4h"), ("1 day", "1d"), ("1 week", "1w"))
+UPSTREAM_NAMES = {"visma": "Visma Connect", "brincr": "the Brincr API", "app": "our Visma app"}
+
+
+def upstream_title(key: str) -> str:
+    service, _, environment = key.partition(":")
+    if service == "app":
+        return f"Visma Connect refuses our {environment} app credentials"
+    return f"{UPSTREAM_NAMES.get(service, service)} ({environment}) is failing"
+
+
+def _what_broke(incident: Incident, customer: Customer | None) -> str:
+    if customer is not None and customer.missing_scopes and incident.state == "scopes_missing":
+        scopes = ", ".join(f"`{escape(s)}`" for s in customer.missing_scopes.split())
+        return f"Missing scopes: {scopes}"
+    reason = incident.reason or "no details"
+    return f"Upstream said: `{escape(cut(reason, 800))}`"
+
+
+def _status_line(incident: Incident, now: datetime) -> str:
+    if incident.resolved_at is not None:
+        down = format_duration(incident.resolved_at - incident.opened_at)
+        return f":white_check_mark: Resolved {date(incident.resolved_at)} after {down}"
+    parts = [":rotating_light: Open"]
+    if incident.acknowledged_by:
+        parts.append(f"acknowledged by <@{incident.acknowledged_by}>")
+    if incident.snoozed_until and incident.snoozed_until > now:
+        parts.append(f":zzz: snoozed until {date(incident.snoozed_until)}")
+    return ", ".join(parts)
+
+
+def _buttons(incident: Incident, customer: Customer | None) -> list[Block]:
+    if incident.resolved_at is not None:
+        return []
+    ref = str(incident.id)
+    elements: list[ButtonElement | StaticSelectElement] = []
+    if not incident.acknowledged_by:
+        elements.append(button("Acknowledge", Action.ACKNOWLEDGE, ref, style="primary"))
+    elements.append(
+        StaticSelectElement(
+            action_id=Action.SNOOZE.value,
+            placeholder="Snooze…",
+            options=[Option(text=label, value=f"{ref}:{value}") for label, value in SNOOZE_CHOICES],
+        )
+    )
+    if customer is not None:
+        elements.append(button("Check now", Action.CHECK_NOW, customer.kvk))
+        elements.append(button("Send reconnect instructions", Action.RECONNECT, customer.kvk))
+        elements.append(button("History", Action.HISTORY, customer.kvk))
+    return [ActionsBlock(elements=elements)]
+
+
+def render_incident(incident: Incident, customer: Customer | None, now: datetime) -> Message:
+    """The alert message: what broke, since when, who to talk to, and what to do."""
+    if customer is None:
+        return _render_upstream(incident, now)
+    facts = [
+        f"{customer_label(customer)} · {customer.environment} · {state_word(incident.state)}",
+        _what_broke(incident, customer),
+        f"Since {date(incident.opened_at)}",
+    ]
+    if customer.account_manager:
+        who = customer.account_manager
+        mention = f"<@{who}>" if who[:1] in "UW" and who.isalnum() else escape(who)
+        facts.append(f"Account manager: {mention}")
+    blocks: list[Block] = [
+        header(f"Brincr connection {incident.state.replace('_', ' ')}: {customer.name}"),
+        section("\n".join(facts)),
+        context(_status_line(incident, now)),
+        *_buttons(incident, customer),
+    ]
+    verb = "recovered" if incident.resolved_at else incident.state
+    text = f"{escape(customer.name)} (KvK {customer.kvk}): {verb}"
+    return Message(text=text, blocks=blocks)
+
+
+def _render_upstream(incident: Incident, now: datetime) -> Message:
+    title = upstream_title(incident.upstream_key or "upstream:unknown")
+    facts = [
+        f"*{incident.affected_count}* customers affected; their own alerts are held back "
+        "while this lasts (it is not their fault).",
+        _what_broke(incident, None),
+        f"Since {date(incident.opened_at)}",
+    ]
+    blocks: list[Block] = [
+        header(title),
+        section("\n".join(facts)),
+        context(_status_line(incident, now)),
+        *_buttons(incident, None),
+    ]
+    verb = "recovered" if incident.resolved_at else f"{incident.affected_count} customers affected"
+    return Message(text=f"{title}: {verb}", blocks=blocks)
+
+
+def render_followup(text: str) -> Message:
+    """A thread reply (``text`` is mrkdwn the caller built from escaped values)."""
+    return Message(text=text, blocks=[section(text)])
+
+
+def downtime(incident: Incident, now: datetime) -> str:
+    return format_duration(max(now - incident.opened_at, timedelta(0)))
+
+
+def render_snooze_note(user_id: str, until: datetime | None) -> str:
+    """The thread note when an incident's snooze is set or lifted."""
+    if until is None:
+        return f":bell: Unsnoozed by <@{user_id}>."
+    return f":zzz: Snoozed by <@{user_id}> until {date(until)}."

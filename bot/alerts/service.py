@@ -1,0 +1,276 @@
+"""On-call alerting: incidents per customer and per upstream outage, each one Slack message
+in ``ALERT_CHANNEL`` that is updated in place, with follow-ups in its thread.
+
+Everything here writes outbox rows in the caller's transaction (STYLE.md §10): an incident
+and its message are committed together or not at all, and the sender posts each once.
+
+- A customer incident opens when the customer goes ``scopes_missing`` or ``revoked`` (at
+  once) or ``failing`` (the recording already applied ``FAILURE_THRESHOLD``), and resolves
+  after one healthy check. ``unknown`` (Visma/Brincr trouble) never opens one.
+- An upstream incident (``visma:<env>``, ``brincr:<env>``, ``app:<env>``) opens when many
+  customers of an environment are ``unknown`` for the same reason, or when Visma refuses the
+  app's own credentials; while it is open, ``failing`` customers of that environment are held
+  back. When it clears, customers still broken alert on their own at their next check.
+- One open incident per customer or upstream is enforced by a unique ``open_key``; inserts run
+  in a savepoint so a race between replicas never rolls back a batch of recorded checks.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.alerts.render import (
+    downtime,
+    render_followup,
+    render_incident,
+    render_snooze_note,
+    upstream_title,
+)
+from bot.core.clock import utcnow
+from bot.domain import State, format_duration
+from bot.domain.outcomes import CheckOutcome
+from bot.outbox import enqueue
+from bot.services import Services
+from bot.slack.text import escape
+from storage import audit
+from storage.db import affected_rows
+from storage.models import Customer, Incident
+from storage.statuses import IncidentKind
+
+log = logging.getLogger(__name__)
+BROKEN = {State.SCOPES_MISSING, State.REVOKED, State.FAILING}
+MAX_REMINDERS = 3
+
+
+def customer_key(customer_id: int) -> str:
+    return f"customer:{customer_id}"
+
+
+def upstream_key(key: str) -> str:
+    return f"upstream:{key}"
+
+
+class Alerts:
+    """The incident service. ``on_check`` is a check listener; the rest is called by the
+    buttons (acknowledge, snooze) and by the scheduler's maintenance tick."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings
+
+    @property
+    def channel(self) -> str:
+        return self.settings.alert_channel or ""
+
+    # --- after each check -----------------------------------------------------------
+
+    async def on_check(
+        self, session: AsyncSession, customer: Customer, outcome: CheckOutcome, previous: str
+    ) -> None:
+        state = State(customer.state)
+        if state is State.UNKNOWN or (state is State.HEALTHY and previous == State.HEALTHY):
+            return  # the common cases cost no query
+        incident = await self._open_incident(session, customer_key(customer.id))
+        now = outcome.checked_at
+        if state is State.HEALTHY:
+            if incident is not None:
+                await self.resolve(session, incident, customer, now)
+        elif state in BROKEN:
+            if incident is None:
+                await self._maybe_open(session, customer, now)
+            elif incident.state != state.value or incident.reason != customer.state_reason:
+                await self._changed(session, incident, customer, now)
+
+    async def _open_incident(self, session: AsyncSession, key: str) -> Incident | None:
+        return await session.scalar(select(Incident).where(Incident.open_key == key))
+
+    async def _maybe_open(self, session: AsyncSession, customer: Customer, now: datetime) -> None:
+        if customer.snoozed_until and customer.snoozed_until > now:
+            return
+        if not self.channel:
+            # A command run without ALERT_CHANNEL (``brincr-bot check`` on an operator's
+            # shell) records the state; a serving replica opens the incident at its next check.
+            log.info(
+                "no ALERT_CHANNEL here: the incident for %s opens at the next check", customer.kvk
+            )
+            return
+        if customer.state == State.FAILING and await self._upstream_explains(session, customer):
+            log.info("alert for %s held back: an upstream incident explains it", customer.kvk)
+            return
+        incident = Incident(
+            kind=IncidentKind.CUSTOMER, customer_id=customer.id, open_key=customer_key(customer.id),
+            state=customer.state, reason=customer.state_reason, opened_at=now,
+            next_reminder_at=now + self.settings.alert_repeat, channel_id=self.channel,
+        )  # fmt: skip
+        if await self.insert(session, incident):
+            await self.post(session, incident, customer, now)
+            log.info("incident %s opened for %s: %s", incident.id, customer.kvk, customer.state)
+
+    async def _upstream_explains(self, session: AsyncSession, customer: Customer) -> bool:
+        keys = [upstream_key(f"{s}:{customer.environment}") for s in ("visma", "brincr", "app")]
+        found = await session.scalar(select(Incident.id).where(Incident.open_key.in_(keys)))
+        return found is not None
+
+    async def insert(self, session: AsyncSession, incident: Incident) -> bool:
+        """Add ``incident``; False when another replica opened the same one first."""
+        try:
+            async with session.begin_nested():
+                session.add(incident)
+                await session.flush()
+        except IntegrityError:
+            return False
+        return True
+
+    async def post(
+        self, session: AsyncSession, incident: Incident, customer: Customer | None, now: datetime
+    ) -> None:
+        message = render_incident(incident, customer, now)
+        row = await enqueue(
+            session, kind="post", channel_id=self.channel, text=message.text,
+            blocks=message.block_dicts(), dedupe_key=f"incident:{incident.id}:alert",
+        )  # fmt: skip
+        incident.root_notification_id = row.id
+
+    async def refresh(
+        self, session: AsyncSession, incident: Incident, customer: Customer | None, now: datetime
+    ) -> None:
+        """Update the alert message in place to show the incident as it is now."""
+        if incident.root_notification_id is None:
+            return
+        message = render_incident(incident, customer, now)
+        await enqueue(
+            session, kind="update", channel_id=self.channel, text=message.text,
+            blocks=message.block_dicts(), target_id=incident.root_notification_id,
+        )  # fmt: skip
+
+    async def reply(self, session: AsyncSession, incident: Incident, text: str) -> None:
+        if incident.root_notification_id is None:
+            return
+        message = render_followup(text)
+        await enqueue(
+            session, kind="reply", channel_id=self.channel, text=message.text,
+            blocks=message.block_dicts(), target_id=incident.root_notification_id,
+        )  # fmt: skip
+
+    async def _changed(
+        self, session: AsyncSession, incident: Incident, customer: Customer, now: datetime
+    ) -> None:
+        was = incident.state
+        incident.state, incident.reason = customer.state, customer.state_reason
+        await self.refresh(session, incident, customer, now)
+        detail = escape((customer.state_reason or "")[:500])
+        await self.reply(session, incident, f"Now *{customer.state}* (was {was}): {detail}")
+
+    async def resolve(
+        self, session: AsyncSession, incident: Incident, customer: Customer | None, now: datetime
+    ) -> None:
+        incident.resolved_at, incident.open_key = now, None
+        await self.refresh(session, incident, customer, now)
+        who = (
+            f"*{escape(customer.name)}*"
+            if customer
+            else upstream_title(incident.upstream_key or "")
+        )
+        await self.reply(
+            session,
+            incident,
+            f":white_check_mark: {who} recovered after {downtime(incident, now)}.",
+        )
+        log.info("incident %s resolved after %s", incident.id, downtime(incident, now))
+
+    # --- buttons ------------------------------------------------------------------------
+
+    async def acknowledge(self, incident_id: int, user_id: str) -> bool:
+        """Acknowledge an open incident; False when it was already acknowledged or closed."""
+        async with self.services.db.transaction() as session:
+            done = await session.execute(
+                update(Incident)
+                .where(Incident.id == incident_id, Incident.resolved_at.is_(None),
+                       Incident.acknowledged_by.is_(None))
+                .values(acknowledged_by=user_id, acknowledged_at=utcnow())
+            )  # fmt: skip
+            if affected_rows(done) != 1:
+                return False
+            incident, customer = await self._load(session, incident_id)
+            await self.refresh(session, incident, customer, utcnow())
+            await self.reply(session, incident, f"Acknowledged by <@{user_id}>; reminders stop.")
+            target = customer.kvk if customer else (incident.upstream_key or str(incident.id))
+            audit.record(session, user_id=user_id, action="acknowledge", target=target)
+        self.services.wake_outbox()
+        return True
+
+    async def snooze_incident(
+        self, incident_id: int, duration: timedelta, user_id: str
+    ) -> datetime | None:
+        """The alert's Snooze menu: mute an open incident (and its customer) until now +
+        ``duration``; None when the incident is already resolved."""
+        until = utcnow() + duration
+        async with self.services.db.transaction() as session:
+            incident, customer = await self._load(session, incident_id)
+            if incident.resolved_at is not None:
+                return None
+            if customer is not None:
+                customer.snoozed_until, customer.snoozed_by = until, user_id
+            await self._snooze_note(session, incident, customer, until, user_id)
+            target = customer.kvk if customer else (incident.upstream_key or str(incident.id))
+            audit.record(session, user_id=user_id, action="snooze", target=target,
+                         detail=f"for {format_duration(duration)} (alert button)")  # fmt: skip
+        self.services.wake_outbox()
+        return until
+
+    async def snooze_customer(
+        self, customer_id: int, duration: timedelta | None, user_id: str
+    ) -> datetime | None:
+        """``/brincr snooze`` (a duration) and ``unsnooze`` (None): the customer's alerts are
+        muted until the returned moment; its open incident, if any, shows it."""
+        until = utcnow() + duration if duration is not None else None
+        async with self.services.db.transaction() as session:
+            customer = await session.get(Customer, customer_id)
+            if customer is None:
+                raise LookupError(f"customer {customer_id} does not exist")
+            customer.snoozed_until, customer.snoozed_by = until, (user_id if until else None)
+            incident = await self._open_incident(session, customer_key(customer.id))
+            if incident is not None:
+                await self._snooze_note(session, incident, customer, until, user_id)
+            if duration is None:
+                audit.record(session, user_id=user_id, action="unsnooze", target=customer.kvk)
+            else:
+                audit.record(session, user_id=user_id, action="snooze", target=customer.kvk,
+                             detail=f"for {format_duration(duration)}")  # fmt: skip
+        self.services.wake_outbox()
+        return until
+
+    async def _snooze_note(
+        self,
+        session: AsyncSession,
+        incident: Incident,
+        customer: Customer | None,
+        until: datetime | None,
+        user_id: str,
+    ) -> None:
+        """The one place a snooze changes an incident: its fields, its message, a thread note."""
+        incident.snoozed_until, incident.snoozed_by = until, (user_id if until else None)
+        await self.refresh(session, incident, customer, utcnow())
+        await self.reply(session, incident, render_snooze_note(user_id, until))
+
+    async def root_notification(self, customer_id: int) -> int | None:
+        """The outbox row of the customer's open alert (its thread takes follow-ups)."""
+        async with self.services.db.transaction() as session:
+            incident = await self._open_incident(session, customer_key(customer_id))
+            return incident.root_notification_id if incident else None
+
+    async def _load(
+        self, session: AsyncSession, incident_id: int
+    ) -> tuple[Incident, Customer | None]:
+        incident = await session.get(Incident, incident_id)
+        if incident is None:
+            raise LookupError(f"incident {incident_id} does not exist")
+        customer = (
+            await session.get(Customer, incident.customer_id) if incident.customer_id else None
+        )
+        return incident, customer

@@ -1,0 +1,169 @@
+"""Scheduled work in ``serve`` (APScheduler on the asyncio loop), as small idempotent ticks:
+
+- **sweep**: claim the customers whose check is due (``storage.scheduling.claim_due``) and
+  check them concurrently. Each tick claims at most 1.5 × its share of the fleet
+  (``linked × tick ÷ CHECK_INTERVAL``), so a fleet that is all due at once (first start, a
+  restart after downtime) is spread over the interval instead of checked in one burst; after
+  one round each customer keeps its own slot (``next_check_at = checked_at + interval``).
+  Customers in trouble come back sooner with backoff (``bot.checks.recording.next_check_delay``).
+- **retention**: prune raw results, keep rollups and state changes (``bot.checks.retention``).
+- the features' own jobs, given at construction by the composition root (:class:`Job`): alert
+  upkeep (reminders, ended snoozes, upstream incidents), stale-invitation nudges.
+
+Misfires and overlaps: every job has ``max_instances=1`` and ``coalesce=True``: a tick that
+runs long delays the next one instead of stacking them; ticks missed while the process was
+stopped are not replayed (the database's ``next_check_at`` already says what is overdue).
+A claim is a lease: a replica that dies mid-check leaves rows that others take when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.checks.retention import prune_history
+from bot.checks.service import CheckService
+from bot.core.clock import utcnow
+from bot.core.logs import correlation_id
+from bot.services import Services
+from storage.scheduling import claim_due, count_linked
+
+log = logging.getLogger(__name__)
+Tick = Callable[[], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class Job:
+    """A feature's periodic tick: claimed rows, idempotent, safe on every replica."""
+
+    name: str
+    tick: Tick
+    every: timedelta
+
+
+LEASE_MAX = timedelta(minutes=5)
+STALE_AFTER_INTERVALS = 3
+
+
+def tick_seconds(interval: timedelta) -> float:
+    """How often the sweep looks for due customers: 1/30 of the interval, 0.2–10 s."""
+    return max(0.2, min(10.0, interval.total_seconds() / 30))
+
+
+class Scheduler:
+    def __init__(
+        self,
+        services: Services,
+        checker: CheckService,
+        *,
+        worker_id: str,
+        jobs: Sequence[Job] = (),
+    ) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.checker = checker
+        self.jobs = tuple(jobs)
+        self.worker = worker_id
+        self.tick = tick_seconds(self.settings.check_interval)
+        self._scheduler: AsyncIOScheduler | None = None
+        self._running: set[asyncio.Task[object]] = set()
+        self._stopping = False
+        self._started = time.monotonic()
+        self.last_sweep: float | None = None  # monotonic time the last sweep tick completed
+
+    async def start(self) -> None:
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        self._add(scheduler, "sweep", self.sweep, self.tick)
+        self._add(scheduler, "retention", self.retention, 3600.0)
+        for job in self.jobs:
+            self._add(scheduler, job.name, self._waking(job.tick), job.every.total_seconds())
+        scheduler.start()
+        self._scheduler = scheduler
+        log.info("scheduler started: sweep every %.1fs as %s", self.tick, self.worker)
+
+    def _add(self, scheduler: AsyncIOScheduler, name: str, job: Tick, seconds: float) -> None:
+        scheduler.add_job(
+            self._tracked(name, job), "interval", seconds=seconds, id=name, max_instances=1,
+            coalesce=True, misfire_grace_time=None, next_run_time=datetime.now(UTC),
+        )  # fmt: skip
+
+    def _tracked(self, name: str, job: Tick) -> Callable[[], Awaitable[None]]:
+        """Run ``job`` as a task ``stop()`` can wait for; log (never raise) its failure."""
+
+        async def run() -> None:
+            if self._stopping:
+                return
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)
+            token = correlation_id.set(f"{name}-{int(time.time())}")
+            try:
+                await job()
+            except Exception:  # a failed tick is logged and retried next tick; never fatal
+                log.exception("scheduled job %s failed", name)
+            finally:
+                correlation_id.reset(token)
+                self._running.discard(task)
+
+        return run
+
+    async def stop(self) -> None:
+        """Let running jobs finish, then stop the scheduler (its executor would cancel them
+        mid-transaction, leaking their database connections)."""
+        self._stopping = True
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=30)
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+
+    async def sweep(self) -> int:
+        """One tick: claim what is due (paced) and check it. Returns how many were checked."""
+        now = utcnow()
+        interval = self.settings.check_interval
+        async with self.services.db.transaction() as session:
+            linked = await count_linked(session=session)
+            limit = max(10, math.ceil(linked * self.tick / interval.total_seconds() * 1.5))
+            lease = now + min(LEASE_MAX, max(interval, timedelta(seconds=30)))
+            # Due within half a tick counts as due: a check recorded a few milliseconds after
+            # its tick would otherwise wait for the next tick, every interval (a slow drift).
+            horizon = now + timedelta(seconds=self.tick / 2)
+            ids = await claim_due(
+                session=session, now=now, due_by=horizon, lease_until=lease,
+                worker=self.worker, limit=limit,
+            )  # fmt: skip
+        if ids:
+            await self.checker.check_many(ids)
+            self.services.wake_outbox()
+            log.info("sweep checked %d customers", len(ids))
+        self.last_sweep = time.monotonic()
+        return len(ids)
+
+    def _waking(self, tick: Tick) -> Tick:
+        """A feature's tick, then a nudge to the outbox sender for what it enqueued."""
+
+        async def run() -> None:
+            await tick()
+            self.services.wake_outbox()
+
+        return run
+
+    async def retention(self) -> None:
+        await prune_history(self.services.db)  # logs what it removed
+
+    async def readiness(self) -> tuple[bool, str]:
+        """Not ready when no sweep completed for 3 check intervals (a stuck scheduler)."""
+        limit = STALE_AFTER_INTERVALS * self.settings.check_interval.total_seconds()
+        since = time.monotonic() - (self.last_sweep or self._started)
+        if self._scheduler is None:
+            return False, "scheduler not running"
+        if since > limit:
+            return False, f"no sweep completed for {since:.0f}s (limit {limit:.0f}s)"
+        return True, f"last sweep {since:.1f}s ago"

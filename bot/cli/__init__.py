@@ -1,0 +1,48 @@
+"""The ``brincr-bot`` command line: one click group, every subcommand named here explicitly.
+
+Subcommands are imported when they run (click's documented lazy-loading pattern), so
+``brincr-bot check`` does not pay for importing the Slack app, the demo or the stand-in.
+Output here is the CLI's own: ``click.echo`` is fine. Every subcommand builds the settings
+once and turns a configuration problem into one line per problem and exit code 2
+(:mod:`bot.cli.common`).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# name → "module:attribute" of the click command
+COMMANDS = {
+    "serve": "bot.cli.serve:serve",
+    "check": "bot.cli.checks:check",
+    "db": "bot.cli.database:db",
+    "customers": "bot.cli.customers:customers",
+    "simulate": "bot.cli.checks:simulate",
+    "demo": "bot.demo.cli:demo",
+    "manifest": "bot.cli.manifest:manifest",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use (click docs, "Lazily Loading
+    Subcommands")."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="brincr-bot")
+def main() -> None:
+    """brincr-bot: watch the Visma Connect / Brincr API connection of every customer."""

@@ -1,0 +1,128 @@
+"""The composition root: :func:`build_bot` puts the whole bot together as one typed object.
+
+``serve``, ``brincr-bot check``, the demo, the benchmarks and the tests all build the bot
+here, so a check is the same check whoever runs it: recorded, with the alerting and
+onboarding listeners in its transaction. Nothing is wired later at runtime: every service
+gets what it needs at construction, and :class:`Bot` names each part with its type.
+
+Building is cheap and does no I/O: no database query, no Slack or Visma request. The
+long-running parts (outbox sender, scheduler, webhook deliveries in progress) start only when
+:class:`bot.runtime.Runtime` starts them; a command that only checks never starts them, and
+the outbox rows its checks write wait for a serving replica's sender.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.alerts.service import Alerts
+from bot.alerts.upkeep import AlertUpkeep
+from bot.checks.scheduler import Job, Scheduler
+from bot.checks.service import CheckService
+from bot.clients.slack import web_client
+from bot.core.clock import utcnow
+from bot.core.logs import quiet_payload_logs
+from bot.fleet import digest
+from bot.fleet.service import Fleet
+from bot.onboarding import invitations
+from bot.onboarding.linking import Linking
+from bot.onboarding.tenant_events import TenantEvents
+from bot.outbox import OutboxSender
+from bot.services import Services
+from bot.settings import Settings
+from storage.db import Database
+
+
+def worker_name() -> str:
+    """Who claims rows in the database: host and process, unique among replicas."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Bot:
+    """Every part of one bot process, each built once."""
+
+    settings: Settings
+    db: Database
+    services: Services
+    slack: AsyncWebClient  # interactive calls: retries 429, 5xx and connection errors
+    outbox: OutboxSender  # delivers outbound rows with its own client (reschedules on 429)
+    checker: CheckService
+    alerts: Alerts
+    upkeep: AlertUpkeep  # reminders, ended snoozes, upstream incidents (a scheduled job)
+    fleet: Fleet
+    linking: Linking
+    tenant_events: TenantEvents  # Visma webhook deliveries, processed in the background
+    scheduler: Scheduler
+    worker_id: str
+
+    async def aclose(self) -> None:
+        """Release the upstream connection pool and the database (after stopping)."""
+        await self.checker.aclose()
+        await self.db.close()
+
+
+def upkeep_every(interval: timedelta) -> timedelta:
+    """How often reminders, ended snoozes and upstream incidents are looked at."""
+    return timedelta(seconds=max(0.2, min(15.0, interval.total_seconds() / 5)))
+
+
+def build_bot(
+    settings: Settings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    worker_id: str | None = None,
+) -> Bot:
+    """The whole bot for ``settings``. ``transport`` replaces the network for the Visma and
+    Brincr requests (benchmarks); Slack is reached at ``SLACK_API_URL`` (tests point it at
+    a local fake Web API)."""
+    worker = worker_id or worker_name()
+    db = Database(settings.database_url)
+    outbox = OutboxSender(db, web_client(settings, retries=False), worker_id=worker)
+    services = Services(settings=settings, db=db, wake_outbox=outbox.wake)
+    alerts = Alerts(services)
+    checker = CheckService(
+        settings,
+        db,
+        listeners=(alerts.on_check, invitations.tracker(services)),
+        transport=transport,
+    )
+    linking = Linking(services, checker)
+    upkeep = AlertUpkeep(alerts)
+
+    async def stale_invitations() -> int:
+        return await invitations.nudge_stale_invitations(services, utcnow())
+
+    async def alert_upkeep() -> None:
+        await upkeep.run(utcnow())
+
+    async def weekly_digest() -> bool:
+        return await digest.digest_tick(services)
+
+    jobs = (
+        Job("upkeep", alert_upkeep, upkeep_every(settings.check_interval)),
+        Job("stale-invitations", stale_invitations, invitations.STALE_EVERY),
+        Job("digest", weekly_digest, digest.TICK_EVERY),
+    )
+    quiet_payload_logs()  # payloads that carry invitation codes stay out of debug logs
+    return Bot(
+        settings=settings,
+        db=db,
+        services=services,
+        slack=web_client(settings),
+        outbox=outbox,
+        checker=checker,
+        alerts=alerts,
+        upkeep=upkeep,
+        fleet=Fleet(services, checker),
+        linking=linking,
+        tenant_events=TenantEvents(services, linking),
+        scheduler=Scheduler(services, checker, worker_id=worker, jobs=jobs),
+        worker_id=worker,
+    )

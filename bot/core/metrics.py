@@ -1,0 +1,56 @@
+"""Prometheus metrics (``GET /metrics``).
+
+Counters and histograms are updated where things happen (checks, the outbox sender, the
+upstream clients). The gauges that describe the database (customers per state, open incidents,
+outbox backlog) are defined here and set by ``/metrics`` (:mod:`bot.web.metrics`) when it is
+scraped, so every replica reports the same fleet-wide numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CHECKS = Counter("brincr_checks_total", "Health checks run, by outcome state", ["state"])
+CHECK_LATENCY = Histogram(
+    "brincr_check_duration_seconds",
+    "Wall time of one check (token request + probe)",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+UPSTREAM_REQUESTS = Counter(
+    "brincr_upstream_requests_total",
+    "Requests to Visma Connect, the Brincr API and Slack, by service and outcome",
+    ["service", "outcome"],
+)
+RATE_LIMITED = Counter(
+    "brincr_upstream_rate_limited_total", "HTTP 429 answers, by service", ["service"]
+)
+OUTBOX_DELIVERED = Counter("brincr_outbox_delivered_total", "Slack notifications delivered")
+OUTBOX_FAILURES = Counter(
+    "brincr_outbox_delivery_failures_total", "Failed Slack delivery attempts", ["permanent"]
+)
+CUSTOMERS = Gauge("brincr_customers", "Customers per connection state", ["state"])
+OPEN_INCIDENTS = Gauge("brincr_open_incidents", "Open incidents, by kind", ["kind"])
+OUTBOX_BACKLOG = Gauge("brincr_outbox_backlog", "Slack notifications not yet delivered")
+OUTBOX_FAILED = Gauge("brincr_outbox_failed", "Slack notifications given up on")
+
+
+@functools.cache
+def _upstream(service: str, outcome: str) -> Any:
+    """The labelled counter child, looked up once (two requests a check: a hot path)."""
+    return UPSTREAM_REQUESTS.labels(service=service, outcome=outcome)
+
+
+@functools.cache
+def checks_with(state: str) -> Any:
+    return CHECKS.labels(state=state)
+
+
+def record_upstream(service: str, status: int | None, *, error: str | None = None) -> None:
+    """Count one upstream request: ``status`` is the HTTP status, or None with an ``error``."""
+    outcome = error or (f"{status // 100}xx" if status else "unknown")
+    _upstream(service, outcome).inc()
+    if status == 429:
+        RATE_LIMITED.labels(service=service).inc()

@@ -1,0 +1,225 @@
+"""Pure renderers of the fleet feature: ``status``, ``list``, an ambiguous name's candidates,
+and the ``forget`` confirmation. Domain objects in, a :class:`~bot.slack.blocks.Message` out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
+
+from bot.domain import State
+from bot.slack.blocks import (
+    STATE_EMOJI,
+    Message,
+    button,
+    context,
+    customer_label,
+    fit,
+    header,
+    section,
+    state_word,
+)
+from bot.slack.ids import Action
+from bot.slack.text import ago, cut, date, escape
+from storage.customers import Candidate
+from storage.models import CheckResult, Customer, Incident
+from storage.reads import FleetPage, StatusData
+
+STRIP = {
+    State.HEALTHY: "🟩",
+    State.UNKNOWN: "⬜",
+    State.FAILING: "🟧",
+    State.SCOPES_MISSING: "🟥",
+    State.REVOKED: "🟥",
+}
+
+
+def render_candidates(query: str, candidates: Sequence[Candidate]) -> Message:
+    lines = "\n".join(
+        f"• *{escape(c.name)}* (KvK {c.kvk}): {state_word(c.state)}" for c in candidates
+    )
+    text = f"More than one customer matches `{escape(cut(query, 40))}`; name one by KvK:\n{lines}"
+    return Message(
+        text=f"More than one customer matches {escape(cut(query, 40))}", blocks=[section(text)]
+    )
+
+
+# --- status ----------------------------------------------------------------------------
+
+
+def _scopes_line(customer: Customer, required: Sequence[str]) -> str:
+    if not required:
+        return "Scopes: none required (set `BRINCR_SCOPES`)"
+    granted = set(customer.granted_scopes.split())
+    missing = set(customer.missing_scopes.split())
+    parts = []
+    for scope in required:
+        if scope in missing:
+            parts.append(f":x: `{escape(scope)}` missing")
+        elif scope in granted:
+            parts.append(f":white_check_mark: `{escape(scope)}`")
+        else:
+            parts.append(f":grey_question: `{escape(scope)}` not checked yet")
+    return "Scopes:\n" + "\n".join(parts)
+
+
+def _last_check(last: CheckResult | None, now: datetime) -> str:
+    if last is None:
+        return "Last check: none yet"
+    bits = [f"token {last.token_outcome}"]
+    if last.probe_status is not None:
+        bits.append(f"probe HTTP {last.probe_status}")
+    latency = (last.token_ms or 0) + (last.probe_ms or 0)
+    bits.append(f"{latency} ms")
+    line = f"Last check: {ago(last.checked_at, now)}: {', '.join(bits)}"
+    if last.error_code or last.error_text:
+        error = escape(cut(f"{last.error_code or ''} {last.error_text or ''}".strip(), 500))
+        line += f"\nUpstream said: `{error}`"
+    return line
+
+
+def history_strip(recent: Sequence[CheckResult]) -> str:
+    """Recent checks oldest → newest as coloured squares."""
+    return "".join(STRIP.get(r.state, "⬛") for r in reversed(recent))  # type: ignore[call-overload]
+
+
+def _incident_line(incident: Incident | None, now: datetime) -> str | None:
+    if incident is None:
+        return None
+    line = f":rotating_light: Open incident since {ago(incident.opened_at, now)}"
+    if incident.acknowledged_by:
+        line += f", acknowledged by <@{incident.acknowledged_by}>"
+    if incident.snoozed_until and incident.snoozed_until > now:
+        line += f", snoozed until {date(incident.snoozed_until)}"
+    return line
+
+
+def render_status(data: StatusData, required: Sequence[str], now: datetime) -> Message:
+    c = data.customer
+    required = c.required_scopes.split() or list(required)
+    facts = [
+        f"{state_word(c.state)} since {ago(c.state_since, now)}",
+        f"Environment: {c.environment} · Tenant ID: `{c.tenant_id or 'not linked'}`",
+    ]
+    if c.snoozed_until and c.snoozed_until > now:
+        facts.append(f":zzz: snoozed until {date(c.snoozed_until)}")
+    if c.account_manager:
+        facts.append(f"Account manager: {_person(c.account_manager)}")
+    blocks: list[Block] = [
+        header(f"{c.name} · KvK {c.kvk}"),
+        section("\n".join(facts)),
+        section(_scopes_line(c, required)),
+        section(_last_check(data.last, now)),
+    ]
+    history = f"Recent checks: {history_strip(data.recent) or 'none'}"
+    if data.week.checks:
+        ok = 100 * (data.week.checks - data.week.failures) / data.week.checks
+        history += f" · last 7 days: {ok:.1f}% healthy of {data.week.checks} checks"
+    blocks.append(context(history))
+    extra = [_incident_line(data.incident, now), _invitation_line(data, now)]
+    blocks += [section(line) for line in extra if line]
+    blocks.append(
+        ActionsBlock(
+            elements=[
+                button("Check now", Action.CHECK_NOW, c.kvk, style="primary"),
+                button("Share in channel", Action.SHARE, c.kvk),
+                button("History", Action.HISTORY, c.kvk),
+            ]
+        )
+    )
+    return Message(text=f"{escape(c.name)} (KvK {c.kvk}): {c.state}", blocks=fit(blocks))
+
+
+def _invitation_line(data: StatusData, now: datetime) -> str | None:
+    invitation = data.invitation
+    if invitation is None:
+        return None
+    sent = ago(invitation.created_at, now)
+    return f":envelope: Invitation sent by <@{invitation.invited_by}> {sent}, not approved yet"
+
+
+def _person(who: str) -> str:
+    """An account manager: a Slack user ID becomes a mention, anything else is escaped text."""
+    if who[:1] in ("U", "W") and who.isalnum() and who.upper() == who:
+        return f"<@{who}>"
+    return escape(who)
+
+
+# --- list ------------------------------------------------------------------------------
+
+LIST_PAGE_SIZE = 20
+
+
+def _counts_line(counts: dict[str, int]) -> str:
+    order = sorted(State, key=lambda s: list(STATE_EMOJI).index(s))
+    parts = [f"{STATE_EMOJI[s]} {s.value} {counts.get(s.value, 0)}" for s in order]
+    return " · ".join(parts)
+
+
+def render_list(page: FleetPage, which: str, now: datetime) -> Message:
+    total_all = sum(page.counts.values())
+    blocks: list[Block] = [
+        header(f"Customers: {which} ({page.total} of {total_all})"),
+        context(_counts_line(page.counts) + (f" · :zzz: snoozed {page.snoozed}")),
+    ]
+    if not page.customers:
+        blocks.append(section("No customers in this list."))
+    lines = [
+        f"{state_word(c.state)} {customer_label(c)} · {c.environment} · since "
+        f"{ago(c.state_since, now)}"
+        for c in page.customers
+    ]
+    for start in range(0, len(lines), 10):
+        blocks.append(section("\n".join(lines[start : start + 10])))
+    nav = _page_buttons(page, which)
+    if nav:
+        blocks.append(ActionsBlock(elements=nav))
+    text = f"{page.total} customers ({which})"
+    return Message(text=text, blocks=fit(blocks))
+
+
+def _page_buttons(page: FleetPage, which: str) -> list[ButtonElement]:
+    shown_to = page.offset + len(page.customers)
+    buttons = []
+    if page.offset > 0:
+        previous = json.dumps({"f": which, "o": max(0, page.offset - LIST_PAGE_SIZE)})
+        buttons.append(button("◀ Previous", Action.LIST_PAGE, previous))
+    if shown_to < page.total:
+        label = f"Next ({shown_to + 1}–{min(shown_to + LIST_PAGE_SIZE, page.total)}) ▶"
+        buttons.append(button(label, Action.LIST_PAGE, json.dumps({"f": which, "o": shown_to})))
+    return buttons
+
+
+# --- forget ----------------------------------------------------------------------------
+
+
+def render_forget_confirm(customer: Customer) -> Message:
+    text = (
+        f"Remove {customer_label(customer)} and all its history? Its invitations and "
+        "incidents go too. This cannot be undone."
+    )
+    return Message(
+        text=f"Remove {escape(customer.name)}?",
+        blocks=[
+            section(text),
+            ActionsBlock(
+                elements=[
+                    button("Remove", Action.FORGET_CONFIRM, customer.kvk, style="danger"),
+                    button("Cancel", Action.FORGET_CANCEL, customer.kvk),
+                ]
+            ),
+        ],
+    )
+
+
+def render_shared(
+    data: StatusData, required: Sequence[str], now: datetime, user_id: str
+) -> Message:
+    """A status shared in the channel: without the buttons, saying who shared it."""
+    message = render_status(data, required, now)
+    return Message(
+        text=f"{message.text} (shared by <@{user_id}>)",
+        blocks=[*message.blocks[:-1], context(f"Shared by <@{user_id}>")],
+    )

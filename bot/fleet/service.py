@@ -1,0 +1,98 @@
+"""What support and account managers ask of the fleet: one customer's status, the list, the
+App Home, and removing a customer (forget). Handlers call these; they return domain
+data, never Block Kit (the renderers in ``bot.slack.blocks`` turn it into messages)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from bot.checks.service import CheckService
+from bot.core.clock import utcnow
+from bot.core.errors import UserError
+from bot.domain import normalize_kvk
+from bot.services import Services
+from storage import audit
+from storage.customers import find_customer, get_by_kvk, remove_customer
+from storage.models import Customer
+from storage.reads import (
+    LIST_FILTERS,
+    FleetPage,
+    HomeData,
+    StatusData,
+    fleet_page,
+    home_data,
+)
+from storage.reads import status_data as read_status
+
+log = logging.getLogger(__name__)
+MAX_SNOOZE = timedelta(days=30)
+LIST_USAGE = "`/brincr list [failing|pending|revoked|all]`"
+
+
+class Fleet:
+    def __init__(self, services: Services, checker: CheckService) -> None:
+        self.services = services
+        self.db = services.db
+        self.checker = checker
+
+    async def resolve(self, query: str) -> Customer:
+        """The one customer ``query`` names: a KvK number, a tenant ID or a unique part of its
+        name (CustomerNotFound / AmbiguousCustomer, both UserErrors, otherwise)."""
+        async with self.db.transaction() as session:
+            return await find_customer(query, session=session)
+
+    async def status(self, customer_id: int) -> StatusData:
+        """The customer's status as stored (no check)."""
+        async with self.db.transaction() as session:
+            customer = await session.get(Customer, customer_id)
+            if customer is None:
+                raise UserError("That customer was removed a moment ago.")
+            return await read_status(customer, session=session, now=utcnow())
+
+    async def check(self, customer_id: int, user_id: str | None = None) -> StatusData:
+        """Check the customer now, record it like a scheduled check, return its status.
+        ``user_id``: the person who asked (audited as a check by hand)."""
+        await self.checker.check_customer(customer_id)
+        async with self.db.transaction() as session:
+            customer = await session.get(Customer, customer_id)
+            if customer is None:
+                raise UserError("That customer was removed while it was being checked.")
+            if user_id:
+                audit.record(session, user_id=user_id, action="check", target=customer.kvk)
+            return await read_status(customer, session=session, now=utcnow())
+
+    async def page(self, which: str, offset: int, limit: int) -> FleetPage:
+        if which not in LIST_FILTERS:
+            raise UserError(f"`{which[:20]}` is not a list", usage=LIST_USAGE)
+        async with self.db.transaction() as session:
+            return await fleet_page(
+                LIST_FILTERS[which],
+                session=session,
+                now=utcnow(),
+                offset=max(0, offset),
+                limit=limit,
+            )
+
+    async def home(self) -> HomeData:
+        async with self.db.transaction() as session:
+            return await home_data(session=session, now=utcnow())
+
+    async def forget(self, kvk: str, user_id: str) -> Customer | None:
+        """Remove the customer with KvK ``kvk`` (the confirmation button's value) and all its
+        history; None when it was already gone."""
+        number = normalize_kvk(kvk)
+        async with self.db.transaction() as session:
+            customer = await get_by_kvk(number, session=session) if number else None
+            if customer is None:
+                return None
+            await remove_customer(customer, session=session)
+            audit.record(
+                session,
+                user_id=user_id,
+                action="forget",
+                target=customer.kvk,
+                detail=f"removed {customer.name} ({customer.environment})",
+            )
+        log.info("customer %s forgotten by %s", customer.kvk, user_id)
+        return customer

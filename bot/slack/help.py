@@ -1,0 +1,35 @@
+"""The ``/brincr help`` text: every subcommand with its form, and examples."""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import Block
+
+from bot.slack.blocks import Message, context, section
+
+HELP_LINES = (
+    ("status <customer>", "connection state, scopes, last check and history"),
+    ("list [failing|pending|revoked|all]", "the fleet, worst first"),
+    ("check <customer>", "check now and show the result"),
+    ("history <customer>", "state changes, incidents and who did what, newest first"),
+    ("invite [<kvk> <code>]", "send onboarding instructions (admins)"),
+    ("link <kvk> <tenant-id>", "tie a customer to its Visma tenant (admins)"),
+    ("snooze <customer> <duration>", "mute alerts, e.g. `4h` or `1d` (admins)"),
+    ("unsnooze <customer>", "alerts again (admins)"),
+    ("forget <customer>", "remove a customer after confirmation (admins)"),
+    ("digest", "post the weekly digest into the digest channel now (admins)"),
+)
+
+
+def render_help(note: str | None = None) -> Message:
+    lines = "\n".join(f"`/brincr {usage}`: {what}" for usage, what in HELP_LINES)
+    examples = (
+        "Examples: `/brincr status 12345678` · `/brincr status Bouwbedrijf` · "
+        "`/brincr list failing` · `/brincr snooze 12345678 4h`\n"
+        "A customer is named by KvK number (spaces and dots ignored), tenant ID, "
+        "or a unique part of its name."
+    )
+    blocks: list[Block] = []
+    if note:
+        blocks.append(section(note))
+    blocks += [section(lines), context(examples)]
+    return Message(text=note or "How to use /brincr", blocks=blocks)

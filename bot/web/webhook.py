@@ -1,0 +1,71 @@
+"""``POST /webhooks/visma``: Visma Webhook Dispatcher deliveries about tenants.
+
+The answer comes fast (deliveries are retried when slow: docs/domain.md, Visma webhooks):
+verify the signature on the raw body, hand the delivery to
+:class:`~bot.onboarding.tenant_events.TenantEvents` (stored, processed in the background) and
+answer 202. A repeated notification id is answered 200 without processing it again.
+
+Answers: 404 when ``VISMA_WEBHOOK_SECRETS`` is empty (the endpoint is off), 413 over 256 KB,
+401 for a missing or wrong signature, 400 when no event or notification id can be read.
+Logs name the notification, event, tenant and outcome; never the body or a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from bot.core.errors import UserError
+from bot.domain.delivery import (
+    SIGNATURE_HEADER,
+    parse_delivery,
+    verify_signature,
+)
+from bot.onboarding.tenant_events import TenantEvents
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+PATH = "/webhooks/visma"
+MAX_BODY = 256 * 1024
+
+
+def webhook_handler(settings: Settings, events: TenantEvents) -> Handler:
+    """The aiohttp handler of ``POST /webhooks/visma``."""
+
+    async def handle(request: web.Request) -> web.Response:
+        secrets = [s.get_secret_value() for s in settings.visma_webhook_secrets]
+        if not secrets:
+            return web.json_response({"error": "not found"}, status=404)
+        body = await _read_capped(request)
+        if body is None:
+            log.warning("visma webhook refused: body over %s bytes", MAX_BODY)
+            return web.json_response({"error": "body too large"}, status=413)
+        if not verify_signature(secrets, body, request.headers.get(SIGNATURE_HEADER)):
+            log.warning("visma webhook refused: signature missing or wrong")
+            return web.json_response({"error": "bad signature"}, status=401)
+        try:
+            delivery = parse_delivery(request.headers, body)
+        except UserError as error:
+            log.info("visma webhook refused: %s", error)
+            return web.json_response({"error": str(error)}, status=400)
+        if not await events.receive(delivery):
+            log.info("visma webhook %s repeated: already received", delivery.notification_id)
+            return web.json_response({"ok": True, "duplicate": True}, status=200)
+        return web.json_response({"ok": True}, status=202)
+
+    return handle
+
+
+async def _read_capped(request: web.Request) -> bytes | None:
+    """The raw body, or None when it is longer than MAX_BODY (not read any further)."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return None
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
