@@ -1,5 +1,5 @@
 """The context every feature service is built with: the settings, the database, and a way to
-tell the outbox sender that rows are waiting (STYLE.md §10: outbound messages are rows first).
+tell the outbox sender that rows are waiting (outbound messages are rows first).
 
 The composition root (:mod:`bot.composition`) builds one per process. ``wake_outbox`` is the
 sender's ``wake`` in ``serve`` and the demo; in commands that deliver nothing themselves

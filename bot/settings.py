@@ -1,4 +1,4 @@
-"""Settings: every name of CONTRACT.md, read from the environment and from ``.env``.
+"""Settings: every name of docs/interface.md, read from the environment and from ``.env``.
 
 Build one :class:`Settings` in the entry point with :func:`load_settings` and pass it down.
 Wrong values become :class:`~bot.errors.ConfigError` with one readable line per problem.

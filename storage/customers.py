@@ -20,7 +20,8 @@ from bot.domain import (
     normalize_kvk,
     normalize_tenant_id,
 )
-from storage.models import Customer, Incident, StateChange
+from storage.models import Customer, Incident, Invitation, StateChange
+from storage.statuses import InvitationStatus
 
 CUSTOMER_USAGE = "name a customer by KvK number (8 digits), tenant ID, or a unique part of its name"
 MAX_NAME_QUERY = 200
@@ -171,6 +172,53 @@ async def remove_customer(customer: Customer, *, session: AsyncSession) -> None:
     """Delete the customer, its incidents and (by cascade) everything else it owns."""
     await session.execute(delete(Incident).where(Incident.customer_id == customer.id))
     await session.delete(customer)
+
+
+async def unlinked(
+    environment: str | None, *, session: AsyncSession, limit: int
+) -> list[tuple[Customer, datetime | None]]:
+    """Customers without a tenant (in ``environment`` when given), each with its newest open
+    invitation's time: newest invitation first, then those never invited, newest first."""
+    newest = (
+        select(Invitation.customer_id, func.max(Invitation.created_at).label("invited_at"))
+        .where(Invitation.status == InvitationStatus.OPEN)
+        .group_by(Invitation.customer_id)
+        .subquery()
+    )
+    query = (
+        select(Customer, newest.c.invited_at)
+        .outerjoin(newest, newest.c.customer_id == Customer.id)
+        .where(Customer.tenant_id.is_(None))
+        .order_by(newest.c.invited_at.desc().nulls_last(), Customer.created_at.desc())
+        .limit(limit)
+    )
+    if environment is not None:
+        query = query.where(Customer.environment == environment)
+    return [(customer, invited_at) for customer, invited_at in await session.execute(query)]
+
+
+async def invited_without_tenant(
+    environment: str | None, *, session: AsyncSession, limit: int
+) -> list[str]:
+    """KvK numbers of customers with an open invitation and no tenant."""
+    query = (
+        select(Customer.kvk)
+        .join(Invitation, Invitation.customer_id == Customer.id)
+        .where(Invitation.status == InvitationStatus.OPEN, Customer.tenant_id.is_(None))
+        .distinct()
+        .limit(limit)
+    )
+    if environment is not None:
+        query = query.where(Customer.environment == environment)
+    return list((await session.scalars(query)).all())
+
+
+async def by_kvk(kvks: Sequence[str], *, session: AsyncSession) -> list[Customer]:
+    """The customers with these KvK numbers (every customer when none is given), by KvK."""
+    query = select(Customer).order_by(Customer.kvk)
+    if kvks:
+        query = query.where(Customer.kvk.in_(list(kvks)))
+    return list((await session.scalars(query)).all())
 
 
 # --- bulk import and export (bot/fleet/customers_csv.py) ------------------------------------------

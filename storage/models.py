@@ -93,7 +93,7 @@ class CheckResult(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     checked_at: Mapped[datetime] = mapped_column(index=True)
     state: Mapped[str] = mapped_column(String(20))
-    token_outcome: Mapped[str] = mapped_column(String(24))  # bot.checks TokenOutcome
+    token_outcome: Mapped[str] = mapped_column(String(24))  # bot.domain.outcomes.TokenOutcome
     required_scopes: Mapped[str] = mapped_column(Text, default="")
     granted_scopes: Mapped[str] = mapped_column(Text, default="")
     missing_scopes: Mapped[str] = mapped_column(Text, default="")
@@ -146,7 +146,7 @@ class Invitation(Base):
     contact: Mapped[str | None] = mapped_column(String(200))
     invited_by: Mapped[str] = mapped_column(String(32))  # Slack user ID (the account manager)
     created_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(16), default=InvitationStatus.OPEN)
+    status: Mapped[str] = mapped_column(String(16), default=InvitationStatus.OPEN)  # statuses
     approved_at: Mapped[datetime | None]
     stale_notified_at: Mapped[datetime | None]
     channel_id: Mapped[str | None] = mapped_column(String(32))  # where the hand-off was posted
@@ -188,6 +188,8 @@ class Notification(Base):
     ``kind``: "post" (chat.postMessage), "update" (chat.update of ``target_id``'s message),
     "reply" (postMessage in ``target_id``'s thread), "dm" (to ``channel_id`` = a user ID).
     ``target_id`` names another notification whose ``ts`` is needed: it is delivered first.
+    ``status``: :class:`~storage.statuses.NotificationStatus` (pending, sent, failed, or
+    superseded by a newer update of the same message).
     """
 
     __tablename__ = "outbox"

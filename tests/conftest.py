@@ -21,7 +21,8 @@ from storage.migrate import upgrade
 from storage.models import Base
 from tests.harness import BotHarness, start_bot
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# Vendored third-party data the tests validate against (see tests/data/README.md).
+TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
 def _postgres_server_url() -> str | None:

@@ -10,7 +10,8 @@ from bot.onboarding.handoff import Handoff, Language, customer_mrkdwn, customer_
 
 SCOPES = ("brincr:country", "brincr:category", "brincr:salesOrder")
 
-# Key phrases per language for each step of DOMAIN.md §1, in the order the customer does them.
+# Key phrases per language for each step of docs/domain.md (Onboarding flow), in the order the
+# customer does them.
 STEP_PHRASES: dict[Language, tuple[str, ...]] = {
     "nl": (
         "Log in op de",

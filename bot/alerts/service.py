@@ -1,8 +1,9 @@
 """On-call alerting: incidents per customer and per upstream outage, each one Slack message
 in ``ALERT_CHANNEL`` that is updated in place, with follow-ups in its thread.
 
-Everything here writes outbox rows in the caller's transaction (STYLE.md §10): an incident
-and its message are committed together or not at all, and the sender posts each once.
+Everything here writes outbox rows in the caller's transaction (outbound messages are rows
+first): an incident and its message are committed together or not at all, and the sender posts
+each once.
 
 - A customer incident opens when the customer goes ``scopes_missing`` or ``revoked`` (at
   once) or ``failing`` (the recording already applied ``FAILURE_THRESHOLD``), and resolves

@@ -3,10 +3,11 @@
 All in one transaction, so alerting and onboarding listeners write incidents, invitation
 updates and outbox rows atomically with the result.
 
-State rules (CONTRACT.md): ``scopes_missing`` and ``revoked`` at once; ``failing`` only after
-``FAILURE_THRESHOLD`` consecutive failed checks (below it the customer keeps its state);
-``unknown`` (Visma/Brincr trouble, the app's own credentials) at once, but it is not a failure
-of the customer and does not count; a healthy check resets the count.
+State rules (docs/interface.md, Connection states): ``scopes_missing`` and ``revoked`` at
+once; ``failing`` only after ``FAILURE_THRESHOLD`` consecutive failed checks (below it the
+customer keeps its state); ``unknown`` (Visma/Brincr trouble, the app's own credentials) at
+once, but it is not a failure of the customer and does not count; a healthy check resets the
+count.
 """
 
 from __future__ import annotations

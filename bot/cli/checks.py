@@ -9,7 +9,6 @@ import sys
 from typing import Any
 
 import click
-from sqlalchemy import select
 
 from bot.checks.service import app_wide_problems
 from bot.cli.common import config_errors_exit_2, run_event_loop, settings_from
@@ -18,6 +17,7 @@ from bot.core.errors import ConfigError
 from bot.domain import normalize_kvk
 from bot.domain.outcomes import CheckOutcome
 from bot.settings import Settings
+from storage.customers import by_kvk
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Customer
@@ -39,10 +39,7 @@ def _row(customer: Customer, outcome: CheckOutcome | None) -> dict[str, Any]:
 
 async def _select(db: Database, kvks: list[str]) -> list[Customer]:
     async with db.transaction() as session:
-        query = select(Customer).order_by(Customer.kvk)
-        if kvks:
-            query = query.where(Customer.kvk.in_(kvks))
-        customers = list((await session.scalars(query)).all())
+        customers = await by_kvk(kvks, session=session)
     unknown = sorted(set(kvks) - {c.kvk for c in customers})
     if unknown:
         raise ConfigError([f"no customer with KvK {kvk}" for kvk in unknown])

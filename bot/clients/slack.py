@@ -2,7 +2,7 @@
 
 Interactive replies use a client that retries 429 (honouring ``Retry-After``), 5xx and
 connection errors a bounded number of times (slack_sdk does not retry 429 by default, see
-DOMAIN.md §6). The outbox sender gets a client without retry handlers: it reschedules the
+docs/domain.md, Slack). The outbox sender gets a client without retry handlers: it reschedules the
 row instead of sleeping, so one rate-limited channel never holds back the others.
 """
 

@@ -1,9 +1,11 @@
-"""Visma Connect client-credentials tokens, one per customer tenant (DOMAIN.md §2-3).
+"""Visma Connect client-credentials tokens, one per customer tenant (docs/domain.md, Visma
+Connect tokens).
 
-One long-lived ``httpx.AsyncClient`` serves every tenant (shared connection pool); authlib
-builds the RFC 6749 token request and the client_secret_post authentication and tracks
-expiry. Failures are classified, never raised: a check must go on for other customers.
-Tokens and secrets are never logged.
+One long-lived :class:`~bot.clients.upstream_http.UpstreamHttp` (httpx requests sent straight
+to the aiohttp transport, one connection pool) serves every tenant; authlib builds the RFC 6749
+token request and the client_secret_post authentication and reads the token's expiry.
+Failures are classified, never raised: a check must go on for other customers. Tokens and
+secrets are never logged.
 """
 
 from __future__ import annotations
@@ -137,7 +139,8 @@ def _json(response: httpx.Response) -> dict[str, Any]:
 def classify_token_response(
     response: httpx.Response, requested: tuple[str, ...], elapsed_ms: int
 ) -> TokenResult:
-    """DOMAIN.md §3: success, or which kind of failure, keeping upstream text verbatim."""
+    """Success, or which kind of failure (docs/domain.md, Visma Connect token errors),
+    keeping the upstream text verbatim."""
     status, data = response.status_code, _json(response)
     if status == 200 and data.get("access_token"):
         token = OAuth2Token.from_dict(data)

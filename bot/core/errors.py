@@ -2,10 +2,11 @@
 
     BotError                  anything the bot raises on purpose
     ├── ConfigError           settings missing or wrong (the CLI prints them and exits 2)
-    ├── UserError             bad input from a person: the message is shown to them as is
-    │   └── PermissionDenied  a changing command from someone not in BOT_ADMINS
-    └── UpstreamError         Visma Connect, Brincr or Slack failed; ``transient`` says whether
-                              trying again later may help
+    └── UserError             bad input from a person: the message is shown to them as is
+        └── PermissionDenied  a changing command from someone not in BOT_ADMINS
+
+Upstream trouble (Visma Connect, Brincr, Slack) is not raised: a check classifies it into its
+outcome (:mod:`bot.domain.outcomes`), the outbox records it on the row it could not deliver.
 
 Messages never contain secrets, tokens or invitation codes: they are shown to users and logged.
 """
@@ -35,12 +36,3 @@ class UserError(BotError):
 
 class PermissionDenied(UserError):
     """A changing command from a user who is not a bot admin."""
-
-
-class UpstreamError(BotError):
-    """An outside service failed. ``transient`` errors may succeed when tried again later."""
-
-    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.transient = transient
-        self.retry_after = retry_after

@@ -20,7 +20,7 @@ class Environment(StrEnum):
 
 
 class State(StrEnum):
-    """The one word shown by ``status`` and ``list`` (CONTRACT.md, "Connection states")."""
+    """The one word shown by ``status`` and ``list`` (docs/interface.md, "Connection states")."""
 
     INVITED = "invited"
     PENDING = "pending"

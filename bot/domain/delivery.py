@@ -1,9 +1,10 @@
 """The I/O-free core of ``POST /webhooks/visma``: Visma Webhook Dispatcher deliveries.
 
-DOMAIN.md §5: the signature is ``X-VWD-Signature-V1`` = base64(HMAC-SHA256(secret, raw body));
-metadata arrives in ``x-vwd-*`` headers. The body format is not published, so headers win and
-the body is only a fallback, read leniently (any key spelling, one nested level such as
-``data``). Verify the signature on the raw bytes *before* parsing.
+docs/domain.md, Visma webhooks: the signature is ``X-VWD-Signature-V1`` =
+base64(HMAC-SHA256(secret, raw body)); metadata arrives in ``x-vwd-*`` headers. The body
+format is not published, so headers win and the body is only a fallback, read leniently (any
+key spelling, one nested level such as ``data``). Verify the signature on the raw bytes
+*before* parsing.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from bot.domain import State
 
 
 class TokenOutcome(StrEnum):
-    """How the token request ended (DOMAIN.md §3)."""
+    """How the token request ended (docs/domain.md, Visma Connect token errors)."""
 
     OK = "ok"
     APP_CREDENTIALS = "app_credentials"  # invalid_client: the vendor's app, one app-wide problem

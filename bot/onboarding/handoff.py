@@ -1,8 +1,9 @@
 """Customer-ready onboarding instructions to forward together with an invitation code.
 
-One text per (language, environment), following DOMAIN.md §1: production texts address the
-Brincr user at the customer ("u"-form in Dutch), sandbox texts the vendor's own developer.
-The Visma portal is in English, so its UI labels stay in English in both languages.
+One text per (language, environment), following docs/domain.md, Onboarding flow: production
+texts address the Brincr user at the customer ("u"-form in Dutch), sandbox texts the vendor's
+own developer. The Visma portal is in English, so its UI labels stay in English in both
+languages.
 
 ``customer_text`` is plain text for e-mail; ``customer_mrkdwn`` is the same content for a Slack
 section (at most 3,000 characters: the scope list is shortened there if needed, never in the

@@ -12,7 +12,7 @@ track it to approval; a scheduled tick reminds the inviter of one left unapprove
   replicas never both nudge) and DMs each inviter once.
 - :func:`resend_handoff`, :func:`send_reconnect`: the hand-off again, in a thread.
 
-Invitation codes are never logged, audited or put in error text (STYLE.md).
+Invitation codes are never logged, audited or put in error text (docs/security.md).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.checks.recording import CheckListener
@@ -48,19 +47,15 @@ from bot.outbox import Kind, enqueue
 from bot.services import Services
 from bot.slack.blocks import Message
 from storage import audit
+from storage import invitations as stored
 from storage.customers import NewCustomer, add_customer, get_by_kvk
-from storage.db import affected_rows
 from storage.models import Customer, Invitation, Notification
 from storage.reads import open_invitation
 from storage.statuses import InvitationStatus
 
 log = logging.getLogger(__name__)
 
-OPEN, APPROVED, CANCELLED = (
-    InvitationStatus.OPEN,
-    InvitationStatus.APPROVED,
-    InvitationStatus.CANCELLED,
-)
+OPEN, APPROVED = InvitationStatus.OPEN, InvitationStatus.APPROVED
 STALE_BATCH = 100
 STALE_EVERY = timedelta(minutes=15)
 
@@ -83,7 +78,8 @@ async def invite(
     channel = channel_id or invited_by
     async with services.db.transaction() as session:
         customer, created = await _customer_for(session, form, invited_by)
-        previous = await _close_open_invitations(session, customer.id)
+        await stored.cancel_open(customer.id, session=session)
+        previous = await stored.latest(customer.id, session=session)
         invitation = Invitation(
             customer_id=customer.id, code=form.code, contact=form.contact, invited_by=invited_by,
             language=form.language or (previous.language if previous else "nl"),
@@ -116,25 +112,6 @@ async def _customer_for(
         customer.environment = form.environment.value
     customer.account_manager = customer.account_manager or invited_by
     return customer, False
-
-
-async def _close_open_invitations(session: AsyncSession, customer_id: int) -> Invitation | None:
-    """Cancel the customer's open invitations; returns its latest invitation, if any."""
-    await session.execute(
-        update(Invitation)
-        .where(Invitation.customer_id == customer_id, Invitation.status == OPEN)
-        .values(status=CANCELLED)
-    )
-    return await _latest_invitation(session, customer_id)
-
-
-async def _latest_invitation(session: AsyncSession, customer_id: int) -> Invitation | None:
-    return await session.scalar(
-        select(Invitation)
-        .where(Invitation.customer_id == customer_id)
-        .order_by(Invitation.created_at.desc(), Invitation.id.desc())
-        .limit(1)
-    )
 
 
 async def _send(
@@ -192,13 +169,7 @@ async def _approved(
     scopes: Sequence[str],
     when: datetime,
 ) -> None:
-    claim = (
-        update(Invitation)
-        .where(Invitation.id == invitation.id, Invitation.status == OPEN)
-        .values(status=APPROVED, approved_at=when)
-        .execution_options(synchronize_session=False)
-    )
-    if affected_rows(await session.execute(claim)) != 1:
+    if not await stored.claim_approval(invitation.id, when, session=session):
         return
     await session.refresh(invitation)
     channel, handoff = invitation.channel_id or "", invitation.handoff_notification_id
@@ -227,17 +198,12 @@ async def _partial(
     """Update the hand-off when the missing set differs from the last partial update; a set
     seen before (A, B, A) gets a key naming the update it follows, so it is shown again."""
     key = _partial_key(invitation.id, missing)
-    last = await session.execute(
-        select(Notification.id, Notification.dedupe_key)
-        .where(Notification.dedupe_key.like(f"handoff-partial:{invitation.id}:%"))
-        .order_by(Notification.id.desc())
-        .limit(1)
-    )
-    previous = last.first()
+    previous = await stored.last_partial_update(invitation.id, session=session)
     if previous is not None:
-        if str(previous.dedupe_key).split("#")[0] == key:
+        previous_id, previous_key = previous
+        if previous_key.split("#")[0] == key:
             return
-        key = f"{key}#{previous.id}"
+        key = f"{key}#{previous_id}"
     message = render_handoff(invitation, customer, scopes, status="partial", missing=missing)
     await _send(session, message, channel=invitation.channel_id or "",
                 target=invitation.handoff_notification_id, update_target=True, key=key)  # fmt: skip
@@ -253,15 +219,7 @@ async def nudge_stale_invitations(services: Services, now: datetime) -> int:
     so two replicas never both nudge. Returns how many were nudged."""
     cutoff = now - services.settings.invite_stale_after
     async with services.db.transaction() as session:
-        ids = list(
-            await session.scalars(
-                select(Invitation.id)
-                .where(Invitation.status == OPEN, Invitation.stale_notified_at.is_(None))
-                .where(Invitation.created_at < cutoff)
-                .order_by(Invitation.created_at)
-                .limit(STALE_BATCH)
-            )
-        )
+        ids = await stored.stale_ids(cutoff, session=session, limit=STALE_BATCH)
     nudged = 0
     for invitation_id in ids:
         nudged += await _nudge(services, invitation_id, now)
@@ -271,15 +229,8 @@ async def nudge_stale_invitations(services: Services, now: datetime) -> int:
 
 
 async def _nudge(services: Services, invitation_id: int, now: datetime) -> int:
-    claim = (
-        update(Invitation)
-        .where(Invitation.id == invitation_id, Invitation.status == OPEN)
-        .where(Invitation.stale_notified_at.is_(None))
-        .values(stale_notified_at=now)
-        .execution_options(synchronize_session=False)
-    )
     async with services.db.transaction() as session:
-        if affected_rows(await session.execute(claim)) != 1:
+        if not await stored.claim_nudge(invitation_id, now, session=session):
             return 0
         invitation = await session.get_one(Invitation, invitation_id)
         customer = await session.get_one(Customer, invitation.customer_id)
@@ -338,7 +289,7 @@ async def send_reconnect(
     the customer has no invitation (the caller then suggests ``/brincr invite``)."""
     async with services.db.transaction() as session:
         customer = await session.get(Customer, customer_id)
-        invitation = await _latest_invitation(session, customer_id) if customer else None
+        invitation = await stored.latest(customer_id, session=session) if customer else None
         if customer is None or invitation is None:
             return False
         message = render_handoff(

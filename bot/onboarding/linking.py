@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,10 +27,15 @@ from bot.services import Services
 from bot.settings import Settings
 from bot.slack.blocks import customer_label
 from storage import audit
-from storage.customers import change_state, get_by_kvk, get_by_tenant
-from storage.models import Customer, Invitation
+from storage.customers import (
+    change_state,
+    get_by_kvk,
+    get_by_tenant,
+    invited_without_tenant,
+    unlinked,
+)
+from storage.models import Customer
 from storage.reads import StatusData, status_data
-from storage.statuses import InvitationStatus
 
 log = logging.getLogger(__name__)
 LINK_USAGE = (
@@ -137,23 +141,8 @@ class Linking:
     async def unlinked_customers(self, environment: str | None) -> list[LinkCandidate]:
         """Customers without a tenant (in ``environment`` when known): newest open invitation
         first, then those never invited, newest first; at most 100."""
-        newest = (
-            select(Invitation.customer_id, func.max(Invitation.created_at).label("invited_at"))
-            .where(Invitation.status == InvitationStatus.OPEN)
-            .group_by(Invitation.customer_id)
-            .subquery()
-        )
-        query = (
-            select(Customer, newest.c.invited_at)
-            .outerjoin(newest, newest.c.customer_id == Customer.id)
-            .where(Customer.tenant_id.is_(None))
-            .order_by(newest.c.invited_at.desc().nulls_last(), Customer.created_at.desc())
-            .limit(MAX_CANDIDATES)
-        )
-        if environment is not None:
-            query = query.where(Customer.environment == environment)
         async with self.services.db.transaction() as session:
-            rows = (await session.execute(query)).all()
+            rows = await unlinked(environment, session=session, limit=MAX_CANDIDATES)
         return [LinkCandidate(c.kvk, c.name, c.environment, invited_at) for c, invited_at in rows]
 
     async def tenant_added(self, delivery: Delivery) -> str:
@@ -177,17 +166,8 @@ class Linking:
 
     async def _invited_without_tenant(self, environment: str | None) -> list[str]:
         """KvK numbers of customers with an open invitation and no tenant (two at most)."""
-        query = (
-            select(Customer.kvk)
-            .join(Invitation, Invitation.customer_id == Customer.id)
-            .where(Invitation.status == InvitationStatus.OPEN, Customer.tenant_id.is_(None))
-            .distinct()
-            .limit(2)
-        )
-        if environment is not None:
-            query = query.where(Customer.environment == environment)
         async with self.services.db.transaction() as session:
-            return list((await session.scalars(query)).all())
+            return await invited_without_tenant(environment, session=session, limit=2)
 
     async def _ask_onboarding_channel(self, approval: TenantApproval, found: int) -> str:
         channel = self.services.settings.onboarding_channel_id

@@ -6,7 +6,7 @@ Used by the tests, ``brincr-bot simulate``, the offline demo and the benchmark::
         sim.approve(tenant_id, "sandbox", ["brincr:category"])
         env = sim.settings_env()  # PRODUCTION_CLIENT_ID, …, SANDBOX_API_URL
 
-The rules it follows are DOMAIN.md §2-5; where Visma's behaviour is only inferred, options
+The rules it follows are docs/domain.md; where Visma's behaviour is only inferred, options
 (:meth:`Simulator.set_options`) switch between the plausible variants.
 """
 

@@ -2,7 +2,7 @@
 
 Nothing here does I/O. :class:`World` also decides token requests
 (:meth:`World.authorize_token`), so the rules of Visma Connect as we understand them
-(DOMAIN.md §2-3) live in one place, apart from HTTP.
+(docs/domain.md, Visma Connect tokens) live in one place, apart from HTTP.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Visma Webhook Dispatcher-style deliveries of tenant events (DOMAIN.md §5).
+"""Visma Webhook Dispatcher-style deliveries of tenant events (docs/domain.md, Visma webhooks).
 
 Metadata travels in ``x-vwd-*`` headers; the body format is our guess (Visma does not publish
 it). Deliveries run in the background: a failure is logged, never raised.

@@ -1,5 +1,5 @@
 """Text for Slack: escaping user-supplied values, dates every reader sees in their own time
-zone, and cutting text to Slack's limits (DOMAIN.md §6)."""
+zone, and cutting text to Slack's limits (docs/domain.md, Slack)."""
 
 from __future__ import annotations
 
