@@ -32,6 +32,7 @@ from bot.clients.pagerduty import EventsClient
 from bot.clients.slack import web_client
 from bot.core.clock import utcnow
 from bot.core.logs import quiet_payload_logs
+from bot.fleet import digest
 from bot.fleet.service import Fleet
 from bot.onboarding import invitations
 from bot.onboarding.linking import Linking
@@ -119,11 +120,14 @@ def build_bot(
 
     async def maintenance_ends() -> int:
         return await windows.announce_ends(utcnow())
+    async def weekly_digest() -> bool:
+        return await digest.digest_tick(services)
 
     jobs = (
         Job("upkeep", alert_upkeep, upkeep_every(settings.check_interval)),
         Job("stale-invitations", stale_invitations, invitations.STALE_EVERY),
         Job("maintenance-ends", maintenance_ends, maintenance.TICK),
+        Job("digest", weekly_digest, digest.TICK_EVERY),
     )
     quiet_payload_logs()  # payloads that carry invitation codes stay out of debug logs
     return Bot(

@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.core.errors import ConfigError, UserError
 from bot.domain import Environment, parse_duration, parse_scopes
+from bot.domain.weekly import parse_weekly
 
 
 def _duration(value: Any) -> timedelta:
@@ -81,6 +83,12 @@ class Settings(BaseSettings):
     invite_stale_after: Duration = timedelta(days=7)
     visma_webhook_secrets: Annotated[tuple[SecretStr, ...], NoDecode] = ()
 
+    # support and reporting (#14)
+    digest_channel: str | None = None
+    digest_schedule: str = "mon 09:00"
+    timezone: str = "Europe/Amsterdam"
+    api_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+
     host: str = "0.0.0.0"
     port: int = Field(default=3000, ge=0, le=65535)
     log_format: Literal["text", "json"] = "text"
@@ -139,6 +147,26 @@ class Settings(BaseSettings):
     def _secrets(cls, value: Any) -> tuple[SecretStr, ...]:
         return tuple(SecretStr(part) for part in _csv(value))
 
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _api_tokens(cls, value: Any) -> tuple[SecretStr, ...]:
+        return tuple(SecretStr(part) for part in _csv(value))
+
+    @field_validator("digest_schedule")
+    @classmethod
+    def _digest_schedule(cls, value: str) -> str:
+        parse_weekly(value)  # ValueError names the right form
+        return value.strip().lower()
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not a time zone name, e.g. Europe/Amsterdam") from None
+        return value.strip()
+
     @field_validator("bot_admins")
     @classmethod
     def _admins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -160,6 +188,10 @@ class Settings(BaseSettings):
     @property
     def onboarding_channel_id(self) -> str | None:
         return self.onboarding_channel or self.alert_channel
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @property
     def socket_mode(self) -> bool:

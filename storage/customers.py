@@ -3,11 +3,12 @@ the transaction (``async with db.transaction() as session``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import utcnow
@@ -218,3 +219,158 @@ async def by_kvk(kvks: Sequence[str], *, session: AsyncSession) -> list[Customer
     if kvks:
         query = query.where(Customer.kvk.in_(list(kvks)))
     return list((await session.scalars(query)).all())
+
+
+# --- bulk import and export (bot/fleet/customers_csv.py) ------------------------------------------
+
+BULK_CHUNK = 2000  # rows per executemany: far below SQLite's and PostgreSQL's parameter limits
+_CUSTOMERS = cast(Table, Customer.__table__)
+_STATE_CHANGES = cast(Table, StateChange.__table__)
+
+
+@dataclass(frozen=True)
+class StoredCustomer:
+    """The columns an import compares against (a plain row, not an ORM object)."""
+
+    id: int
+    kvk: str
+    name: str
+    environment: str
+    tenant_id: str | None
+    account_manager: str | None
+    state: str
+
+
+async def stored_for_import(*, session: AsyncSession) -> dict[str, StoredCustomer]:
+    """Every customer by KvK, in one SELECT."""
+    rows = await session.execute(
+        select(
+            Customer.id,
+            Customer.kvk,
+            Customer.name,
+            Customer.environment,
+            Customer.tenant_id,
+            Customer.account_manager,
+            Customer.state,
+        )
+    )
+    return {row.kvk: StoredCustomer(**row._asdict()) for row in rows}
+
+
+async def insert_many(
+    news: Sequence[NewCustomer], *, session: AsyncSession, progress: Callable[[int], None]
+) -> None:
+    """Insert customers (``pending`` with a tenant, else ``invited``) and their first state
+    change, with a few multi-row statements per chunk instead of one flush per customer."""
+    now = utcnow()
+    for start in range(0, len(news), BULK_CHUNK):
+        chunk = news[start : start + BULK_CHUNK]
+        values = [_insert_values(new, now) for new in chunk]
+        # Core statements: executemany without RETURNING (the ORM's bulk path falls back to a
+        # statement per row on SQLite when asked for the ids in order).
+        await session.execute(insert(_CUSTOMERS), values)
+        first_changes = select(
+            Customer.id, literal(now, Customer.state_since.type), Customer.state
+        ).where(Customer.kvk.in_([new.kvk for new in chunk]))
+        await session.execute(
+            insert(_STATE_CHANGES).from_select(["customer_id", "at", "to_state"], first_changes)
+        )
+        progress(len(chunk))
+
+
+def _insert_values(new: NewCustomer, now: datetime) -> dict[str, Any]:
+    state = State.PENDING if new.tenant_id else State.INVITED
+    return {
+        "kvk": new.kvk,
+        "name": new.name,
+        "environment": new.environment.value,
+        "tenant_id": new.tenant_id,
+        "account_manager": new.account_manager,
+        "created_at": now,
+        "state": state.value,
+        "state_since": now,
+        "required_scopes": "",
+        "granted_scopes": "",
+        "missing_scopes": "",
+        "consecutive_failures": 0,
+        "next_check_at": now if new.tenant_id else None,
+    }
+
+
+async def update_many(
+    changes: Sequence[tuple[StoredCustomer, NewCustomer]],
+    *,
+    session: AsyncSession,
+    progress: Callable[[int], None],
+) -> None:
+    """Apply imported values to existing customers (bulk UPDATE by primary key). A customer
+    still ``invited`` that gets a tenant becomes ``pending`` and is due for a check now."""
+    now = utcnow()
+    for start in range(0, len(changes), BULK_CHUNK):
+        chunk = changes[start : start + BULK_CHUNK]
+        plain = [_update_values(old, new) for old, new in chunk if not _gets_tenant(old, new)]
+        linked = [_update_values(old, new) for old, new in chunk if _gets_tenant(old, new)]
+        if plain:
+            await session.execute(update(Customer), plain)
+        if linked:
+            for values in linked:
+                values.update(state=State.PENDING.value, state_since=now, next_check_at=now)
+            await session.execute(update(Customer), linked)
+            await session.execute(
+                insert(_STATE_CHANGES),
+                [
+                    {"customer_id": v["id"], "at": now, "from_state": State.INVITED.value,
+                     "to_state": State.PENDING.value, "reason": "tenant set by an import"}
+                    for v in linked
+                ],
+            )  # fmt: skip
+        progress(len(chunk))
+
+
+def _gets_tenant(old: StoredCustomer, new: NewCustomer) -> bool:
+    return bool(new.tenant_id) and old.tenant_id != new.tenant_id and old.state == State.INVITED
+
+
+def _update_values(old: StoredCustomer, new: NewCustomer) -> dict[str, Any]:
+    return {
+        "id": old.id,
+        "name": new.name,
+        "environment": new.environment.value,
+        "tenant_id": new.tenant_id,
+        "account_manager": new.account_manager,
+    }
+
+
+@dataclass(frozen=True)
+class ExportRow:
+    kvk: str
+    name: str
+    environment: str
+    tenant_id: str | None
+    account_manager: str | None
+    state: str
+    granted_scopes: str
+    missing_scopes: str
+    state_since: datetime
+    last_check_at: datetime | None
+
+
+async def export_rows(*, session: AsyncSession) -> AsyncIterator[list[ExportRow]]:
+    """Every customer by KvK, streamed in one SELECT of plain columns, in lists of up to
+    ``BULK_CHUNK`` rows (one hand-over from the database thread per list, not per row)."""
+    result = await session.stream(
+        select(
+            Customer.kvk,
+            Customer.name,
+            Customer.environment,
+            Customer.tenant_id,
+            Customer.account_manager,
+            Customer.state,
+            Customer.granted_scopes,
+            Customer.missing_scopes,
+            Customer.state_since,
+            Customer.last_check_at,
+        ).order_by(Customer.kvk)
+    )
+    async for rows in result.partitions(BULK_CHUNK):
+        yield [ExportRow(*cast(tuple[Any, ...], row)) for row in rows]

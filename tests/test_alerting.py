@@ -70,6 +70,7 @@ async def test_a_revoked_scope_alerts_once_naming_the_scope(bot: BotHarness) -> 
     actions = next(b for b in alert["blocks"] if b["type"] == "actions")["elements"]
     assert [e["action_id"] for e in actions] == [
         Action.ACKNOWLEDGE, Action.SNOOZE, Action.CHECK_NOW, Action.RECONNECT, Action.RESOLVE,
+        Action.HISTORY,
     ]  # fmt: skip
     assert [o["text"]["text"] for o in actions[1]["options"]] == [
         "1 hour", "4 hours", "1 day", "1 week",

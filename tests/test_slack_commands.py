@@ -38,7 +38,7 @@ async def test_status_shows_state_scopes_last_check_and_buttons(bot: BotHarness)
     assert final["response_type"] == "ephemeral"
     assert final["replace_original"] is True
     actions = next(b for b in final["blocks"] if b["type"] == "actions")["elements"]
-    assert {a["action_id"] for a in actions} == {Action.CHECK_NOW, Action.SHARE}
+    assert {a["action_id"] for a in actions} == {Action.CHECK_NOW, Action.SHARE, Action.HISTORY}
 
     _, key = await bot.command("status 1234.56.78")
     assert "healthy" in text_of(await bot.reply(key))

@@ -70,6 +70,8 @@ def _buttons(incident: Incident, customer: Customer | None) -> list[Block]:
         elements.append(button("Check now", Action.CHECK_NOW, customer.kvk))
         elements.append(button("Send reconnect instructions", Action.RECONNECT, customer.kvk))
     elements.append(button("Resolve", Action.RESOLVE, ref))
+    if customer is not None:
+        elements.append(button("History", Action.HISTORY, customer.kvk))
     return [ActionsBlock(elements=elements)]
 
 

@@ -136,6 +136,7 @@ def render_status(data: StatusData, required: Sequence[str], now: datetime) -> M
             elements=[
                 button("Check now", Action.CHECK_NOW, c.kvk, style="primary"),
                 button("Share in channel", Action.SHARE, c.kvk),
+                button("History", Action.HISTORY, c.kvk),
             ]
         )
     )

@@ -62,13 +62,16 @@ class Fleet:
                 raise UserError("That customer was removed a moment ago.")
             return await read_status(customer, session=session, now=utcnow())
 
-    async def check(self, customer_id: int) -> StatusData:
-        """Check the customer now, record it like a scheduled check, return its status."""
+    async def check(self, customer_id: int, user_id: str | None = None) -> StatusData:
+        """Check the customer now, record it like a scheduled check, return its status.
+        ``user_id``: the person who asked (audited as a check by hand)."""
         await self.checker.check_customer(customer_id)
         async with self.db.transaction() as session:
             customer = await session.get(Customer, customer_id)
             if customer is None:
                 raise UserError("That customer was removed while it was being checked.")
+            if user_id:
+                audit.record(session, user_id=user_id, action="check", target=customer.kvk)
             return await read_status(customer, session=session, now=utcnow())
 
     async def page(self, which: str, offset: int, limit: int) -> FleetPage:

@@ -10,6 +10,7 @@ HELP_LINES = (
     ("status <customer>", "connection state, scopes, last check and history"),
     ("list [failing|pending|revoked|all]", "the fleet, worst first"),
     ("check <customer>", "check now and show the result"),
+    ("history <customer>", "state changes, incidents and who did what, newest first"),
     ("invite [<kvk> <code>]", "send onboarding instructions (admins)"),
     ("link <kvk> <tenant-id>", "tie a customer to its Visma tenant (admins)"),
     ("snooze <customer> <duration>", "mute alerts, e.g. `4h` or `1d` (admins)"),
@@ -22,6 +23,7 @@ HELP_LINES = (
     ),
     ("maintenance end <production|sandbox|all>", "end a maintenance window early (admins)"),
     ("maintenance", "list the maintenance windows"),
+    ("digest", "post the weekly digest into the digest channel now (admins)"),
 )
 
 

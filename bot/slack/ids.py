@@ -20,6 +20,8 @@ class Action(StrEnum):
     INVITE_FIELD = "brincr_invite_field"  # every input of the invite modal (block ids differ)
     LINK_PICK = "brincr_link_pick"
     LINK_CUSTOMER = "brincr_link_customer"  # the picker's customer select
+    HISTORY = "brincr_history"  # the History button on `status` and on alerts (value: KvK)
+    HISTORY_PAGE = "brincr_history_page"  # Older / Newer in `history`
 
 
 class View(StrEnum):

@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.composition import Bot
 from bot.core.logs import correlation_id
+from bot.web.api import add_api_routes
 from bot.web.metrics import render as render_metrics
 from bot.web.webhook import PATH as WEBHOOK_PATH
 from bot.web.webhook import webhook_handler
@@ -35,6 +36,7 @@ def build_web_app(bot: Bot, bolt: AsyncApp | None) -> web.Application:
     app.router.add_post(WEBHOOK_PATH, webhook_handler(bot.settings, bot.tenant_events))
     if bolt is not None:
         app.router.add_post("/slack/events", _slack_events(bolt))
+    add_api_routes(app, bot.db, bot.settings)
     return app
 
 
