@@ -120,6 +120,7 @@ def build_bot(
 
     async def maintenance_ends() -> int:
         return await windows.announce_ends(utcnow())
+
     async def weekly_digest() -> bool:
         return await digest.digest_tick(services)
 
