@@ -15,7 +15,6 @@ import logging
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,8 +24,10 @@ from bot.core.clock import utcnow
 from bot.outbox import enqueue
 from bot.settings import Settings
 from bot.slack.blocks import Message
-from storage.db import affected_rows
-from storage.models import Customer, Incident, Notification
+from storage import groups as stored
+from storage import notifications
+from storage.incidents import close_if_open, open_by_key
+from storage.models import Customer, Incident
 
 
 class IncidentWriter(Protocol):
@@ -52,14 +53,6 @@ class IncidentWriter(Protocol):
 log = logging.getLogger(__name__)
 
 
-def _pending_free() -> Any:
-    now = utcnow()
-    return (
-        Notification.status == "pending",
-        or_(Notification.claimed_until.is_(None), Notification.claimed_until < now),
-    )
-
-
 class GroupAlerts:
     def __init__(self, alerts: IncidentWriter) -> None:
         self.alerts = alerts
@@ -69,18 +62,20 @@ class GroupAlerts:
         """True when a group covers the broken customer: it was in one, joined one, or its
         cause reached the threshold and it opened one. False: it alerts on its own."""
         cause = grouping.Cause.of(customer)
-        current = await grouping.group_of(session, customer.id)
+        current = await stored.group_of(customer.id, session=session)
         if current is not None:
             if current.open_key == cause.key:
                 return True
             await self.leave(session, current, customer, now)  # broken another way now
-        group = await grouping.open_group(session, cause)
+        group = await open_by_key(cause.key, session=session)
         if group is not None:
             await self._join(session, group, [customer.id], now)
             await self._note_joined(session, group, customer)
             await self.refresh(session, group, now)
             return True
-        ids = await grouping.peers(session, cause, now)
+        ids = await stored.peers(
+            cause.environment, cause.state, cause.signature, now, session=session
+        )
         if len(ids) < grouping.group_threshold():
             return False
         return await self._open(session, cause, ids, customer, now)
@@ -105,7 +100,7 @@ class GroupAlerts:
 
     async def recovered(self, session: AsyncSession, customer: Customer, now: datetime) -> None:
         """A healthy customer leaves its group (if any)."""
-        group = await grouping.group_of(session, customer.id)
+        group = await stored.group_of(customer.id, session=session)
         if group is not None:
             await self.leave(session, group, customer, now)
 
@@ -113,9 +108,9 @@ class GroupAlerts:
         self, session: AsyncSession, group: Incident, customer: Customer, now: datetime
     ) -> None:
         """The last customer leaving resolves the group (once, whichever replica)."""
-        left = await grouping.remove_member(session, group, customer.id)
+        left = await stored.remove_member(group, customer.id, session=session)
         if left == 0:
-            if await grouping.claim_resolve(session, group, now):
+            if await close_if_open(group.id, now, session=session):
                 await self.alerts.resolve(session, group, None, now)
         else:
             await self.refresh(session, group, now)
@@ -125,14 +120,14 @@ class GroupAlerts:
     ) -> None:
         try:
             async with session.begin_nested():
-                await grouping.add_members(session, group, ids, now)
+                await stored.add_members(group, ids, now, session=session)
         except IntegrityError:  # another replica added them first
-            group.affected_count = await grouping.member_count(session, group.id)
+            group.affected_count = await stored.member_count(group.id, session=session)
 
     # --- the message and its thread --------------------------------------------------------
 
     async def render(self, session: AsyncSession, group: Incident, now: datetime) -> Message:
-        shown = await grouping.members(session, group.id, grouping.SHOWN)
+        shown = await stored.members(group.id, session=session, limit=grouping.SHOWN)
         mention = self.alerts.mention(group, None)
         return render_group(group, shown, now, mention=mention)
 
@@ -143,14 +138,9 @@ class GroupAlerts:
         message = await self.render(session, group, now)
         blocks = message.block_dicts()
         payload: dict[str, Any] = {"text": message.text, "blocks": blocks}
-        rewritten = await session.execute(
-            update(Notification)
-            .where(Notification.kind == "update",
-                   Notification.target_id == group.root_notification_id, *_pending_free())
-            .values(payload=payload)
-            .execution_options(synchronize_session=False)
-        )  # fmt: skip
-        if affected_rows(rewritten) == 0:
+        if not await notifications.rewrite_pending_update(
+            group.root_notification_id, payload, utcnow(), session=session
+        ):
             await enqueue(
                 session, kind="update", channel_id=self.alerts.channel_of(group),
                 text=message.text, blocks=blocks,
@@ -165,32 +155,20 @@ class GroupAlerts:
             return
         prefix = f"group:{group.id}:joined:"
         line = member_line(grouping.Member(customer.name, customer.kvk))
-        row = await session.scalar(
-            select(Notification)
-            .where(Notification.dedupe_key.like(prefix + "%"), *_pending_free())
-            .order_by(Notification.id.desc())
-            .limit(1)
-        )
+        now = utcnow()
+        row = await notifications.last_pending_with_prefix(prefix, now, session=session)
         if row is not None and len(row.payload.get("lines", [])) < grouping.THREAD_CHUNK:
             lines = [*row.payload["lines"], line]
             message = render_joined(lines)
-            done = await session.execute(
-                update(Notification)
-                .where(Notification.id == row.id, *_pending_free())
-                .values(payload={"text": message.text, "blocks": message.block_dicts(),
-                                 "lines": lines})
-                .execution_options(synchronize_session=False)
-            )  # fmt: skip
-            if affected_rows(done) == 1:
+            payload = {"text": message.text, "blocks": message.block_dicts(), "lines": lines}
+            if await notifications.rewrite_pending(row.id, payload, now, session=session):
                 return
-        sent_before = await session.scalar(
-            select(func.count()).where(Notification.dedupe_key.like(prefix + "%"))
-        )
+        sent_before = await notifications.count_with_prefix(prefix, session=session)
         message = render_joined([line])
         new = await enqueue(
             session, kind="reply", channel_id=self.alerts.channel_of(group), text=message.text,
             blocks=message.block_dicts(), target_id=group.root_notification_id,
-            dedupe_key=f"{prefix}{sent_before or 0}",
+            dedupe_key=f"{prefix}{sent_before}",
         )  # fmt: skip
         new.payload = {**new.payload, "lines": [line]}
 
@@ -198,7 +176,7 @@ class GroupAlerts:
         total = group.affected_count
         if total <= grouping.SHOWN:
             return
-        everyone = await grouping.members(session, group.id)
+        everyone = await stored.members(group.id, session=session)
         for start in range(0, len(everyone), grouping.THREAD_CHUNK):
             chunk = everyone[start : start + grouping.THREAD_CHUNK]
             message = render_member_list(chunk, start + 1, total)

@@ -15,7 +15,6 @@ import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts.render_maintenance import (
@@ -29,8 +28,8 @@ from bot.domain import Environment, State
 from bot.outbox import enqueue
 from bot.services import Services
 from storage import audit
-from storage.db import affected_rows
-from storage.models import Customer, MaintenanceWindow
+from storage import maintenance as stored
+from storage.models import MaintenanceWindow
 
 log = logging.getLogger(__name__)
 MAX_WINDOW = timedelta(days=7)
@@ -54,20 +53,7 @@ def parse_target(text: str) -> tuple[Environment, ...]:
 
 async def in_maintenance(session: AsyncSession, environment: str, now: datetime) -> bool:
     """True while a maintenance window of ``environment`` lasts."""
-    found = await session.scalar(
-        select(MaintenanceWindow.id).where(
-            _active(now), MaintenanceWindow.environment == environment
-        )
-    )
-    return found is not None
-
-
-def _active(now: datetime) -> ColumnElement[bool]:
-    return and_(
-        MaintenanceWindow.starts_at <= now,
-        MaintenanceWindow.ends_at > now,
-        MaintenanceWindow.end_announced_at.is_(None),
-    )
+    return await stored.in_maintenance(environment, now, session=session)
 
 
 class Maintenance:
@@ -102,9 +88,7 @@ class Maintenance:
         self, session: AsyncSession, env: Environment, now: datetime, until: datetime,
         reason: str | None, user_id: str,
     ) -> None:  # fmt: skip
-        current = await session.scalar(
-            select(MaintenanceWindow).where(_active(now), MaintenanceWindow.environment == env)
-        )
+        current = await stored.active_window(env, now, session=session)
         if current is not None:
             current.ends_at, current.reason = until, reason or current.reason
             return
@@ -125,12 +109,7 @@ class Maintenance:
         """End the environments' windows now (announced once); how many were ended."""
         now = utcnow()
         async with self.services.db.transaction() as session:
-            await session.execute(
-                update(MaintenanceWindow)
-                .where(_active(now), MaintenanceWindow.environment.in_(environments))
-                .values(ends_at=now, ended_by=user_id)
-                .execution_options(synchronize_session=False)
-            )
+            await stored.end_now(environments, now, user_id, session=session)
             ended = await self._announce_ended(session, now)
             if ended:
                 audit.record(session, user_id=user_id, action="maintenance-end",
@@ -143,22 +122,7 @@ class Maintenance:
             return await self._announce_ended(session, now)
 
     async def _announce_ended(self, session: AsyncSession, now: datetime) -> int:
-        due = await session.scalars(
-            select(MaintenanceWindow).where(
-                MaintenanceWindow.ends_at <= now, MaintenanceWindow.end_announced_at.is_(None)
-            )
-        )
-        claimed: list[MaintenanceWindow] = []
-        for window in due.all():
-            done = await session.execute(
-                update(MaintenanceWindow)
-                .where(MaintenanceWindow.id == window.id,
-                       MaintenanceWindow.end_announced_at.is_(None))
-                .values(end_announced_at=now)
-                .execution_options(synchronize_session=False)
-            )  # fmt: skip
-            if affected_rows(done) == 1:
-                claimed.append(window)
+        claimed = await stored.claim_ended(now, session=session)
         for window in claimed:
             await self._recheck_broken(session, window.environment, now)
             channel = self.settings.alert_channel_for(window.environment)
@@ -174,20 +138,13 @@ class Maintenance:
         """Customers still broken are checked at the next sweep, and alert then."""
         broken = [s.value for s in (State.SCOPES_MISSING, State.REVOKED, State.FAILING,
                                     State.UNKNOWN)]  # fmt: skip
-        await session.execute(
-            update(Customer)
-            .where(Customer.environment == environment, Customer.state.in_(broken))
-            .values(next_check_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        await stored.due_now(environment, broken, now, session=session)
 
     async def windows(self) -> list[WindowView]:
         """Windows that last now, soonest end first."""
         now = utcnow()
         async with self.services.db.transaction() as session:
-            rows = await session.scalars(
-                select(MaintenanceWindow).where(_active(now)).order_by(MaintenanceWindow.ends_at)
-            )
+            rows = await stored.active_windows(now, session=session)
             return [
                 WindowView(w.environment, w.starts_at, w.ends_at, w.reason, w.created_by)
                 for w in rows

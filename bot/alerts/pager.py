@@ -34,16 +34,15 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from bot.clients.pagerduty import Answer, EventsClient
 from bot.core.clock import utcnow
 from bot.domain import Environment
 from bot.settings import Settings
-from storage.db import Database, affected_rows
+from storage import pager as events
+from storage.db import Database
 from storage.models import Customer, Incident, Notification, PagerEvent
 
 log = logging.getLogger(__name__)
@@ -158,21 +157,13 @@ class Pager:
             await self._add(session, incident, "resolve", {})
 
     async def _triggered(self, session: AsyncSession, incident: Incident) -> bool:
-        found = await session.scalar(
-            select(PagerEvent.id).where(
-                PagerEvent.dedup_key == dedup_key(incident), PagerEvent.action == "trigger"
-            )
-        )
-        return found is not None
+        return await events.has_event(dedup_key(incident), "trigger", session=session)
 
     async def _add(
         self, session: AsyncSession, incident: Incident, action: str, body: dict[str, Any]
     ) -> None:
         key = dedup_key(incident)
-        exists = await session.scalar(
-            select(PagerEvent.id).where(PagerEvent.dedup_key == key, PagerEvent.action == action)
-        )
-        if exists is not None:
+        if await events.has_event(key, action, session=session):
             return  # each incident triggers, acknowledges and resolves once
         now = utcnow()
         event = PagerEvent(
@@ -190,10 +181,6 @@ class Pager:
 
 
 # --------------------------------------------------------------------------- the sender
-
-
-def _is_free(now: datetime) -> ColumnElement[bool]:
-    return or_(PagerEvent.claimed_until.is_(None), PagerEvent.claimed_until < now)
 
 
 def retry_delay(answer: Answer, attempts: int) -> timedelta:
@@ -274,22 +261,8 @@ class PagerDutySender:
         return sent
 
     async def _due_ids(self, now: datetime) -> list[int]:
-        earlier = aliased(PagerEvent)
-        waits_for_earlier = (
-            select(earlier.id)
-            .where(earlier.dedup_key == PagerEvent.dedup_key, earlier.id < PagerEvent.id)
-            .where(earlier.status == "pending")
-            .exists()
-        )
-        query = (
-            select(PagerEvent.id)
-            .where(PagerEvent.status == "pending", PagerEvent.next_attempt_at <= now)
-            .where(_is_free(now), ~waits_for_earlier)
-            .order_by(PagerEvent.id)
-            .limit(self._batch)
-        )
         async with self._db.transaction() as session:
-            return list(await session.scalars(query))
+            return await events.due_ids(now, session=session, limit=self._batch)
 
     async def _deliver(self, event_id: int) -> Answer | None:
         claimed = await self._claim(event_id)
@@ -302,15 +275,11 @@ class PagerDutySender:
 
     async def _claim(self, event_id: int) -> tuple[PagerEvent, dict[str, Any]] | None:
         now = utcnow()
-        claim = (
-            update(PagerEvent)
-            .where(PagerEvent.id == event_id, PagerEvent.status == "pending")
-            .where(PagerEvent.next_attempt_at <= now, _is_free(now))
-            .values(claimed_until=now + self._claim_for, claimed_by=self.worker_id)
-            .execution_options(synchronize_session=False)
-        )
         async with self._db.transaction() as session:
-            if affected_rows(await session.execute(claim)) != 1:
+            claimed = await events.claim(
+                event_id, now, self._claim_for, self.worker_id, session=session
+            )
+            if not claimed:
                 return None
             event = await session.get_one(PagerEvent, event_id)
             body = dict(event.payload)
@@ -344,9 +313,4 @@ class PagerDutySender:
                     event.action, event.incident_id, answer.error, int(delay.total_seconds()),
                 )  # fmt: skip
         async with self._db.transaction() as session:
-            await session.execute(
-                update(PagerEvent)
-                .where(PagerEvent.id == event.id)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
+            await events.record(event.id, values, session=session)

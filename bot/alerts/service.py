@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,9 +41,8 @@ from bot.outbox import enqueue
 from bot.services import Services
 from bot.slack.blocks import Message
 from bot.slack.text import escape
-from storage import audit
-from storage.db import affected_rows
-from storage.models import Customer, Incident, IncidentMember
+from storage import audit, groups, incidents
+from storage.models import Customer, Incident
 from storage.statuses import IncidentKind
 
 log = logging.getLogger(__name__)
@@ -95,7 +93,7 @@ class Alerts:
                 await self._changed(session, incident, customer, now)
 
     async def _open_incident(self, session: AsyncSession, key: str) -> Incident | None:
-        return await session.scalar(select(Incident).where(Incident.open_key == key))
+        return await incidents.open_by_key(key, session=session)
 
     async def _maybe_open(self, session: AsyncSession, customer: Customer, now: datetime) -> None:
         if customer.snoozed_until and customer.snoozed_until > now:
@@ -139,8 +137,7 @@ class Alerts:
 
     async def _upstream_explains(self, session: AsyncSession, customer: Customer) -> bool:
         keys = [upstream_key(f"{s}:{customer.environment}") for s in ("visma", "brincr", "app")]
-        found = await session.scalar(select(Incident.id).where(Incident.open_key.in_(keys)))
-        return found is not None
+        return await incidents.any_open(keys, session=session)
 
     async def insert(self, session: AsyncSession, incident: Incident) -> bool:
         """Add ``incident``; False when another replica opened the same one first."""
@@ -226,13 +223,9 @@ class Alerts:
     async def acknowledge(self, incident_id: int, user_id: str) -> bool:
         """Acknowledge an open incident; False when it was already acknowledged or closed."""
         async with self.services.db.transaction() as session:
-            done = await session.execute(
-                update(Incident)
-                .where(Incident.id == incident_id, Incident.resolved_at.is_(None),
-                       Incident.acknowledged_by.is_(None))
-                .values(acknowledged_by=user_id, acknowledged_at=utcnow())
-            )  # fmt: skip
-            if affected_rows(done) != 1:
+            if not await incidents.claim_acknowledge(
+                incident_id, user_id, utcnow(), session=session
+            ):
                 return False
             incident, customer = await self._load(session, incident_id)
             await self.refresh(session, incident, customer, utcnow())
@@ -249,22 +242,14 @@ class Alerts:
         closed already. The customer's next failing check opens a new incident."""
         now = utcnow()
         async with self.services.db.transaction() as session:
-            done = await session.execute(
-                update(Incident)
-                .where(Incident.id == incident_id, Incident.resolved_at.is_(None))
-                .values(resolved_at=now, open_key=None)
-                .execution_options(synchronize_session=False)
-            )
-            if affected_rows(done) != 1:
+            if not await incidents.close_if_open(incident_id, now, session=session):
                 return False
             incident, customer = await self._load(session, incident_id)
             await self.refresh(session, incident, customer, now)
             await self.reply(session, incident, f":white_check_mark: Resolved by <@{user_id}>.")
             await self.pager.resolve(session, incident)
             # A group lets its customers go: still broken, they group again at their next check.
-            await session.execute(
-                delete(IncidentMember).where(IncidentMember.incident_id == incident_id)
-            )
+            await groups.release_members(incident_id, session=session)
             audit.record(
                 session, user_id=user_id, action="resolve", target=_target(incident, customer)
             )
@@ -278,11 +263,7 @@ class Alerts:
             own = await self._open_incident(session, customer_key(customer_id))
             if own is not None:
                 return own.id
-            return await session.scalar(
-                select(IncidentMember.incident_id)
-                .join(Incident, Incident.id == IncidentMember.incident_id)
-                .where(IncidentMember.customer_id == customer_id, Incident.resolved_at.is_(None))
-            )
+            return await groups.open_group_id_of(customer_id, session=session)
 
     async def snooze_incident(
         self, incident_id: int, duration: timedelta, user_id: str

@@ -8,19 +8,17 @@ from __future__ import annotations
 import logging
 import math
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts.maintenance import in_maintenance
 from bot.alerts.render import downtime, render_followup, upstream_title
 from bot.alerts.service import MAX_REMINDERS, Alerts, upstream_key
-from bot.domain import Environment, State
+from bot.domain import Environment
 from bot.outbox import enqueue
 from bot.slack.text import escape
-from storage.db import affected_rows
-from storage.models import CheckResult, Customer, Incident
+from storage import incidents
+from storage.models import Customer, Incident
 from storage.statuses import IncidentKind
 
 log = logging.getLogger(__name__)
@@ -55,32 +53,11 @@ class AlertUpkeep:
     async def reminders(self, now: datetime) -> int:
         sent = 0
         async with self.db.transaction() as session:
-            due = await session.scalars(
-                select(Incident).where(
-                    Incident.resolved_at.is_(None), Incident.acknowledged_by.is_(None),
-                    Incident.next_reminder_at <= now, Incident.reminders_sent < MAX_REMINDERS,
-                    or_(Incident.snoozed_until.is_(None), Incident.snoozed_until <= now),
-                ).limit(200)
-            )  # fmt: skip
-            for incident in due.all():
-                if await self._claim_reminder(session, incident, now):
+            for incident in await incidents.due_reminders(now, MAX_REMINDERS, session=session):
+                if await incidents.claim_reminder(incident, self.repeat, now, session=session):
                     await self._remind(session, incident, now)
                     sent += 1
         return sent
-
-    async def _claim_reminder(
-        self, session: AsyncSession, incident: Incident, now: datetime
-    ) -> bool:
-        done = await session.execute(
-            update(Incident)
-            .where(Incident.id == incident.id, Incident.reminders_sent == incident.reminders_sent)
-            .values(reminders_sent=incident.reminders_sent + 1, next_reminder_at=now + self.repeat)
-            .execution_options(synchronize_session=False)
-        )
-        if affected_rows(done) != 1:
-            return False
-        incident.reminders_sent += 1
-        return True
 
     async def _remind(self, session: AsyncSession, incident: Incident, now: datetime) -> None:
         customer = (
@@ -107,13 +84,10 @@ class AlertUpkeep:
     async def snooze_ends(self, now: datetime) -> int:
         announced = 0
         async with self.db.transaction() as session:
-            incidents = await session.scalars(
-                select(Incident).where(
-                    Incident.resolved_at.is_(None), Incident.snoozed_until <= now
-                )
-            )
-            for incident in incidents.all():
-                if await self._clear(session, Incident, incident.id, incident.snoozed_until):
+            for incident in await incidents.snooze_ended_incidents(now, session=session):
+                if await incidents.claim_snooze_end(
+                    Incident, incident.id, incident.snoozed_until, session=session
+                ):
                     customer = await self._customer(session, incident)
                     incident.snoozed_until = None
                     await self.alerts.refresh(session, incident, customer, now)
@@ -122,32 +96,19 @@ class AlertUpkeep:
                         session, incident, f":bell: Snooze ended: still *{state}*."
                     )
                     announced += 1
-            customers = await session.scalars(select(Customer).where(Customer.snoozed_until <= now))
-            for customer in customers.all():
-                if await self._clear(session, Customer, customer.id, customer.snoozed_until):
+            for customer in await incidents.snooze_ended_customers(now, session=session):
+                if await incidents.claim_snooze_end(
+                    Customer, customer.id, customer.snoozed_until, session=session
+                ):
                     announced += await self._customer_snooze_ended(session, customer)
         return announced
-
-    async def _clear(self, session: AsyncSession, model: Any, row_id: int, until: Any) -> bool:
-        done = await session.execute(
-            update(model)
-            .where(model.id == row_id, model.snoozed_until == until)
-            .values(snoozed_until=None)
-            .execution_options(synchronize_session=False)
-        )
-        return affected_rows(done) == 1
 
     async def _customer(self, session: AsyncSession, incident: Incident) -> Customer | None:
         return await session.get(Customer, incident.customer_id) if incident.customer_id else None
 
     async def _customer_snooze_ended(self, session: AsyncSession, customer: Customer) -> int:
         customer.snoozed_until = None
-        open_one = await session.scalar(
-            select(Incident.id).where(
-                Incident.customer_id == customer.id, Incident.resolved_at.is_(None)
-            )
-        )
-        if open_one is not None:
+        if await incidents.open_of_customer(customer.id, session=session) is not None:
             return 0  # announced in the incident's thread
         message = render_followup(
             f":bell: Snooze for *{escape(customer.name)}* (KvK {customer.kvk}) ended: "
@@ -165,10 +126,7 @@ class AlertUpkeep:
     async def upstream(self, now: datetime) -> None:
         async with self.db.transaction() as session:
             for env in Environment:
-                linked = await session.scalar(
-                    select(func.count()).select_from(Customer)
-                    .where(Customer.environment == env.value, Customer.tenant_id.is_not(None))
-                )  # fmt: skip
+                linked = await incidents.linked_count(env.value, session=session)
                 if not linked:
                     continue
                 for service, outcomes in UPSTREAM_OUTCOMES.items():
@@ -181,47 +139,27 @@ class AlertUpkeep:
     async def _affected(
         self, session: AsyncSession, env: Environment, outcomes: tuple[str, ...]
     ) -> tuple[int, str | None]:
-        where = and_(
-            Customer.environment == env.value,
-            Customer.state == State.UNKNOWN.value,
-            CheckResult.token_outcome.in_(outcomes),
-        )
-        joined = (
-            select(func.count())
-            .select_from(Customer)
-            .join(CheckResult, CheckResult.id == Customer.last_result_id)
-        )
-        count = int(await session.scalar(joined.where(where)) or 0)
-        if not count:
-            return 0, None
-        sample = await session.execute(
-            select(CheckResult.error_code, CheckResult.error_text)
-            .join(Customer, CheckResult.id == Customer.last_result_id).where(where).limit(1)
-        )  # fmt: skip
-        code, text = sample.one()
+        count, sample = await incidents.unknown_by_outcome(env.value, outcomes, session=session)
+        if sample is None:
+            return count, None
+        code, text = sample
         return count, f"{code or ''}: {text or ''}".strip(": ") or None
 
     async def _settle(
         self, session: AsyncSession, key: str, affected: int, threshold: int,
         reason: str | None, now: datetime,
     ) -> None:  # fmt: skip
-        incident = await session.scalar(
-            select(Incident).where(Incident.open_key == upstream_key(key))
-        )
+        incident = await incidents.open_by_key(upstream_key(key), session=session)
         if affected >= threshold and affected > 0:
             if incident is None:
                 await self._open_upstream(session, key, affected, reason, now)
             elif incident.affected_count != affected:
                 incident.affected_count = affected
                 await self.alerts.refresh(session, incident, None, now)
-        elif incident is not None:
-            done = await session.execute(
-                update(Incident).where(Incident.id == incident.id, Incident.resolved_at.is_(None))
-                .values(resolved_at=now, open_key=None)
-                .execution_options(synchronize_session=False)
-            )  # fmt: skip
-            if affected_rows(done) == 1:
-                await self.alerts.resolve(session, incident, None, now)
+        elif incident is not None and await incidents.close_if_open(
+            incident.id, now, session=session
+        ):
+            await self.alerts.resolve(session, incident, None, now)
 
     async def _open_upstream(
         self, session: AsyncSession, key: str, affected: int, reason: str | None, now: datetime
