@@ -142,3 +142,57 @@ def render_snooze_note(user_id: str, until: datetime | None) -> str:
 
 status_line = _status_line  # for bot.alerts.render_groups
 incident_buttons = _buttons
+
+
+# --- thread notes (mrkdwn, for render_followup) -----------------------------------------
+
+
+def _who(incident: Incident, customer: Customer | None) -> str:
+    return f"*{escape(customer.name)}*" if customer else upstream_title(incident.upstream_key or "")
+
+
+def change_note(incident_was: str, customer: Customer) -> str:
+    detail = escape((customer.state_reason or "")[:500])
+    return f"Now *{customer.state}* (was {incident_was}): {detail}"
+
+
+def recovery_note(incident: Incident, customer: Customer | None, now: datetime) -> str:
+    return (
+        f":white_check_mark: {_who(incident, customer)} recovered after {downtime(incident, now)}."
+    )
+
+
+def acknowledged_note(user_id: str) -> str:
+    return f"Acknowledged by <@{user_id}>; reminders stop."
+
+
+def resolved_note(user_id: str) -> str:
+    return f":white_check_mark: Resolved by <@{user_id}>."
+
+
+def reminder_note(
+    incident: Incident, customer: Customer | None, now: datetime, *, last: int
+) -> str:
+    """The ``n``-th reminder of ``last``; it mentions the account manager when it is a user."""
+    text = (
+        f":bell: Reminder {incident.reminders_sent}/{last}: {_who(incident, customer)} is still "
+        f"{incident.state} after {downtime(incident, now)}, and nobody has acknowledged it."
+    )
+    manager = customer.account_manager if customer else None
+    if manager and manager[:1] in "UW" and manager.isalnum():
+        text += f" <@{manager}>"
+    if incident.reminders_sent >= last:
+        text += " This is the last reminder."
+    return text
+
+
+def snooze_ended_note(state: str) -> str:
+    return f":bell: Snooze ended: still *{state}*."
+
+
+def render_customer_snooze_ended(customer: Customer) -> Message:
+    """Posted in the alert channel when a customer without an open incident wakes up."""
+    return render_followup(
+        f":bell: Snooze for *{escape(customer.name)}* (KvK {customer.kvk}) ended: "
+        f"it is *{customer.state}*."
+    )

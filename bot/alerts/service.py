@@ -28,11 +28,14 @@ from bot.alerts.groups import GroupAlerts
 from bot.alerts.maintenance import in_maintenance
 from bot.alerts.pager import Pager, incident_environment
 from bot.alerts.render import (
+    acknowledged_note,
+    change_note,
     downtime,
+    recovery_note,
     render_followup,
     render_incident,
     render_snooze_note,
-    upstream_title,
+    resolved_note,
 )
 from bot.core.clock import utcnow
 from bot.domain import State, format_duration
@@ -40,7 +43,6 @@ from bot.domain.outcomes import CheckOutcome
 from bot.outbox import enqueue
 from bot.services import Services
 from bot.slack.blocks import Message
-from bot.slack.text import escape
 from storage import audit, groups, incidents
 from storage.models import Customer, Incident
 from storage.statuses import IncidentKind
@@ -197,8 +199,7 @@ class Alerts:
         was = incident.state
         incident.state, incident.reason = customer.state, customer.state_reason
         await self.refresh(session, incident, customer, now)
-        detail = escape((customer.state_reason or "")[:500])
-        await self.reply(session, incident, f"Now *{customer.state}* (was {was}): {detail}")
+        await self.reply(session, incident, change_note(was, customer))
 
     async def resolve(
         self, session: AsyncSession, incident: Incident, customer: Customer | None, now: datetime
@@ -206,16 +207,7 @@ class Alerts:
         incident.resolved_at, incident.open_key = now, None
         await self.refresh(session, incident, customer, now)
         await self.pager.resolve(session, incident)
-        who = (
-            f"*{escape(customer.name)}*"
-            if customer
-            else upstream_title(incident.upstream_key or "")
-        )
-        await self.reply(
-            session,
-            incident,
-            f":white_check_mark: {who} recovered after {downtime(incident, now)}.",
-        )
+        await self.reply(session, incident, recovery_note(incident, customer, now))
         log.info("incident %s resolved after %s", incident.id, downtime(incident, now))
 
     # --- buttons ------------------------------------------------------------------------
@@ -229,7 +221,7 @@ class Alerts:
                 return False
             incident, customer = await self._load(session, incident_id)
             await self.refresh(session, incident, customer, utcnow())
-            await self.reply(session, incident, f"Acknowledged by <@{user_id}>; reminders stop.")
+            await self.reply(session, incident, acknowledged_note(user_id))
             await self.pager.acknowledge(session, incident)
             audit.record(
                 session, user_id=user_id, action="acknowledge", target=_target(incident, customer)
@@ -246,7 +238,7 @@ class Alerts:
                 return False
             incident, customer = await self._load(session, incident_id)
             await self.refresh(session, incident, customer, now)
-            await self.reply(session, incident, f":white_check_mark: Resolved by <@{user_id}>.")
+            await self.reply(session, incident, resolved_note(user_id))
             await self.pager.resolve(session, incident)
             # A group lets its customers go: still broken, they group again at their next check.
             await groups.release_members(incident_id, session=session)

@@ -12,11 +12,14 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts.maintenance import in_maintenance
-from bot.alerts.render import downtime, render_followup, upstream_title
+from bot.alerts.render import (
+    reminder_note,
+    render_customer_snooze_ended,
+    snooze_ended_note,
+)
 from bot.alerts.service import MAX_REMINDERS, Alerts, upstream_key
 from bot.domain import Environment
 from bot.outbox import enqueue
-from bot.slack.text import escape
 from storage import incidents
 from storage.models import Customer, Incident
 from storage.statuses import IncidentKind
@@ -63,21 +66,8 @@ class AlertUpkeep:
         customer = (
             await session.get(Customer, incident.customer_id) if incident.customer_id else None
         )
-        who = (
-            f"*{escape(customer.name)}*"
-            if customer
-            else upstream_title(incident.upstream_key or "")
-        )
-        text = (
-            f":bell: Reminder {incident.reminders_sent}/{MAX_REMINDERS}: {who} is still "
-            f"{incident.state} after {downtime(incident, now)}, and nobody has acknowledged it."
-        )
-        manager = customer.account_manager if customer else None
-        if manager and manager[:1] in "UW" and manager.isalnum():
-            text += f" <@{manager}>"
-        if incident.reminders_sent >= MAX_REMINDERS:
-            text += " This is the last reminder."
-        await self.alerts.reply(session, incident, text)
+        note = reminder_note(incident, customer, now, last=MAX_REMINDERS)
+        await self.alerts.reply(session, incident, note)
 
     # --- snoozes --------------------------------------------------------------------
 
@@ -92,9 +82,7 @@ class AlertUpkeep:
                     incident.snoozed_until = None
                     await self.alerts.refresh(session, incident, customer, now)
                     state = customer.state if customer else incident.state
-                    await self.alerts.reply(
-                        session, incident, f":bell: Snooze ended: still *{state}*."
-                    )
+                    await self.alerts.reply(session, incident, snooze_ended_note(state))
                     announced += 1
             for customer in await incidents.snooze_ended_customers(now, session=session):
                 if await incidents.claim_snooze_end(
@@ -110,10 +98,7 @@ class AlertUpkeep:
         customer.snoozed_until = None
         if await incidents.open_of_customer(customer.id, session=session) is not None:
             return 0  # announced in the incident's thread
-        message = render_followup(
-            f":bell: Snooze for *{escape(customer.name)}* (KvK {customer.kvk}) ended: "
-            f"it is *{customer.state}*."
-        )
+        message = render_customer_snooze_ended(customer)
         await enqueue(
             session, kind="post", text=message.text,
             channel_id=self.alerts.settings.alert_channel_for(customer.environment),
