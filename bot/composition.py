@@ -31,7 +31,7 @@ from bot.core.logs import quiet_payload_logs
 from bot.fleet.service import Fleet
 from bot.onboarding import invitations
 from bot.onboarding.linking import Linking
-from bot.onboarding.tenant_events import TenantEvents
+from bot.onboarding.tenant_events import RETRY_EVERY, TenantEvents
 from bot.outbox import OutboxSender
 from bot.services import Services
 from bot.settings import Settings
@@ -101,9 +101,15 @@ def build_bot(
     async def alert_upkeep() -> None:
         await upkeep.run(utcnow())
 
+    tenant_events = TenantEvents(services, linking, worker_id=worker)
+
+    async def webhook_retry() -> int:
+        return await tenant_events.retry_due()
+
     jobs = (
         Job("upkeep", alert_upkeep, upkeep_every(settings.check_interval)),
         Job("stale-invitations", stale_invitations, invitations.STALE_EVERY),
+        Job("webhook-retry", webhook_retry, RETRY_EVERY),
     )
     quiet_payload_logs()  # payloads that carry invitation codes stay out of debug logs
     return Bot(
@@ -117,7 +123,7 @@ def build_bot(
         upkeep=upkeep,
         fleet=Fleet(services, checker),
         linking=linking,
-        tenant_events=TenantEvents(services, linking),
+        tenant_events=tenant_events,
         scheduler=Scheduler(services, checker, worker_id=worker, jobs=jobs),
         worker_id=worker,
     )

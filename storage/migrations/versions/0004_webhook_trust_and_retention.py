@@ -21,16 +21,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("webhook_events") as batch:
         batch.add_column(sa.Column("body_hash", sa.String(length=64), nullable=True))
-        batch.add_column(
-            sa.Column("attempts", sa.Integer(), nullable=False, server_default="0")
-        )
+        batch.add_column(sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(
             sa.Column("claimed_until", storage.types.UtcDateTime(timezone=True), nullable=True)
         )
         batch.add_column(sa.Column("claimed_by", sa.String(length=64), nullable=True))
-    op.create_index(
-        "ix_webhook_events_body_hash", "webhook_events", ["body_hash"], unique=True
-    )
+    op.create_index("ix_webhook_events_body_hash", "webhook_events", ["body_hash"], unique=True)
     op.create_index(
         "ix_webhook_events_unprocessed", "webhook_events", ["processed_at", "claimed_until"]
     )
