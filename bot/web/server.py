@@ -7,11 +7,12 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.signature import SignatureVerifier
 
 from bot.composition import Bot
 from bot.core.logs import correlation_id
@@ -34,7 +35,9 @@ def build_web_app(bot: Bot, bolt: AsyncApp | None) -> web.Application:
     app.router.add_get("/metrics", _metrics(bot.db))
     app.router.add_post(WEBHOOK_PATH, webhook_handler(bot.settings, bot.tenant_events))
     if bolt is not None:
-        app.router.add_post("/slack/events", _slack_events(bolt))
+        secret = bot.settings.slack_signing_secret
+        verifier = SignatureVerifier(secret.get_secret_value() if secret else "")
+        app.router.add_post("/slack/events", _slack_events(bolt, verifier))
     return app
 
 
@@ -93,9 +96,41 @@ def _metrics(db: Database) -> Handler:
     return serve_metrics
 
 
-def _slack_events(bolt: AsyncApp) -> Handler:
+SLACK_MAX_AGE = 300  # seconds a signed Slack request stays valid (Slack's own rule)
+
+
+def slack_refusal(
+    verifier: SignatureVerifier, headers: Mapping[str, str], body: bytes, now: float
+) -> tuple[int, str] | None:
+    """Why a request to ``/slack/events`` is refused (status, reason), or None when it is
+    signed, fresh and readable. Checked here, before Bolt sees it: Bolt logs the raw body of
+    every request that fails its own check, and answers 500 to a timestamp that is not a
+    number or a body that is not UTF-8."""
+    timestamp = headers.get("X-Slack-Request-Timestamp", "").strip()
+    signature = headers.get("X-Slack-Signature", "").strip()
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+        return 401, "timestamp missing or not a number"
+    if abs(now - int(timestamp)) > SLACK_MAX_AGE:
+        return 401, "timestamp more than five minutes off"
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return 400, "body is not UTF-8"
+    if not signature or not verifier.is_valid(body, timestamp, signature):
+        return 401, "signature missing or wrong"
+    return None
+
+
+def _slack_events(bolt: AsyncApp, verifier: SignatureVerifier) -> Handler:
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
+        body = await request.read()
+        refused = slack_refusal(verifier, request.headers, body, time.time())
+        if refused is not None:
+            status, reason = refused
+            log.warning("slack request refused: %s %s (%s bytes): %s",
+                        request.method, request.path, len(body), reason)  # fmt: skip
+            return web.json_response({"error": reason}, status=status)
         response = await to_aiohttp_response(
             await bolt.async_dispatch(await to_bolt_request(request))
         )
