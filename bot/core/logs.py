@@ -34,7 +34,7 @@ class TextFormatter(logging.Formatter):
     """One record, one line: the message's control characters are escaped (a raw newline in
     a request would otherwise forge a log line). A traceback still follows on its lines."""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+    def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = escape_controls(record.message)
         return super().formatMessage(record)
 
