@@ -30,6 +30,9 @@ def escape_controls(text: str) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.I)
+
+
 class TextFormatter(logging.Formatter):
     """One record, one line: the message's control characters are escaped (a raw newline in
     a request would otherwise forge a log line). A traceback still follows on its lines."""
@@ -59,6 +62,8 @@ class _LibraryPayloads(logging.Filter):
             message = message[:cut].rstrip(" :,(") + " (payload not logged)"
         elif len(message) > self.LONGEST:
             message = message[: self.LONGEST] + "… (cut)"
+        if record.name.startswith("slack_sdk.webhook"):  # response URLs: anyone may post there
+            message = _URL.sub("<response url>", message)
         record.msg, record.args = message, ()
         return True
 
