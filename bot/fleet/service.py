@@ -7,13 +7,17 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from sqlalchemy import or_, update
+
 from bot.checks.service import CheckService
 from bot.core.clock import utcnow
 from bot.core.errors import UserError
 from bot.domain import normalize_kvk
 from bot.services import Services
+from bot.slack.text import ago, escape
 from storage import audit
 from storage.customers import find_customer, get_by_kvk, remove_customer
+from storage.db import affected_rows
 from storage.models import Customer
 from storage.reads import (
     LIST_FILTERS,
@@ -27,6 +31,9 @@ from storage.reads import status_data as read_status
 
 log = logging.getLogger(__name__)
 MAX_SNOOZE = timedelta(days=30)
+# A check started by a person costs a token request against a budget Brincr validates:
+# once per customer per MANUAL_CHECK_EVERY, across replicas (customers.last_manual_check_at).
+MANUAL_CHECK_EVERY = timedelta(minutes=1)
 LIST_USAGE = "`/brincr list [failing|pending|revoked|all]`"
 
 
@@ -49,6 +56,39 @@ class Fleet:
             if customer is None:
                 raise UserError("That customer was removed a moment ago.")
             return await read_status(customer, session=session, now=utcnow())
+
+    async def start_manual_check(self, customer_id: int, user_id: str) -> None:
+        """Claim a check by hand (``/brincr check``, "Check now") and audit it; UserError
+        saying when the last one ran when one ran less than MANUAL_CHECK_EVERY ago. The claim
+        is one conditional UPDATE, so two replicas or two clicks never both pass."""
+        now = utcnow()
+        async with self.db.transaction() as session:
+            claimed = await session.execute(
+                update(Customer)
+                .where(
+                    Customer.id == customer_id,
+                    or_(
+                        Customer.last_manual_check_at.is_(None),
+                        Customer.last_manual_check_at <= now - MANUAL_CHECK_EVERY,
+                    ),
+                )
+                .values(last_manual_check_at=now)
+            )
+            customer = await session.get(Customer, customer_id)
+            if customer is None:
+                raise UserError("That customer was removed a moment ago.")
+            if affected_rows(claimed) == 0:
+                last = customer.last_manual_check_at or now
+                wait = max(1, int((last + MANUAL_CHECK_EVERY - now).total_seconds()) + 1)
+                checked = customer.last_check_at
+                raise UserError(
+                    f"*{escape(customer.name)}* was checked by hand {ago(last, now)}"
+                    + (f"; its last check ran {ago(checked, now)}" if checked else "")
+                    + f". One check by hand a minute: try again in {wait} s.",
+                    usage="`/brincr status` shows the result of the last check",
+                )
+            audit.record(session, user_id=user_id, action="check", target=customer.kvk)
+        log.info("check of %s by hand by %s", customer.kvk, user_id)
 
     async def check(self, customer_id: int) -> StatusData:
         """Check the customer now, record it like a scheduled check, return its status."""
