@@ -25,11 +25,17 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Probe = Callable[[], Awaitable[tuple[bool, str]]]
 READINESS_TIMEOUT = 5.0
+# Slowloris: a client that never finishes its request is cut off. Headers (and idle
+# keep-alive connections) get HEADER_TIMEOUT from the connection's start (aiohttp's
+# keepalive_timeout closes a connection whose request never completed); the body and the
+# answer get REQUEST_TIMEOUT (a 408 when reading the body ran out of time).
+HEADER_TIMEOUT = 15.0
+REQUEST_TIMEOUT = 30.0
 
 
 def build_web_app(bot: Bot, bolt: AsyncApp | None) -> web.Application:
     """Every route of ``serve``; ``/slack/events`` only when ``bolt`` is given (HTTP mode)."""
-    app = web.Application(client_max_size=1024 * 1024, middlewares=[_request_id])
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[_request_id, _time_limit])
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz(bot))
     app.router.add_get("/metrics", _metrics(bot.db))
@@ -48,6 +54,19 @@ async def _request_id(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     finally:
         correlation_id.reset(token)
+
+
+@web.middleware
+async def _time_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        async with asyncio.timeout(REQUEST_TIMEOUT):
+            return await handler(request)
+    except TimeoutError:
+        log.warning("request cut off: %s %s not done in %.0f s",
+                    request.method, request.path, REQUEST_TIMEOUT)  # fmt: skip
+        response = web.json_response({"error": "request timeout"}, status=408)
+        response.force_close()  # do not wait for the rest of a body that is not coming
+        return response
 
 
 async def _healthz(_request: web.Request) -> web.Response:
