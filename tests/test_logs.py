@@ -100,6 +100,15 @@ async def send_refused_requests(client: httpx.AsyncClient, port: int, slack: Fak
     payload = urlencode({"payload": view})
     response = await client.post(url, content=payload, headers={**signed(payload + "x")})
     assert response.status_code == 401
+    for malformed in (
+        f"GARBAGE\x01 /slack/events?code={REFUSED_CODE} HTTP/1.1\r\n\r\n".encode(),
+        f"POST /slack/events HTTP/1.1\r\nHost: x\r\nBad Header: {REFUSED_CODE}\r\n\r\n".encode(),
+    ):  # aiohttp refuses these itself (400) and would quote them with a traceback
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(malformed)
+        await writer.drain()
+        assert (await reader.readline()).startswith(b"HTTP/1.0 400")
+        writer.close()
     webhook = f"http://127.0.0.1:{port}/webhooks/visma"
     raw = ('{"tenantId": "x", "note": "\n' + FORGED + '"}').encode()
     for headers in (

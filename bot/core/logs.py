@@ -54,6 +54,8 @@ class _LibraryPayloads(logging.Filter):
     LONGEST = 160
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "aiohttp.server":
+            return self._malformed_http(record)
         if not record.name.startswith(self.PREFIXES):
             return True
         message = record.getMessage()
@@ -65,6 +67,18 @@ class _LibraryPayloads(logging.Filter):
         if record.name.startswith("slack_sdk.webhook"):  # response URLs: anyone may post there
             message = _URL.sub("<response url>", message)
         record.msg, record.args = message, ()
+        return True
+
+    @staticmethod
+    def _malformed_http(record: logging.LogRecord) -> bool:
+        """aiohttp logs a request it cannot parse with a traceback that quotes the raw request
+        line or header (a code in a query string, a forged line): keep one line, the reason."""
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and type(error).__module__.startswith("aiohttp.http_exceptions"):
+            reason = f"{type(error).__name__}, {getattr(error, 'code', 400)}"
+            record.msg = f"{record.getMessage()}: malformed request refused ({reason})"
+            record.args, record.exc_info, record.exc_text = (), None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
         return True
 
 
