@@ -42,7 +42,9 @@ def build_web_app(bot: Bot, bolt: AsyncApp | None) -> web.Application:
     app.router.add_post(WEBHOOK_PATH, webhook_handler(bot.settings, bot.tenant_events))
     if bolt is not None:
         secret = bot.settings.slack_signing_secret
-        verifier = SignatureVerifier(secret.get_secret_value() if secret else "")
+        # Without a secret nothing verifies (anyone can compute an HMAC with an empty key).
+        key = secret.get_secret_value() if secret else ""
+        verifier = SignatureVerifier(key) if key else None
         app.router.add_post("/slack/events", _slack_events(bolt, verifier))
     return app
 
@@ -119,7 +121,7 @@ SLACK_MAX_AGE = 300  # seconds a signed Slack request stays valid (Slack's own r
 
 
 def slack_refusal(
-    verifier: SignatureVerifier, headers: Mapping[str, str], body: bytes, now: float
+    verifier: SignatureVerifier | None, headers: Mapping[str, str], body: bytes, now: float
 ) -> tuple[int, str] | None:
     """Why a request to ``/slack/events`` is refused (status, reason), or None when it is
     signed, fresh and readable. Checked here, before Bolt sees it: Bolt logs the raw body of
@@ -135,12 +137,14 @@ def slack_refusal(
         body.decode("utf-8")
     except UnicodeDecodeError:
         return 400, "body is not UTF-8"
+    if verifier is None:
+        return 401, "no SLACK_SIGNING_SECRET: nothing can be verified"
     if not signature or not verifier.is_valid(body, timestamp, signature):
         return 401, "signature missing or wrong"
     return None
 
 
-def _slack_events(bolt: AsyncApp, verifier: SignatureVerifier) -> Handler:
+def _slack_events(bolt: AsyncApp, verifier: SignatureVerifier | None) -> Handler:
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
         body = await request.read()
