@@ -62,46 +62,57 @@ async def test_a_genuine_delivery_replayed_with_rewritten_headers_changes_nothin
 ) -> None:
     first, second = await healthy_customer(bot, "11111111"), await healthy_customer(bot, "22222222")
     app = bot.runtime.settings.production_client_id or ""
+    # as the stand-in's dispatcher sends it: the body repeats the id and the timestamp
     headers, body = build_delivery(ADDED, first, "production", app, SECRET)
+    # a leaner genuine body that names only the tenant and the event
+    lean = json.dumps({"tenantId": second, "eventType": ADDED}).encode()
+    lean_headers = {"x-vwd-event-id": ADDED, "x-vwd-tenant-id": second,
+                    "x-vwd-notification-id": "lean-1",
+                    "X-VWD-Signature-V1": sign_webhook(SECRET, lean)}  # fmt: skip
     before = {t: bot.sim.counters.token_requests(tenant_id=t) for t in (first, second)}
 
-    genuine = await post(bot, headers, body)
-    assert genuine.status_code == 202
+    assert (await post(bot, headers, body)).status_code == 202
+    assert (await post(bot, lean_headers, lean)).status_code == 202
     event = await processed(bot, headers["x-vwd-notification-id"])
     assert event.outcome == "checked 11111111: healthy"
+    assert (await processed(bot, "lean-1")).outcome == "checked 22222222: healthy"
 
-    # the body says "added" for the first tenant: headers saying otherwise are refused
-    for changes in (
+    rewrites: list[dict[str, str]] = [
         {"x_vwd_event_id": DELETED},
         {"x_vwd_tenant_id": second},
+        {"x_vwd_notification_id": str(uuid.uuid4())},
+        {"x_vwd_notification_timestamp": "2001-09-09T01:46:40Z"},
         {"x_vwd_event_id": DELETED, "x_vwd_tenant_id": second,
-         "x_vwd_notification_id": str(uuid.uuid4())},
-    ):  # fmt: skip
+         "x_vwd_notification_id": str(uuid.uuid4()),
+         "x_vwd_notification_timestamp": "2001-09-09T01:46:40Z"},
+    ]  # fmt: skip
+    # everything the full body says: a header saying otherwise is refused
+    for changes in rewrites:
         response = await post(bot, rewritten(headers, **changes), body)
         assert response.status_code == 400, changes
         assert "contradicts the signed body" in response.json()["error"]
-    # the same signed body under fresh notification ids: a replay, dropped with a 2xx
+    # the lean body: event and tenant are signed, so rewriting them is refused ...
+    for changes in ({"x_vwd_event_id": DELETED}, {"x_vwd_tenant_id": first}):
+        response = await post(bot, rewritten(lean_headers, **changes), lean)
+        assert response.status_code == 400, changes
+    # ... and under fresh notification ids it is a replay, dropped with a 2xx
     for _ in range(30):
-        fresh = rewritten(headers, x_vwd_notification_id=str(uuid.uuid4()))
-        response = await post(bot, fresh, body)
+        fresh = rewritten(lean_headers, x_vwd_notification_id=str(uuid.uuid4()))
+        response = await post(bot, fresh, lean)
         assert (response.status_code, response.json()["dropped"]) == (200, "replay")
     # ... and with a notification timestamp of 2001: stale, dropped with a 2xx
-    old = rewritten(
-        headers, x_vwd_notification_id=str(uuid.uuid4()),
-        x_vwd_notification_timestamp="2001-09-09T01:46:40Z",
-    )  # fmt: skip
-    response = await post(bot, old, body)
+    response = await post(bot, rewritten(lean_headers, **rewrites[3], **rewrites[2]), lean)
     assert (response.status_code, response.json()["dropped"]) == (200, "stale")
 
     await bot.runtime.bot.tenant_events.stop()
-    assert await stored(bot) == 1
+    assert await stored(bot) == 2
     for kvk in ("11111111", "22222222"):
         assert (await customer_row(bot, kvk)).state == State.HEALTHY
     assert not bot.slack.calls_to("chat.postMessage")
     async with bot.runtime.bot.db.transaction() as session:
         assert await session.scalar(select(func.count()).select_from(Incident)) == 0
-    assert bot.sim.counters.token_requests(tenant_id=first) == before[first] + 1
-    assert bot.sim.counters.token_requests(tenant_id=second) == before[second]
+    for tenant in (first, second):  # the one confirming token request each
+        assert bot.sim.counters.token_requests(tenant_id=tenant) == before[tenant] + 1
 
 
 async def test_a_forged_deleted_for_a_tenant_that_really_removed_the_app_still_revokes_it(
