@@ -249,3 +249,9 @@ async def test_deliveries_for_a_waiting_tenant_are_coalesced_and_a_full_queue_le
     assert left is not None and left.processed_at is None and left.claimed_until is None
     assert await bot.runtime.bot.tenant_events.retry_due() == 1
     assert (await processed(bot, "c-1")).outcome == "checked 33333333: healthy"
+
+
+async def test_every_replica_runs_the_webhook_retry_job(bot: BotHarness) -> None:
+    jobs = {job.name: job for job in bot.runtime.bot.scheduler.jobs}
+    assert jobs["webhook-retry"].every == tenant_events.RETRY_EVERY
+    assert await jobs["webhook-retry"].tick() == 0  # nothing to retry
