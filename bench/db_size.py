@@ -1,6 +1,6 @@
 """Database size benchmark: 30 days of 10,000 customers at 15-minute checks, on SQLite.
 
-Builds the steady state the retention rules leave (``bot.checks.retention``): raw ``check_results``
+Builds the steady state the retention rules leave (``storage.retention``): raw ``check_results``
 for the last ``RAW_KEEP`` (plus the hour the hourly retention job may lag behind), hourly
 ``check_rollups`` for the whole period, a few ``state_changes`` per customer. The newest
 simulated day of ``--real-customers`` customers goes through the real recording path
@@ -33,13 +33,13 @@ from sqlalchemy import create_engine, insert
 from sqlalchemy.engine import Connection
 
 from bot.checks.recording import record_outcomes
-from bot.checks.retention import RAW_KEEP, prune_history
 from bot.domain import Environment, State
 from bot.domain.outcomes import CheckOutcome, TokenOutcome
 from bot.settings import load_settings
 from storage.db import Database, sync_url
 from storage.migrate import upgrade
 from storage.models import Customer
+from storage.retention import RAW_KEEP, prune_history
 
 SCOPES = ("brincr:category", "brincr:country")  # as bench/sweep.py's stand-in approves them
 INTERVAL = timedelta(minutes=15)

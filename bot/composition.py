@@ -36,7 +36,7 @@ from bot.fleet import digest
 from bot.fleet.service import Fleet
 from bot.onboarding import invitations
 from bot.onboarding.linking import Linking
-from bot.onboarding.tenant_events import TenantEvents
+from bot.onboarding.tenant_events import RETRY_EVERY, TenantEvents
 from bot.outbox import OutboxSender
 from bot.services import Services
 from bot.settings import Settings
@@ -124,11 +124,17 @@ def build_bot(
     async def weekly_digest() -> bool:
         return await digest.digest_tick(services)
 
+    tenant_events = TenantEvents(services, linking, worker_id=worker)
+
+    async def webhook_retry() -> int:
+        return await tenant_events.retry_due()
+
     jobs = (
         Job("upkeep", alert_upkeep, upkeep_every(settings.check_interval)),
         Job("stale-invitations", stale_invitations, invitations.STALE_EVERY),
         Job("maintenance-ends", maintenance_ends, maintenance.TICK),
         Job("digest", weekly_digest, digest.TICK_EVERY),
+        Job("webhook-retry", webhook_retry, RETRY_EVERY),
     )
     quiet_payload_logs()  # payloads that carry invitation codes stay out of debug logs
     return Bot(
@@ -144,7 +150,7 @@ def build_bot(
         maintenance=windows,
         fleet=Fleet(services, checker, before_forget=(alerts.forgetting,)),
         linking=linking,
-        tenant_events=TenantEvents(services, linking),
+        tenant_events=tenant_events,
         scheduler=Scheduler(services, checker, worker_id=worker, jobs=jobs),
         worker_id=worker,
     )

@@ -19,6 +19,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.composition import Bot, build_bot
 from bot.settings import Settings
+from bot.web import server as web_server
 from bot.web.server import build_web_app
 from handlers import create_app
 
@@ -60,7 +61,10 @@ class Runtime:
 
     async def _listen(self) -> None:
         bolt = None if self.settings.socket_mode else self.app
-        self._runner = web.AppRunner(build_web_app(self.bot, bolt), access_log=None)
+        self._runner = web.AppRunner(
+            build_web_app(self.bot, bolt), access_log=None,
+            keepalive_timeout=web_server.HEADER_TIMEOUT,
+        )  # fmt: skip
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()

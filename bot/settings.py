@@ -6,6 +6,7 @@ Wrong values become :class:`~bot.errors.ConfigError` with one readable line per 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -24,8 +25,8 @@ def _duration(value: Any) -> timedelta:
         return value
     try:
         return parse_duration(str(value))
-    except UserError as error:
-        raise ValueError(f"{error}; {error.usage}") from None
+    except UserError as error:  # its message quotes the value: never echo a setting's value
+        raise ValueError(f"not a duration; {error.usage}") from None
 
 
 def _csv(value: Any) -> tuple[str, ...]:
@@ -185,6 +186,11 @@ class Settings(BaseSettings):
     def _trailing_slash(cls, value: str) -> str:
         return value if value.endswith("/") else value + "/"
 
+    def __repr_args__(self) -> Any:
+        """``repr`` and ``str``: secrets are SecretStr already; URLs lose their password."""
+        for name, value in super().__repr_args__():
+            yield name, _without_password(value) if isinstance(value, str) else value
+
     @property
     def onboarding_channel_id(self) -> str | None:
         return self.onboarding_channel or self.alert_channel
@@ -234,6 +240,14 @@ class Settings(BaseSettings):
             if not env.client_secret.get_secret_value():
                 problems.append(f"{env.name.upper()}_CLIENT_SECRET is not set")
         return problems
+
+
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@", re.I)
+
+
+def _without_password(text: str) -> str:
+    """``postgresql://user:secret@host/db`` → ``postgresql://user:***@host/db``."""
+    return _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
 
 
 def _readable(error: ValidationError) -> list[str]:

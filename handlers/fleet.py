@@ -51,8 +51,9 @@ async def status(inv: Invocation) -> None:
 
 async def check(inv: Invocation) -> None:
     customer = await inv.bot.fleet.resolve(_named(inv, CHECK_USAGE))
+    await inv.bot.fleet.start_manual_check(customer.id, inv.user_id)
     await inv.reply(render_notice(f":hourglass_flowing_sand: Checking *{escape(customer.name)}*…"))
-    data = await inv.bot.fleet.check(customer.id, inv.user_id)
+    data = await inv.bot.fleet.check(customer.id)
     message = render_status(data, inv.bot.settings.brincr_scopes, utcnow())
     await inv.reply(message, replace_original=True)
 
@@ -76,7 +77,8 @@ async def check_now(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, 
     await ack()
     press = Press.of(body)
     customer = await bot.fleet.resolve(press.value)
-    data = await bot.fleet.check(customer.id, press.user_id)
+    await bot.fleet.start_manual_check(customer.id, press.user_id)
+    data = await bot.fleet.check(customer.id)
     # An ephemeral status is refreshed in place; from a channel message (an alert), the
     # clicker gets the fresh status for their eyes only.
     message = render_status(data, bot.settings.brincr_scopes, utcnow())

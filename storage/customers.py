@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, literal, select, update
+from sqlalchemy import Table, delete, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import utcnow
@@ -20,6 +20,7 @@ from bot.domain import (
     normalize_kvk,
     normalize_tenant_id,
 )
+from storage.db import affected_rows
 from storage.models import Customer, Incident, Invitation, StateChange
 from storage.statuses import InvitationStatus
 
@@ -374,3 +375,22 @@ async def export_rows(*, session: AsyncSession) -> AsyncIterator[list[ExportRow]
     )
     async for rows in result.partitions(BULK_CHUNK):
         yield [ExportRow(*cast(tuple[Any, ...], row)) for row in rows]
+
+
+async def claim_manual_check(
+    customer_id: int, now: datetime, every: timedelta, *, session: AsyncSession
+) -> bool:
+    """Note a check by hand now; False when one ran less than ``every`` ago (a conditional
+    UPDATE: two replicas or two clicks never both pass)."""
+    claimed = await session.execute(
+        update(Customer)
+        .where(
+            Customer.id == customer_id,
+            or_(
+                Customer.last_manual_check_at.is_(None),
+                Customer.last_manual_check_at <= now - every,
+            ),
+        )
+        .values(last_manual_check_at=now)
+    )
+    return affected_rows(claimed) == 1

@@ -59,7 +59,8 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        # hide_parameters: errors and echo never carry bound values (invitation codes, bodies)
+        kwargs: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
         if make_url(async_url(url)).get_backend_name() == "postgresql":
             kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         self.engine: AsyncEngine = create_async_engine(async_url(url), **kwargs)

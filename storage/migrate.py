@@ -29,7 +29,7 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the schema at ``database_url`` to ``revision``."""
-    engine = create_engine(sync_url(database_url), poolclass=pool.NullPool)
+    engine = create_engine(sync_url(database_url), poolclass=pool.NullPool, hide_parameters=True)
     try:
         with engine.begin() as connection:
             if connection.dialect.name == "postgresql":

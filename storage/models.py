@@ -80,6 +80,8 @@ class Customer(Base):
 
     snoozed_until: Mapped[datetime | None]
     snoozed_by: Mapped[str | None] = mapped_column(String(32))
+    # checks started by people are throttled per customer, across replicas
+    last_manual_check_at: Mapped[datetime | None]
 
     results: Mapped[list[CheckResult]] = relationship(
         back_populates="customer", cascade="all, delete-orphan", passive_deletes=True
@@ -194,7 +196,10 @@ class Notification(Base):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_created_at", "created_at"),  # retention
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
@@ -215,7 +220,16 @@ class Notification(Base):
 
 
 class WebhookEvent(Base):
+    """A verified delivery. ``body_hash`` (SHA-256 of the raw body) recognises a replayed
+    body under fresh headers; an unprocessed row is claimed (``claimed_until``) by the worker
+    processing it, and retried by the ``webhook-retry`` job once the claim has lapsed."""
+
     __tablename__ = "webhook_events"
+    __table_args__ = (
+        Index("ix_webhook_events_body_hash", "body_hash", unique=True),
+        Index("ix_webhook_events_unprocessed", "processed_at", "claimed_until"),
+        Index("ix_webhook_events_received_at", "received_at"),
+    )
 
     notification_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     event: Mapped[str] = mapped_column(String(100))
@@ -225,6 +239,10 @@ class WebhookEvent(Base):
     body: Mapped[str] = mapped_column(Text)
     processed_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(Text)
+    body_hash: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    claimed_until: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditEntry(Base):

@@ -19,8 +19,9 @@ from storage.models import (
     IncidentMember,
     Invitation,
     MaintenanceWindow,
+    Notification,
 )
-from storage.statuses import InvitationStatus
+from storage.statuses import InvitationStatus, NotificationStatus
 
 HISTORY_STRIP = 20  # recent checks shown as a strip in `status`
 WEEK = timedelta(days=7)
@@ -193,4 +194,35 @@ async def home_data(*, session: AsyncSession, now: datetime, limit: int = 15) ->
         broken=page.customers,
         incidents=[(i, c) for i, c in incidents],
         invitations=[(i, c) for i, c in invitations],
+    )
+
+
+@dataclass(frozen=True)
+class GaugeCounts:
+    """What ``/metrics`` reports of the database, each an indexed count."""
+
+    customers_by_state: dict[str, int]
+    open_incidents_by_kind: dict[str, int]
+    outbox_pending: int
+    outbox_failed: int
+
+
+async def gauge_counts(*, session: AsyncSession) -> GaugeCounts:
+    """Customers by state (``ix_customers_state``), open incidents by kind
+    (``ix_incidents_open``), and the outbox's pending and failed rows only (``ix_outbox_due``
+    starts with ``status``): never a scan of the delivered rows."""
+    states = await session.execute(select(Customer.state, func.count()).group_by(Customer.state))
+    kinds = await session.execute(
+        select(Incident.kind, func.count())
+        .where(Incident.resolved_at.is_(None))
+        .group_by(Incident.kind)
+    )
+    outbox = select(func.count()).select_from(Notification)
+    pending = await session.scalar(outbox.where(Notification.status == NotificationStatus.PENDING))
+    failed = await session.scalar(outbox.where(Notification.status == NotificationStatus.FAILED))
+    return GaugeCounts(
+        customers_by_state={str(k): int(n) for k, n in states},
+        open_incidents_by_kind={str(k): int(n) for k, n in kinds},
+        outbox_pending=int(pending or 0),
+        outbox_failed=int(failed or 0),
     )

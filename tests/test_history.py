@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from bot.checks.recording import record_outcome
-from bot.checks.retention import HEALTHY_RAW_KEEP, HOURLY_KEEP, LONG_KEEP, RAW_KEEP, prune_history
 from bot.core.clock import utcnow
 from bot.domain import Environment, State
 from bot.domain.outcomes import CheckOutcome, TokenOutcome
@@ -13,6 +12,7 @@ from bot.settings import load_settings
 from storage.customers import NewCustomer, add_customer
 from storage.db import Database
 from storage.models import CheckResult, CheckRollup, StateChange
+from storage.retention import HEALTHY_RAW_KEEP, HOURLY_KEEP, LONG_KEEP, RAW_KEEP, prune_history
 
 
 async def _count(db: Database, model: type) -> int:

@@ -87,6 +87,28 @@ def test_bad_values_give_one_readable_line_each_without_secrets(
     assert "super-secret-value" not in str(caught.value)
 
 
+def test_repr_hides_the_database_password_and_every_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://bot:db-pass-w0rd@db.internal:5432/brincr")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "signing-secret-value")
+    monkeypatch.setenv("VISMA_WEBHOOK_SECRETS", "whsec-one,whsec-two")
+    settings = load_settings()
+    for text in (repr(settings), str(settings)):
+        assert "db-pass-w0rd" not in text and "postgresql://bot:***@db.internal" in text
+        for secret in ("signing-secret-value", "whsec-one", "whsec-two"):
+            assert secret not in text
+    assert settings.database_url.endswith("bot:db-pass-w0rd@db.internal:5432/brincr")
+
+
+def test_a_bad_duration_is_not_echoed_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHECK_INTERVAL", "hunter2-looks-like-a-secret")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "hunter2" not in str(caught.value)
+    assert caught.value.problems[0].startswith("CHECK_INTERVAL: not a duration")
+
+
 def test_secrets_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-secret-value")
     monkeypatch.setenv("SANDBOX_CLIENT_SECRET", "client-secret-value")

@@ -678,7 +678,10 @@ async def test_approval_and_removal_are_delivered_as_signed_webhooks(
         assert headers["x-vwd-application-id"] == "app-1"
         assert headers["x-vwd-notification-id"]
         assert headers["x-vwd-notification-timestamp"].endswith("Z")
+    first = received[0][0]
     assert json.loads(received[0][1]) == {
+        "notificationId": first["x-vwd-notification-id"],
+        "timestamp": first["x-vwd-notification-timestamp"],
         "tenantId": TENANT,
         "applicationId": "app-1",
         "eventType": "tenant_application_added",

@@ -263,7 +263,8 @@ async def test_an_approval_matching_one_open_invitation_links_and_checks_it(
     assert (await processed(bot, nid)).outcome == "linked to 12345678: healthy"
     customer = await customer_row(bot, "12345678")
     assert (customer.tenant_id, customer.state) == (tenant, State.HEALTHY)
-    assert bot.sim.counters.token_requests(tenant_id=tenant) == 1
+    # one token request confirms the tenant grants a token, one is the check after linking
+    assert bot.sim.counters.token_requests(tenant_id=tenant) == 2
     async with bot.runtime.bot.db.transaction() as session:
         entry = await session.scalar(select(AuditEntry))
     assert entry is not None and (entry.user_id, entry.action) == ("visma-webhook", "link")
@@ -325,6 +326,7 @@ async def test_the_picker_refuses_a_tenant_linked_meanwhile(bot: BotHarness) -> 
     await invited(bot, "11111111", "Eerste Klant")
     await invited(bot, "12345678", "Tweede Klant")
     tenant = str(uuid.uuid4())
+    bot.sim.approve(tenant, "production", list(SCOPES))
     _, nid = await deliver(bot, ADDED, tenant)  # unknown application: every environment
     await processed(bot, nid)
     await bot.runtime.bot.outbox.deliver_due()
@@ -345,21 +347,36 @@ async def test_the_picker_refuses_a_tenant_linked_meanwhile(bot: BotHarness) -> 
 # --- tenant application deleted --------------------------------------------------------
 
 
-async def test_a_deleted_tenant_revokes_its_customer_without_asking_visma(bot: BotHarness) -> None:
+async def test_a_deleted_tenant_is_revoked_once_a_fresh_token_request_confirms_it(
+    bot: BotHarness,
+) -> None:
     tenant = str(uuid.uuid4())
+    bot.sim.approve(tenant, "production", list(SCOPES))
     customer_id = await bot.add_customer("12345678", "Bouwbedrijf", tenant_id=tenant)
     await bot.runtime.bot.checker.check_customer(customer_id)
-    before = bot.sim.counters.token_requests()
+    before = bot.sim.counters.token_requests(tenant_id=tenant)
+    bot.sim.remove(tenant)
     _, nid = await deliver(bot, DELETED, tenant)
-    assert (await processed(bot, nid)).outcome == "revoked 12345678"
+    assert (await processed(bot, nid)).outcome == "revoked 12345678: confirmed by a token request"
     assert (await customer_row(bot, "12345678")).state == State.REVOKED
-    assert bot.sim.counters.token_requests() == before
+    assert bot.sim.counters.token_requests(tenant_id=tenant) == before + 1
     async with bot.runtime.bot.db.transaction() as session:
         change = await session.scalar(select(StateChange).order_by(StateChange.id.desc()))
     assert change is not None and change.to_state == State.REVOKED
-    assert change.reason == (
-        "tenant_application_deleted: Visma reported that the app was removed from this tenant"
+
+
+async def test_a_deleted_for_a_tenant_that_still_grants_a_token_changes_nothing(
+    bot: BotHarness,
+) -> None:
+    tenant = str(uuid.uuid4())
+    bot.sim.approve(tenant, "production", list(SCOPES))
+    customer_id = await bot.add_customer("12345678", "Bouwbedrijf", tenant_id=tenant)
+    await bot.runtime.bot.checker.check_customer(customer_id)
+    _, nid = await deliver(bot, DELETED, tenant)
+    assert (await processed(bot, nid)).outcome == (
+        "not confirmed: the tenant still grants a token (12345678: healthy)"
     )
+    assert (await customer_row(bot, "12345678")).state == State.HEALTHY
 
 
 async def test_a_deleted_unknown_tenant_is_recorded_as_such(

@@ -5,11 +5,18 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 
 from bot.core.errors import UserError
-from bot.domain.delivery import WebhookEventKind, event_kind, parse_delivery, verify_signature
+from bot.domain.delivery import (
+    WebhookEventKind,
+    event_kind,
+    parse_delivery,
+    staleness,
+    verify_signature,
+)
 
 SECRET = "s3cret-current"
 OLD_SECRET = "s3cret-previous"
@@ -93,11 +100,67 @@ def test_header_names_are_case_insensitive(transform: Callable[[str], str]) -> N
     assert (delivery.notification_id, delivery.kind) == ("n-42", WebhookEventKind.ADDED)
 
 
-def test_headers_win_over_the_body() -> None:
-    body = json.dumps({"eventId": "tenant_application_deleted", "notificationId": "b-1"})
+def test_a_header_that_contradicts_the_signed_body_is_refused() -> None:
+    body = json.dumps({"eventId": "tenant_application_deleted", "notificationId": "n-42"})
+    with pytest.raises(UserError, match="x-vwd-event-id` header contradicts the signed body"):
+        parse_delivery(headers(), body.encode())
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("X-VWD-Tenant-Id", "00000000-0000-4000-8000-000000000009"),
+        ("X-VWD-Notification-Id", "fresh-id"),
+        ("X-VWD-Application-Id", "app-2"),
+        ("X-VWD-Notification-Timestamp", "2001-01-01T00:00:00Z"),
+    ],
+)
+def test_any_rewritten_header_the_body_also_states_is_refused(header: str, value: str) -> None:
+    body = json.dumps({
+        "tenantId": TENANT, "applicationId": "app-1", "notificationId": "n-42",
+        "eventType": "tenant_application_added", "timestamp": "2024-05-01T12:00:00Z",
+    }).encode()  # fmt: skip
+    assert parse_delivery(headers(), body).tenant_id == TENANT
+    with pytest.raises(UserError, match="contradicts the signed body"):
+        parse_delivery(headers(**{header: value}), body)
+
+
+def test_headers_that_agree_with_the_body_in_another_spelling_are_accepted() -> None:
+    body = json.dumps({"eventType": "TenantApplicationAdded", "tenantId": TENANT.upper()})
     delivery = parse_delivery(headers(), body.encode())
-    assert delivery.kind is WebhookEventKind.ADDED
-    assert delivery.notification_id == "n-42"
+    assert (delivery.kind, delivery.tenant_id) == (WebhookEventKind.ADDED, TENANT)
+    assert delivery.event == "TenantApplicationAdded"  # the signed spelling
+
+
+def test_the_body_hash_identifies_the_raw_body() -> None:
+    one = parse_delivery(headers(), BODY)
+    again = parse_delivery(headers(**{"X-VWD-Notification-Id": "n-43"}), BODY)
+    assert one.body_hash == again.body_hash == hashlib.sha256(BODY).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "stale"),
+    [
+        ("2001-01-01T00:00:00Z", "older than 24 h"),
+        ("978307200", "older than 24 h"),
+        ("2024-05-01T11:00:00+00:00", None),
+        ("2024-05-01T12:04:00Z", None),
+        ("2024-05-01T13:00:00Z", "in the future"),
+        ("1714564800000", None),  # milliseconds: 2024-05-01T12:00:00Z
+    ],
+)
+def test_notification_timestamps_outside_the_window_are_stale(
+    timestamp: str, stale: str | None
+) -> None:
+    now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    delivery = parse_delivery(headers(**{"X-VWD-Notification-Timestamp": timestamp}), b"")
+    reason = staleness(delivery, now)
+    assert (reason is None) if stale is None else (reason is not None and stale in reason)
+
+
+def test_an_unreadable_notification_timestamp_is_a_clear_error() -> None:
+    with pytest.raises(UserError, match="not a date and time"):
+        parse_delivery(headers(**{"X-VWD-Notification-Timestamp": "yesterday"}), b"")
 
 
 @pytest.mark.parametrize(
@@ -182,6 +245,14 @@ def test_a_missing_event_is_a_clear_error() -> None:
         parse_delivery(without, json.dumps({"tenantId": TENANT}).encode())
 
 
-def test_an_overlong_notification_id_is_refused() -> None:
-    with pytest.raises(UserError, match="longer than"):
-        parse_delivery(headers(**{"X-VWD-Notification-Id": "n" * 500}), b"")
+@pytest.mark.parametrize("length", [101, 200, 500])
+def test_a_notification_id_longer_than_its_column_is_refused(length: int) -> None:
+    with pytest.raises(UserError, match="longer than 100 characters"):
+        parse_delivery(headers(**{"X-VWD-Notification-Id": "n" * length}), b"")
+    assert parse_delivery(headers(**{"X-VWD-Notification-Id": "n" * 100}), b"")
+
+
+@pytest.mark.parametrize("header", ["X-VWD-Event-Id", "X-VWD-Application-Id"])
+def test_event_and_application_ids_longer_than_their_columns_are_refused(header: str) -> None:
+    with pytest.raises(UserError, match="longer than 100 characters"):
+        parse_delivery(headers(**{header: "x" * 101}), b"")

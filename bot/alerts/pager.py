@@ -1,13 +1,13 @@
 """PagerDuty Events API v2: incidents mirrored as trigger / acknowledge / resolve events.
 
-Events are rows first (``storage.models.PagerEvent``), like Slack messages in the outbox
-(STYLE.md §10): :class:`Pager` writes them in the transaction that opens, acknowledges or
-resolves an incident; :class:`PagerDutySender` posts them, one POST each, and records the
-outcome. A unique (``dedup_key``, ``action``) makes each incident trigger, acknowledge and
-resolve at most once, whichever replica saw the change.
+Events are rows first (``storage.models.PagerEvent``), like Slack messages in the outbox (outbound
+messages are rows first): :class:`Pager` writes them in the transaction that opens, acknowledges or
+resolves an incident; :class:`PagerDutySender` posts them, one POST each, and records the outcome. A
+unique (``dedup_key``, ``action``) makes each incident trigger, acknowledge and resolve at most
+once, whichever replica saw the change.
 
-The Events API (https://developer.pagerduty.com/docs/events-api-v2/overview/, DOMAIN.md §7):
-``POST {PAGERDUTY_EVENTS_URL}`` with the routing key in the body, no auth header.
+The Events API (https://developer.pagerduty.com/docs/events-api-v2/overview/, docs/domain.md,
+PagerDuty): ``POST {PAGERDUTY_EVENTS_URL}`` with the routing key in the body, no auth header.
 
 - 202: accepted, done. The event's ``dedup_key`` ties trigger, acknowledge and resolve.
 - 400: the event is invalid: never retried; the row fails and one ERROR line says why.

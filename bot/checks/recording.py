@@ -99,6 +99,9 @@ def _rollup(
         row.worst_state = outcome.state
 
 
+ERROR_CODE_MAX = 100  # check_results.error_code is String(100)
+
+
 def _result_row(outcome: CheckOutcome) -> CheckResult:
     return CheckResult(
         customer_id=outcome.customer_id, checked_at=outcome.checked_at, state=outcome.state,
@@ -107,7 +110,9 @@ def _result_row(outcome: CheckOutcome) -> CheckResult:
         granted_scopes=" ".join(outcome.granted_scopes),
         missing_scopes=" ".join(outcome.missing_scopes), probe_status=outcome.probe_status,
         token_ms=outcome.token_ms, probe_ms=outcome.probe_ms,
-        error_code=outcome.error_code, error_text=outcome.error_text,
+        # the upstream's own error member: cut to its column, never a failed batch on PostgreSQL
+        error_code=outcome.error_code[:ERROR_CODE_MAX] if outcome.error_code else None,
+        error_text=outcome.error_text,
     )  # fmt: skip
 
 

@@ -6,7 +6,7 @@
   restart after downtime) is spread over the interval instead of checked in one burst; after
   one round each customer keeps its own slot (``next_check_at = checked_at + interval``).
   Customers in trouble come back sooner with backoff (``bot.checks.recording.next_check_delay``).
-- **retention**: prune raw results, keep rollups and state changes (``bot.checks.retention``).
+- **retention**: prune raw results, keep rollups and state changes (``storage.retention``).
 - the features' own jobs, given at construction by the composition root (:class:`Job`): alert
   upkeep (reminders, ended snoozes, upstream incidents), stale-invitation nudges.
 
@@ -28,11 +28,11 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.checks.retention import prune_history
 from bot.checks.service import CheckService
 from bot.core.clock import utcnow
 from bot.core.logs import correlation_id
 from bot.services import Services
+from storage.retention import prune_history
 from storage.scheduling import claim_due, count_linked
 
 log = logging.getLogger(__name__)

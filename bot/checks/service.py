@@ -30,6 +30,7 @@ from bot.clients.brincr import probe
 from bot.clients.upstream_http import UpstreamHttp
 from bot.clients.visma import TokenClient, TokenResult
 from bot.core.clock import utcnow
+from bot.core.errors import UpstreamError
 from bot.core.metrics import CHECK_LATENCY, checks_with
 from bot.domain import Environment, State
 from bot.domain.outcomes import CheckOutcome, TokenOutcome
@@ -88,6 +89,29 @@ class CheckService:
         outcome = await self.run(customer_id, *snapshot)
         await record_outcome(self.db, outcome, self.settings, self.listeners)
         return outcome
+
+    async def tenant_grants(self, tenant_id: str, environment: str | None) -> str | None:
+        """Whether the tenant grants our app a token (the confirmation of a webhook's
+        "added"): the environment whose token request succeeded (scopes missing still counts:
+        the app is approved), or None when every configured environment (``environment``
+        only, when known) refused the tenant. One token request per environment tried.
+
+        Raises a transient :class:`UpstreamError` when an answer was inconclusive (Visma
+        down, rate limited, the app's own credentials refused): the caller tries later.
+        """
+        envs = self.settings.configured_environments()
+        if environment is not None:
+            envs = [env for env in envs if env.name.value == environment]
+        inconclusive: str | None = None
+        for env in envs:
+            token = await self._tokens.fetch(env, tenant_id, self.settings.brincr_scopes)
+            if token.outcome in (TokenOutcome.OK, TokenOutcome.SCOPES):
+                return env.name.value
+            if token.outcome is not TokenOutcome.TENANT_ACCESS:
+                inconclusive = token.error_code or token.outcome.value
+        if inconclusive is not None:
+            raise UpstreamError(f"token request inconclusive: {inconclusive}", transient=True)
+        return None
 
     async def check_many(self, customer_ids: Sequence[int]) -> list[CheckOutcome]:
         """Check customers concurrently (at most CHECK_CONCURRENCY at once); one writer

@@ -1,5 +1,5 @@
-"""The PagerDuty Events API v2 client: one POST per event (DOMAIN.md §7), explicit timeouts,
-an injectable transport. What to retry is the caller's choice (:class:`Answer` says what
+"""The PagerDuty Events API v2 client: one POST per event (docs/domain.md, PagerDuty), explicit
+timeouts, an injectable transport. What to retry is the caller's choice (:class:`Answer` says what
 PagerDuty made of the event); ``bot.alerts.pager`` writes and sends the events.
 """
 

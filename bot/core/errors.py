@@ -2,11 +2,14 @@
 
     BotError                  anything the bot raises on purpose
     ├── ConfigError           settings missing or wrong (the CLI prints them and exits 2)
-    └── UserError             bad input from a person: the message is shown to them as is
-        └── PermissionDenied  a changing command from someone not in BOT_ADMINS
+    ├── UserError             bad input from a person: the message is shown to them as is
+    │   └── PermissionDenied  a changing command from someone not in BOT_ADMINS
+    └── UpstreamError         Visma Connect, Brincr or Slack could not answer a question the
+                              bot must have answered (confirming a webhook delivery);
+                              ``transient`` says whether trying again later may help
 
-Upstream trouble (Visma Connect, Brincr, Slack) is not raised: a check classifies it into its
-outcome (:mod:`bot.domain.outcomes`), the outbox records it on the row it could not deliver.
+A check never raises for upstream trouble: it classifies it into its outcome
+(:mod:`bot.domain.outcomes`); the outbox records it on the row it could not deliver.
 
 Messages never contain secrets, tokens or invitation codes: they are shown to users and logged.
 """
@@ -36,3 +39,13 @@ class UserError(BotError):
 
 class PermissionDenied(UserError):
     """A changing command from a user who is not a bot admin."""
+
+
+class UpstreamError(BotError):
+    """An outside service did not give an answer the bot needs; ``transient`` errors may
+    succeed when tried again later."""
+
+    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.retry_after = retry_after

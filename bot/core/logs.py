@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 
 from pythonjsonlogger.json import JsonFormatter
@@ -20,9 +21,71 @@ class _CorrelationFilter(logging.Filter):
         return True
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters (newlines included) written as escapes, so nothing
+    logged can start a line of its own or rewrite the terminal."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.I)
+
+
+class TextFormatter(logging.Formatter):
+    """One record, one line: the message's control characters are escaped (a raw newline in
+    a request would otherwise forge a log line). A traceback still follows on its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+
+class _LibraryPayloads(logging.Filter):
+    """Slack's libraries put whole payloads into log messages: Bolt's "Invalid request
+    signature detected (… body: …)" at INFO for every unverified request, "Unhandled
+    request ({…})", "request body: …", Socket Mode envelopes at DEBUG. Those carry
+    invitation codes, response URLs and anything a forger typed. Keep the words before the
+    payload, never the payload, at every level."""
+
+    PREFIXES = ("slack_bolt", "slack_sdk.socket_mode", "slack_sdk.web", "slack_sdk.webhook")
+    MARKERS = ("(", "{", "[", "body:", "body :", "payload", "message:")
+    LONGEST = 160
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "aiohttp.server":
+            return self._malformed_http(record)
+        if not record.name.startswith(self.PREFIXES):
+            return True
+        message = record.getMessage()
+        cut = min((i for m in self.MARKERS if (i := message.find(m)) >= 0), default=-1)
+        if cut >= 0:
+            message = message[:cut].rstrip(" :,(") + " (payload not logged)"
+        elif len(message) > self.LONGEST:
+            message = message[: self.LONGEST] + "… (cut)"
+        if record.name.startswith("slack_sdk.webhook"):  # response URLs: anyone may post there
+            message = _URL.sub("<response url>", message)
+        record.msg, record.args = message, ()
+        return True
+
+    @staticmethod
+    def _malformed_http(record: logging.LogRecord) -> bool:
+        """aiohttp logs a request it cannot parse with a traceback that quotes the raw request
+        line or header (a code in a query string, a forged line): keep one line, the reason."""
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and type(error).__module__.startswith("aiohttp.http_exceptions"):
+            reason = f"{type(error).__name__}, {getattr(error, 'code', 400)}"
+            record.msg = f"{record.getMessage()}: malformed request refused ({reason})"
+            record.args, record.exc_info, record.exc_text = (), None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def configure_logging(log_format: str = "text", level: int | str = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_CorrelationFilter())
+    handler.addFilter(_LibraryPayloads())
     if log_format == "json":
         handler.setFormatter(
             JsonFormatter(
@@ -32,9 +95,7 @@ def configure_logging(log_format: str = "text", level: int | str = logging.INFO)
         )
     else:
         handler.setFormatter(
-            logging.Formatter(
-                "%(asctime)s %(levelname)-7s %(name)s [%(correlation_id)s] %(message)s"
-            )
+            TextFormatter("%(asctime)s %(levelname)-7s %(name)s [%(correlation_id)s] %(message)s")
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -1,10 +1,16 @@
 """The I/O-free core of ``POST /webhooks/visma``: Visma Webhook Dispatcher deliveries.
 
 docs/domain.md, Visma webhooks: the signature is ``X-VWD-Signature-V1`` =
-base64(HMAC-SHA256(secret, raw body)); metadata arrives in ``x-vwd-*`` headers. The body
-format is not published, so headers win and the body is only a fallback, read leniently (any
-key spelling, one nested level such as ``data``). Verify the signature on the raw bytes
-*before* parsing.
+base64(HMAC-SHA256(secret, raw body)); metadata arrives in ``x-vwd-*`` headers, which the
+signature does *not* cover. So the signed body wins: a value read from the body (leniently: any
+key spelling, one nested level such as ``data``) is the value, a header only fills in what the
+body does not say, and a header that contradicts the body refuses the delivery. Verify the
+signature on the raw bytes *before* parsing. Values longer than their storage columns are
+refused here, at the edge.
+
+Freshness (:func:`staleness`): a notification timestamp older than ``MAX_AGE`` or more than
+``MAX_SKEW`` in the future makes the delivery stale (dropped, not processed). Replays of a
+body already seen are recognised by :attr:`Delivery.body_hash` (bot.onboarding.tenant_events).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -24,7 +31,12 @@ from bot.core.errors import UserError
 from bot.domain import normalize_tenant_id
 
 SIGNATURE_HEADER = "x-vwd-signature-v1"
-MAX_NOTIFICATION_ID = 200  # it becomes an idempotency key in storage
+MAX_NOTIFICATION_ID = 100  # webhook_events.notification_id is String(100): the idempotency key
+MAX_EVENT = 100  # webhook_events.event
+MAX_APPLICATION_ID = 100  # webhook_events.application_id
+MAX_TIMESTAMP = 64
+MAX_AGE = timedelta(hours=24)  # an older notification is stale: dropped with a 2xx
+MAX_SKEW = timedelta(minutes=5)  # a notification from further in the future is dropped too
 
 # Header → the body keys (compared without case and separators) that may carry the same value.
 _FIELDS: dict[str, tuple[str, ...]] = {
@@ -52,6 +64,8 @@ class Delivery:
     timestamp: str | None  # as sent: the format is not documented
     body: str
     payload: dict[str, Any] | None  # the body when it is a JSON object
+    body_hash: str = ""  # SHA-256 of the raw body, hex: a replayed body is recognised by it
+    sent_at: datetime | None = None  # ``timestamp`` read as a moment, when it is one
 
 
 def verify_signature(secrets: Sequence[str], body: bytes, header: str | None) -> bool:
@@ -78,33 +92,99 @@ def verify_signature(secrets: Sequence[str], body: bytes, header: str | None) ->
 
 
 def parse_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
-    """The delivery described by ``headers`` (any case) and, where they are silent, the body.
+    """The delivery the signed ``body`` describes, with ``headers`` (any case) filling in
+    what the body does not say.
 
-    Raises :class:`UserError` when neither names the notification id or the event.
+    Raises :class:`UserError` when neither names the notification id or the event, when a
+    header contradicts the body, when a value is longer than its column, or when the
+    notification timestamp cannot be read.
     """
     lowered = {key.lower(): value.strip() for key, value in headers.items() if value.strip()}
     payload = _json_object(body)
 
     def field(header: str) -> str | None:
-        return lowered.get(header) or _body_value(payload, _FIELDS[header])
+        signed = _body_value(payload, _FIELDS[header])
+        given = lowered.get(header)
+        if signed is not None and given is not None and not _same(header, signed, given):
+            raise UserError(
+                f"the `{header}` header contradicts the signed body",
+                usage="the body is signed, the headers are not: send the values the body says",
+            )
+        return signed if signed is not None else given
 
     notification_id = _required(
         field("x-vwd-notification-id"), "notification id", "x-vwd-notification-id"
     )
-    if len(notification_id) > MAX_NOTIFICATION_ID:
-        raise UserError(f"the notification id is longer than {MAX_NOTIFICATION_ID} characters")
+    _fits(notification_id, MAX_NOTIFICATION_ID, "notification id")
     event = _required(field("x-vwd-event-id"), "event type", "x-vwd-event-id")
+    _fits(event, MAX_EVENT, "event type")
     tenant = field("x-vwd-tenant-id")
+    application_id = field("x-vwd-application-id")
+    if application_id is not None:
+        _fits(application_id, MAX_APPLICATION_ID, "application id")
+    timestamp = field("x-vwd-notification-timestamp")
+    sent_at = None
+    if timestamp is not None:
+        _fits(timestamp, MAX_TIMESTAMP, "notification timestamp")
+        sent_at = parse_timestamp(timestamp)
+        if sent_at is None:
+            raise UserError("the notification timestamp is not a date and time")
     return Delivery(
         notification_id=notification_id,
         event=event,
         kind=event_kind(event),
         tenant_id=normalize_tenant_id(tenant) if tenant and len(tenant) < 64 else None,
-        application_id=field("x-vwd-application-id"),
-        timestamp=field("x-vwd-notification-timestamp"),
+        application_id=application_id,
+        timestamp=timestamp,
         body=body.decode("utf-8", errors="replace"),
         payload=payload,
+        body_hash=hashlib.sha256(body).hexdigest(),
+        sent_at=sent_at,
     )
+
+
+def staleness(delivery: Delivery, now: datetime) -> str | None:
+    """Why the delivery is too old or too far in the future to act on; None when it is
+    fresh or carries no timestamp (a replay of its body is then caught by its hash)."""
+    if delivery.sent_at is None:
+        return None
+    if delivery.sent_at < now - MAX_AGE:
+        return f"stale: notification timestamp older than {MAX_AGE.total_seconds() / 3600:.0f} h"
+    if delivery.sent_at > now + MAX_SKEW:
+        return "stale: notification timestamp in the future"
+    return None
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    """ISO 8601 (``Z`` or an offset; naive means UTC) or Unix seconds/milliseconds; None when
+    it is neither."""
+    value = text.strip()
+    if re.fullmatch(r"\d{9,13}(\.\d+)?", value):
+        seconds = float(value)
+        if seconds > 1e11:  # milliseconds
+            seconds /= 1000
+        return datetime.fromtimestamp(seconds, UTC)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _same(header: str, signed: str, given: str) -> bool:
+    if header == "x-vwd-event-id":
+        return _squash(signed) == _squash(given)
+    if header == "x-vwd-tenant-id":
+        return _squash(signed) == _squash(given)
+    if header == "x-vwd-notification-timestamp":
+        a, b = parse_timestamp(signed), parse_timestamp(given)
+        return a == b if a is not None and b is not None else signed == given
+    return signed == given
+
+
+def _fits(value: str, limit: int, what: str) -> None:
+    if len(value) > limit:
+        raise UserError(f"the {what} is longer than {limit} characters")
 
 
 def event_kind(event: str) -> WebhookEventKind:

@@ -15,8 +15,9 @@ from bot.core.clock import utcnow
 from bot.core.errors import UserError
 from bot.domain import normalize_kvk
 from bot.services import Services
+from bot.slack.text import ago, escape
 from storage import audit
-from storage.customers import find_customer, get_by_kvk, remove_customer
+from storage.customers import claim_manual_check, find_customer, get_by_kvk, remove_customer
 from storage.models import Customer
 from storage.reads import (
     LIST_FILTERS,
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 ForgetListener = Callable[[AsyncSession, Customer], Awaitable[None]]
 """Called in the forgetting transaction before the customer is removed."""
 MAX_SNOOZE = timedelta(days=30)
+# A check started by a person costs a token request against a budget Brincr validates:
+# once per customer per MANUAL_CHECK_EVERY, across replicas (customers.last_manual_check_at).
+MANUAL_CHECK_EVERY = timedelta(minutes=1)
 LIST_USAGE = "`/brincr list [failing|pending|revoked|all]`"
 
 
@@ -62,16 +66,38 @@ class Fleet:
                 raise UserError("That customer was removed a moment ago.")
             return await read_status(customer, session=session, now=utcnow())
 
-    async def check(self, customer_id: int, user_id: str | None = None) -> StatusData:
-        """Check the customer now, record it like a scheduled check, return its status.
-        ``user_id``: the person who asked (audited as a check by hand)."""
+    async def start_manual_check(self, customer_id: int, user_id: str) -> None:
+        """Claim a check by hand (``/brincr check``, "Check now") and audit it; UserError
+        saying when the last one ran when one ran less than MANUAL_CHECK_EVERY ago. The claim
+        is one conditional UPDATE, so two replicas or two clicks never both pass."""
+        now = utcnow()
+        async with self.db.transaction() as session:
+            claimed = await claim_manual_check(
+                customer_id, now, MANUAL_CHECK_EVERY, session=session
+            )
+            customer = await session.get(Customer, customer_id)
+            if customer is None:
+                raise UserError("That customer was removed a moment ago.")
+            if not claimed:
+                last = customer.last_manual_check_at or now
+                wait = max(1, int((last + MANUAL_CHECK_EVERY - now).total_seconds()) + 1)
+                checked = customer.last_check_at
+                raise UserError(
+                    f"*{escape(customer.name)}* was checked by hand {ago(last, now)}"
+                    + (f"; its last check ran {ago(checked, now)}" if checked else "")
+                    + f". One check by hand a minute: try again in {wait} s.",
+                    usage="`/brincr status` shows the result of the last check",
+                )
+            audit.record(session, user_id=user_id, action="check", target=customer.kvk)
+        log.info("check of %s by hand by %s", customer.kvk, user_id)
+
+    async def check(self, customer_id: int) -> StatusData:
+        """Check the customer now, record it like a scheduled check, return its status."""
         await self.checker.check_customer(customer_id)
         async with self.db.transaction() as session:
             customer = await session.get(Customer, customer_id)
             if customer is None:
                 raise UserError("That customer was removed while it was being checked.")
-            if user_id:
-                audit.record(session, user_id=user_id, action="check", target=customer.kvk)
             return await read_status(customer, session=session, now=utcnow())
 
     async def page(self, which: str, offset: int, limit: int) -> FleetPage:

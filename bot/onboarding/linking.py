@@ -17,10 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import outbox
 from bot.checks.service import CheckService
 from bot.core.clock import utcnow
-from bot.core.errors import UserError
+from bot.core.errors import UpstreamError, UserError
 from bot.domain import State, parse_kvk, parse_tenant_id
 from bot.domain.delivery import Delivery
-from bot.domain.outcomes import CheckOutcome, TokenOutcome
 from bot.onboarding.render_link import render_tenant_question
 from bot.onboarding.values import LinkCandidate, TenantApproval
 from bot.services import Services
@@ -146,23 +145,43 @@ class Linking:
         return [LinkCandidate(c.kvk, c.name, c.environment, invited_at) for c, invited_at in rows]
 
     async def tenant_added(self, delivery: Delivery) -> str:
-        """A customer approved the app: check the customer that has this tenant, else link the
-        one customer with an open invitation, else ask the onboarding channel. Returns the
-        outcome word stored with the event."""
+        """A customer approved the app, says a delivery (a hint, docs/domain.md, Visma
+        webhooks): check the customer that has this tenant; else, only once a fresh token
+        request shows the tenant grants our app a token, link the one customer with an open
+        invitation or ask the onboarding channel. Returns the outcome word stored with the
+        event; raises a transient UpstreamError when Visma's answer was inconclusive (tried
+        again later)."""
         tenant = delivery.tenant_id
         if tenant is None:
             return "ignored: no tenant id"
         async with self.services.db.transaction() as session:
             known = await get_by_tenant(tenant, session=session)
         if known is not None:
-            checked = await self.check_linked(known.id)
+            checked = await self._confirming_check(known.id)
             return f"checked {checked.kvk}: {checked.state}"
         env = environment_of(self.services.settings, delivery.application_id)
+        if await self.checker.tenant_grants(tenant, env) is None:
+            return "not linked: the tenant grants no token"
         invited = await self._invited_without_tenant(env)
         if len(invited) == 1:
             linked = await self.link_tenant(kvk=invited[0], tenant_id=tenant, user_id=WEBHOOK_USER)
             return f"linked to {linked.kvk}: {linked.state}"
         return await self._ask_onboarding_channel(TenantApproval(tenant, env), len(invited))
+
+    async def _confirming_check(self, customer_id: int) -> Customer:
+        """Check the customer now (recorded like any check); a transient answer raises, so
+        the delivery is tried again later rather than judged on it."""
+        outcome = await self.checker.check_customer(customer_id)
+        if outcome.transient:
+            raise UpstreamError(
+                f"confirming check inconclusive: {outcome.error_code or outcome.state}",
+                transient=True,
+            )
+        async with self.services.db.transaction() as session:
+            customer = await session.get(Customer, customer_id)
+        if customer is None:
+            raise UserError("That customer was removed while it was being checked.")
+        return customer
 
     async def _invited_without_tenant(self, environment: str | None) -> list[str]:
         """KvK numbers of customers with an open invitation and no tenant (two at most)."""
@@ -188,24 +207,17 @@ class Linking:
         return f"unmatched ({found} candidates): asked in {channel}"
 
     async def tenant_deleted(self, delivery: Delivery) -> str:
-        """The app was removed from a tenant: record a revocation as a check (without asking
-        Visma), so the alerting listener sees it like any check."""
+        """The app was removed from a tenant, says a delivery (a hint, docs/domain.md, Visma
+        webhooks): a fresh check decides. A tenant that still grants a token has not removed the
+        app; one that refuses it is revoked by that check, recorded like any other (alerting
+        included)."""
         if delivery.tenant_id is None:
             return "ignored: no tenant id"
         async with self.services.db.transaction() as session:
             customer = await get_by_tenant(delivery.tenant_id, session=session)
         if customer is None:
             return "unknown tenant"
-        settings = self.services.settings
-        outcome = CheckOutcome(
-            customer.id,
-            utcnow(),
-            State.REVOKED,
-            TokenOutcome.TENANT_ACCESS,
-            settings.brincr_scopes,
-            error_code="tenant_application_deleted",
-            error_text="Visma reported that the app was removed from this tenant",
-            details={"environment": customer.environment},
-        )
-        await self.checker.record(outcome)
-        return f"revoked {customer.kvk}"
+        checked = await self._confirming_check(customer.id)
+        if checked.state == State.REVOKED:
+            return f"revoked {checked.kvk}: confirmed by a token request"
+        return f"not confirmed: the tenant still grants a token ({checked.kvk}: {checked.state})"

@@ -1,6 +1,6 @@
-"""Reconnect instructions for a customer with no invitation on record (imported by CSV, or
-invited before the bot): re-approving scopes needs no invitation code. The customer opens
-the app under Visma App Store → My apps and switches the named scopes ON again (DOMAIN.md §1).
+"""Reconnect instructions for a customer with no invitation on record (imported by CSV, or invited
+before the bot): re-approving scopes needs no invitation code. The customer opens the app under
+Visma App Store → My apps and switches the named scopes ON again (docs/domain.md, Onboarding flow).
 
 A customer's language is only known from an invitation, so without one the steps go out in
 Dutch and in English, Dutch first (``languages``). The Visma portal is in English, so its UI

@@ -34,8 +34,14 @@ def build_delivery(
     event: str, tenant_id: str, environment: str, application_id: str, secret: str | None
 ) -> tuple[dict[str, str], bytes]:
     """Headers and raw body of one delivery; unsigned when there is no secret."""
+    notification_id = str(uuid.uuid4())
+    timestamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    # The body repeats the metadata (so every genuine body is unique and its signature covers the id
+    # and time: a replay under fresh headers is refused, docs/domain.md, Visma webhooks).
     body = json.dumps(
         {
+            "notificationId": notification_id,
+            "timestamp": timestamp,
             "tenantId": tenant_id,
             "applicationId": application_id,
             "eventType": event,
@@ -47,8 +53,8 @@ def build_delivery(
         "x-vwd-event-id": event,
         "x-vwd-tenant-id": tenant_id,
         "x-vwd-application-id": application_id,
-        "x-vwd-notification-id": str(uuid.uuid4()),
-        "x-vwd-notification-timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "x-vwd-notification-id": notification_id,
+        "x-vwd-notification-timestamp": timestamp,
     }
     if secret is not None:
         headers["X-VWD-Signature-V1"] = sign_webhook(secret, body)

@@ -1,38 +1,70 @@
-"""``GET /metrics``: the Prometheus exposition, with the database gauges refreshed first."""
+"""``GET /metrics``: the Prometheus exposition, with the database gauges refreshed first.
+
+A scrape must stay cheap however large the tables grow and however many scrapers there are:
+
+- the gauges are read at most once per ``REFRESH_EVERY`` per process; concurrent scrapes
+  share one refresh (a lock), later ones serve the cached values;
+- each read is an indexed count, never a full-table aggregate: customers by state
+  (``ix_customers_state``), open incidents (``ix_incidents_open``, ``resolved_at IS NULL``),
+  and the outbox's *pending* and *failed* rows only (``ix_outbox_due`` starts with
+  ``status``), so millions of delivered rows are never scanned.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import time
+import weakref
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import func, select
 
 from bot.core.metrics import CUSTOMERS, OPEN_INCIDENTS, OUTBOX_BACKLOG, OUTBOX_FAILED
 from bot.domain import State
 from storage.db import Database
-from storage.models import Customer, Incident, Notification
-from storage.statuses import IncidentKind, NotificationStatus
+from storage.reads import gauge_counts
+from storage.statuses import IncidentKind
+
+REFRESH_EVERY = 60.0  # seconds the database gauges are served from the last read
 
 
-async def _counts(db: Database, column: Any, *where: Any) -> dict[str, int]:
-    async with db.transaction() as session:
-        rows = await session.execute(select(column, func.count()).where(*where).group_by(column))
-        return {str(key): int(count) for key, count in rows}
+class _Refresh:
+    """When the gauges were last read, per database, and the lock that makes one read."""
+
+    def __init__(self) -> None:
+        self.at: weakref.WeakKeyDictionary[Database, float] = weakref.WeakKeyDictionary()
+        self.locks: weakref.WeakKeyDictionary[Database, asyncio.Lock] = weakref.WeakKeyDictionary()
+        self.reads = 0  # how many times the database was read (tests, benchmarks)
+
+
+REFRESH = _Refresh()
 
 
 async def refresh_gauges(db: Database) -> None:
-    states = await _counts(db, Customer.state)
-    incidents = await _counts(db, Incident.kind, Incident.resolved_at.is_(None))
-    outbox = await _counts(db, Notification.status)
+    REFRESH.reads += 1
+    async with db.transaction() as session:
+        counts = await gauge_counts(session=session)
     for state in State:
-        CUSTOMERS.labels(state=state.value).set(states.get(state.value, 0))
+        CUSTOMERS.labels(state=state.value).set(counts.customers_by_state.get(state.value, 0))
     for kind in IncidentKind:
-        OPEN_INCIDENTS.labels(kind=kind).set(incidents.get(kind, 0))
-    OUTBOX_BACKLOG.set(outbox.get(NotificationStatus.PENDING, 0))
-    OUTBOX_FAILED.set(outbox.get(NotificationStatus.FAILED, 0))
+        OPEN_INCIDENTS.labels(kind=kind).set(counts.open_incidents_by_kind.get(kind, 0))
+    OUTBOX_BACKLOG.set(counts.outbox_pending)
+    OUTBOX_FAILED.set(counts.outbox_failed)
+
+
+async def refresh_if_due(db: Database, *, now: float | None = None) -> bool:
+    """Read the gauges when the last read is older than REFRESH_EVERY; True if it read."""
+    lock = REFRESH.locks.setdefault(db, asyncio.Lock())
+    async with lock:
+        moment = time.monotonic() if now is None else now
+        last = REFRESH.at.get(db)
+        if last is not None and moment - last < REFRESH_EVERY:
+            return False
+        await refresh_gauges(db)
+        REFRESH.at[db] = moment
+        return True
 
 
 async def render(db: Database) -> tuple[bytes, str]:
-    """The exposition text and its content type, with database gauges refreshed."""
-    await refresh_gauges(db)
+    """The exposition text and its content type, with database gauges at most a minute old."""
+    await refresh_if_due(db)
     return generate_latest(), CONTENT_TYPE_LATEST

@@ -7,11 +7,12 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.signature import SignatureVerifier
 
 from bot.composition import Bot
 from bot.core.logs import correlation_id
@@ -25,17 +26,27 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Probe = Callable[[], Awaitable[tuple[bool, str]]]
 READINESS_TIMEOUT = 5.0
+# Slowloris: a client that never finishes its request is cut off. Headers (and idle
+# keep-alive connections) get HEADER_TIMEOUT from the connection's start (aiohttp's
+# keepalive_timeout closes a connection whose request never completed); the body and the
+# answer get REQUEST_TIMEOUT (a 408 when reading the body ran out of time).
+HEADER_TIMEOUT = 15.0
+REQUEST_TIMEOUT = 30.0
 
 
 def build_web_app(bot: Bot, bolt: AsyncApp | None) -> web.Application:
     """Every route of ``serve``; ``/slack/events`` only when ``bolt`` is given (HTTP mode)."""
-    app = web.Application(client_max_size=1024 * 1024, middlewares=[_request_id])
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[_request_id, _time_limit])
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz(bot))
     app.router.add_get("/metrics", _metrics(bot.db))
     app.router.add_post(WEBHOOK_PATH, webhook_handler(bot.settings, bot.tenant_events))
     if bolt is not None:
-        app.router.add_post("/slack/events", _slack_events(bolt))
+        secret = bot.settings.slack_signing_secret
+        # Without a secret nothing verifies (anyone can compute an HMAC with an empty key).
+        key = secret.get_secret_value() if secret else ""
+        verifier = SignatureVerifier(key) if key else None
+        app.router.add_post("/slack/events", _slack_events(bolt, verifier))
     add_api_routes(app, bot.db, bot.settings)
     return app
 
@@ -47,6 +58,19 @@ async def _request_id(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     finally:
         correlation_id.reset(token)
+
+
+@web.middleware
+async def _time_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        async with asyncio.timeout(REQUEST_TIMEOUT):
+            return await handler(request)
+    except TimeoutError:
+        log.warning("request cut off: %s %s not done in %.0f s",
+                    request.method, request.path, REQUEST_TIMEOUT)  # fmt: skip
+        response = web.json_response({"error": "request timeout"}, status=408)
+        response.force_close()  # do not wait for the rest of a body that is not coming
+        return response
 
 
 async def _healthz(_request: web.Request) -> web.Response:
@@ -95,9 +119,43 @@ def _metrics(db: Database) -> Handler:
     return serve_metrics
 
 
-def _slack_events(bolt: AsyncApp) -> Handler:
+SLACK_MAX_AGE = 300  # seconds a signed Slack request stays valid (Slack's own rule)
+
+
+def slack_refusal(
+    verifier: SignatureVerifier | None, headers: Mapping[str, str], body: bytes, now: float
+) -> tuple[int, str] | None:
+    """Why a request to ``/slack/events`` is refused (status, reason), or None when it is
+    signed, fresh and readable. Checked here, before Bolt sees it: Bolt logs the raw body of
+    every request that fails its own check, and answers 500 to a timestamp that is not a
+    number or a body that is not UTF-8."""
+    timestamp = headers.get("X-Slack-Request-Timestamp", "").strip()
+    signature = headers.get("X-Slack-Signature", "").strip()
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+        return 401, "timestamp missing or not a number"
+    if abs(now - int(timestamp)) > SLACK_MAX_AGE:
+        return 401, "timestamp more than five minutes off"
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return 400, "body is not UTF-8"
+    if verifier is None:
+        return 401, "no SLACK_SIGNING_SECRET: nothing can be verified"
+    if not signature or not verifier.is_valid(body, timestamp, signature):
+        return 401, "signature missing or wrong"
+    return None
+
+
+def _slack_events(bolt: AsyncApp, verifier: SignatureVerifier | None) -> Handler:
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
+        body = await request.read()
+        refused = slack_refusal(verifier, request.headers, body, time.time())
+        if refused is not None:
+            status, reason = refused
+            log.warning("slack request refused: %s %s (%s bytes): %s",
+                        request.method, request.path, len(body), reason)  # fmt: skip
+            return web.json_response({"error": reason}, status=status)
         response = await to_aiohttp_response(
             await bolt.async_dispatch(await to_bolt_request(request))
         )

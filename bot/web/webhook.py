@@ -1,13 +1,17 @@
 """``POST /webhooks/visma``: Visma Webhook Dispatcher deliveries about tenants.
 
 The answer comes fast (deliveries are retried when slow: docs/domain.md, Visma webhooks):
-verify the signature on the raw body, hand the delivery to
+verify the signature on the raw body, read the delivery from the signed body (headers only
+fill in what it does not say), hand it to
 :class:`~bot.onboarding.tenant_events.TenantEvents` (stored, processed in the background) and
-answer 202. A repeated notification id is answered 200 without processing it again.
+answer 202. A repeated notification id, a replayed body and a stale notification timestamp
+are answered 200 without processing anything (``{"ok": true, "dropped": <why>}``).
 
 Answers: 404 when ``VISMA_WEBHOOK_SECRETS`` is empty (the endpoint is off), 413 over 256 KB,
-401 for a missing or wrong signature, 400 when no event or notification id can be read.
-Logs name the notification, event, tenant and outcome; never the body or a secret.
+401 for a missing or wrong signature, 400 when no event or notification id can be read, a
+header contradicts the signed body, a value is longer than its column or the timestamp is
+unreadable. Logs name the notification, event, tenant and outcome; never the body or a
+secret; a refused request is logged with its size and reason only.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from bot.domain.delivery import (
     parse_delivery,
     verify_signature,
 )
-from bot.onboarding.tenant_events import TenantEvents
+from bot.onboarding.tenant_events import Receipt, TenantEvents
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,17 +48,22 @@ def webhook_handler(settings: Settings, events: TenantEvents) -> Handler:
             log.warning("visma webhook refused: body over %s bytes", MAX_BODY)
             return web.json_response({"error": "body too large"}, status=413)
         if not verify_signature(secrets, body, request.headers.get(SIGNATURE_HEADER)):
-            log.warning("visma webhook refused: signature missing or wrong")
+            log.warning("visma webhook refused (%s bytes): signature missing or wrong", len(body))
             return web.json_response({"error": "bad signature"}, status=401)
         try:
             delivery = parse_delivery(request.headers, body)
         except UserError as error:
-            log.info("visma webhook refused: %s", error)
+            log.warning("visma webhook refused (%s bytes): %s", len(body), error)
             return web.json_response({"error": str(error)}, status=400)
-        if not await events.receive(delivery):
-            log.info("visma webhook %s repeated: already received", delivery.notification_id)
-            return web.json_response({"ok": True, "duplicate": True}, status=200)
-        return web.json_response({"ok": True}, status=202)
+        receipt = await events.receive(delivery)
+        if receipt is Receipt.ACCEPTED:
+            return web.json_response({"ok": True}, status=202)
+        if receipt is not Receipt.STALE:
+            log.info("visma webhook %s dropped: %s", delivery.notification_id, receipt.value)
+        return web.json_response(
+            {"ok": True, "dropped": receipt.value, "duplicate": receipt is Receipt.DUPLICATE},
+            status=200,
+        )
 
     return handle
 

@@ -11,6 +11,12 @@
   hourly rows of the last 7 days (what `status` sums) stay exact. The ``kv`` row
   ``COMPACTED_KEY`` says up to where days are folded, so each run only looks at new days.
 - Rollups and ``state_changes`` are deleted after ``LONG_KEEP``.
+- Operational tables (docs/security.md, "What is kept for how long"): delivered or failed
+  ``outbox`` rows after ``OUTBOX_KEEP`` (pending ones never; rows an open incident or an
+  invitation still threads under are kept), ``webhook_events`` after ``WEBHOOK_KEEP`` (their
+  body hashes recognise replays that long; stale timestamps are refused after 24 h anyway),
+  ``audit_log`` entries after ``AUDIT_KEEP`` and resolved ``incidents`` after
+  ``INCIDENT_KEEP``. All in batches of ``BATCH``, one short transaction each.
 
 bench/db_size.py measures what this leaves on disk (docs/benchmarks.md).
 """
@@ -28,13 +34,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core.clock import utcnow
 from bot.domain import STATE_SEVERITY, State
 from storage.db import Database, affected_rows
-from storage.models import CheckResult, CheckRollup, Customer, KeyValue, StateChange
+from storage.models import (
+    AuditEntry,
+    CheckResult,
+    CheckRollup,
+    Customer,
+    Incident,
+    Invitation,
+    KeyValue,
+    Notification,
+    StateChange,
+    WebhookEvent,
+)
+from storage.statuses import NotificationStatus
 
 log = logging.getLogger(__name__)
 RAW_KEEP = timedelta(days=2)
 HEALTHY_RAW_KEEP = timedelta(days=1)
 HOURLY_KEEP = timedelta(days=7)
 LONG_KEEP = timedelta(days=35)
+OUTBOX_KEEP = timedelta(days=30)
+WEBHOOK_KEEP = timedelta(days=30)
+AUDIT_KEEP = timedelta(days=365)
+INCIDENT_KEEP = timedelta(days=365)
 BATCH = 5000
 COMPACTED_KEY = "history.daily_rollups_before"
 DAY = timedelta(days=1)
@@ -52,6 +74,10 @@ class PruneReport:
     rollups: int  # rollup rows deleted after LONG_KEEP
     state_changes: int
     compacted: int = 0  # hourly rollup rows folded into daily ones (rows written not counted)
+    outbox: int = 0  # delivered or failed notifications
+    webhook_events: int = 0
+    audit: int = 0
+    incidents: int = 0  # resolved ones
 
 
 async def _delete_results(db: Database, now: datetime) -> int:
@@ -77,6 +103,56 @@ async def _delete_results(db: Database, now: datetime) -> int:
         total += len(ids)
         if len(ids) < BATCH:
             return total
+
+
+async def _delete_batched(db: Database, model: Any, key: Any, *where: Any) -> int:
+    """Delete the rows matching ``where`` in batches of BATCH (selected by ``key``, a primary
+    key column), so a large backlog never holds one long transaction or lock."""
+    total = 0
+    while True:
+        async with db.transaction() as session:
+            ids = (await session.scalars(select(key).where(*where).limit(BATCH))).all()
+            if ids:
+                await session.execute(delete(model).where(key.in_(ids)))
+        total += len(ids)
+        if len(ids) < BATCH:
+            return total
+
+
+async def prune_operational(db: Database, now: datetime) -> dict[str, int]:
+    """Outbox, webhook events, audit log and resolved incidents past their keep periods."""
+    threads = (
+        select(Incident.root_notification_id)
+        .where(Incident.resolved_at.is_(None), Incident.root_notification_id.is_not(None))
+        .union(
+            select(Invitation.handoff_notification_id).where(
+                Invitation.handoff_notification_id.is_not(None)
+            ),
+            select(Notification.target_id).where(
+                Notification.target_id.is_not(None),
+                Notification.status == NotificationStatus.PENDING,
+            ),
+        )
+    )
+    return {
+        "outbox": await _delete_batched(
+            db, Notification, Notification.id,
+            Notification.created_at < now - OUTBOX_KEEP,
+            Notification.status != NotificationStatus.PENDING,
+            Notification.id.not_in(threads),
+        ),
+        "webhook_events": await _delete_batched(
+            db, WebhookEvent, WebhookEvent.notification_id,
+            WebhookEvent.received_at < now - WEBHOOK_KEEP,
+        ),
+        "audit": await _delete_batched(
+            db, AuditEntry, AuditEntry.id, AuditEntry.at < now - AUDIT_KEEP
+        ),
+        "incidents": await _delete_batched(
+            db, Incident, Incident.id,
+            Incident.resolved_at.is_not(None), Incident.resolved_at < now - INCIDENT_KEEP,
+        ),
+    }  # fmt: skip
 
 
 def _midnight(moment: datetime) -> datetime:
@@ -166,11 +242,13 @@ async def prune_history(db: Database, *, now: datetime | None = None) -> PruneRe
         )
         changes = await session.execute(delete(StateChange).where(StateChange.at < now - LONG_KEEP))
     compacted = await compact_rollups(db, now=now)
+    operational = await prune_operational(db, now)
     report = PruneReport(
         results,
         affected_rows(rollups),
         affected_rows(changes),
         compacted,
+        **operational,
     )
     log.info("pruned history: %s", report)
     return report
