@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.checks import retention
+from storage import retention
 from bot.core.clock import utcnow
 from storage.db import Database
 from storage.models import AuditEntry, Incident, Notification, WebhookEvent
