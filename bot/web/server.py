@@ -18,7 +18,7 @@ from bot.core.logs import correlation_id
 from bot.web.metrics import render as render_metrics
 from bot.web.webhook import PATH as WEBHOOK_PATH
 from bot.web.webhook import webhook_handler
-from storage.db import Database
+from storage.db import Database, one_line
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -55,8 +55,7 @@ def _readyz(bot: Bot) -> Handler:
     probes: dict[str, Probe] = {
         "database": _database_probe(bot.db),
         "scheduler": bot.scheduler.readiness,
-        "outbox": bot.outbox.readiness,
-    }
+    }  # only what this replica needs to serve: Slack delivery trouble is in /metrics
 
     async def readyz(_request: web.Request) -> web.Response:
         results = await asyncio.gather(*(_bounded(probe()) for probe in probes.values()))
@@ -70,8 +69,8 @@ def _readyz(bot: Bot) -> Handler:
 
 def _database_probe(db: Database) -> Probe:
     async def probe() -> tuple[bool, str]:
-        ok = await db.ping()
-        return ok, "database answers" if ok else "database does not answer"
+        problem = await db.ping()
+        return problem is None, problem or "database answers"
 
     return probe
 
@@ -81,6 +80,8 @@ async def _bounded(probe: Awaitable[tuple[bool, str]]) -> tuple[bool, str]:
         return await asyncio.wait_for(probe, READINESS_TIMEOUT)
     except TimeoutError:
         return False, f"no answer within {READINESS_TIMEOUT:.0f}s"
+    except Exception as error:  # a probe's failure is a 503 with detail, never a 500
+        return False, one_line(error)
 
 
 def _metrics(db: Database) -> Handler:
