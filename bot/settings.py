@@ -10,8 +10,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from bot.core.errors import ConfigError, UserError
 from bot.domain import Environment, parse_duration, parse_scopes
@@ -85,6 +94,29 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=0, le=65535)
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_unset(cls, values: Any) -> Any:
+        """``NAME=`` (as in .env.example) means the same as no NAME at all: the default.
+        Without this an empty SLACK_APP_TOKEN turned Socket Mode on."""
+        if not isinstance(values, dict):
+            return values
+        return {k: v for k, v in values.items() if not (isinstance(v, str) and not v.strip())}
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            backend = make_url(value.strip().replace("postgres://", "postgresql://", 1))
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL: use sqlite:///path/to/file.db or postgresql://user@host/db"
+            ) from None
+        if backend.get_backend_name() not in ("sqlite", "postgresql"):
+            name = backend.get_backend_name()
+            raise ValueError(f"unsupported database {name!r}: use sqlite:/// or postgresql://")
+        return value.strip()
 
     @field_validator("brincr_scopes", mode="before")
     @classmethod

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from bot.cli.common import config_errors_exit_2, settings_from
+from bot.cli.common import config_errors_exit_2, existing_database, settings_from
 from bot.settings import Settings
 from storage.db import Database
 from storage.migrate import upgrade
@@ -68,5 +68,5 @@ async def _export(settings: Settings) -> str:
 def customers_export(ctx: click.Context) -> None:
     """Write every customer as CSV to standard output."""
     settings = settings_from(ctx)
-    upgrade(settings.database_url)
+    upgrade(existing_database(settings))
     click.echo(asyncio.run(_export(settings)), nl=False)
