@@ -10,7 +10,10 @@ stand-in.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 import httpx
 from aiohttp import web
@@ -38,6 +41,7 @@ class Runtime:
         self.app: AsyncApp = create_app(self.bot)
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self.port: int | None = None
 
     async def start(self, *, listen: bool = True, schedule: bool = True) -> None:
@@ -53,12 +57,29 @@ class Runtime:
             self._socket = AsyncSocketModeHandler(
                 self.app, self.settings.slack_app_token.get_secret_value()
             )
-            await self._socket.connect_async()
-            log.info("connected to Slack in Socket Mode")
+            # slack-sdk retries connecting for as long as Slack is unreachable: in the
+            # background, so that start() returns and a SIGTERM meanwhile is honoured.
+            self._in_background(self._connect_socket(self._socket), "socket-mode-connect")
+
+    def _in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    async def _connect_socket(socket: AsyncSocketModeHandler) -> None:
+        try:
+            await socket.connect_async()
+        except Exception as error:  # a bad app token: say so; the HTTP side keeps running
+            log.error("cannot connect to Slack in Socket Mode (SLACK_APP_TOKEN): %s", error)
+            return
+        log.info("connected to Slack in Socket Mode")
 
     async def _listen(self) -> None:
         bolt = None if self.settings.socket_mode else self.app
-        self._runner = web.AppRunner(build_web_app(self.bot, bolt), access_log=None)
+        self._runner = web.AppRunner(
+            build_web_app(self.bot, bolt), access_log=None, shutdown_timeout=LISTENER_GRACE
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()
@@ -68,7 +89,25 @@ class Runtime:
         log.info("listening on %s:%s", self.settings.host, self.port)
 
     async def stop(self) -> None:
-        """Stop taking work, let in-flight work finish, release connections."""
+        """Stop taking work, let in-flight work finish, release connections: within
+        STOP_DEADLINE whatever state the bot is in (a stalled database, Slack unreachable),
+        so a SIGTERM ends ``serve`` before an orchestrator's kill. Work cut at the deadline
+        is not lost: check claims expire and outbox rows are retried by the next replica."""
+        for task in list(self._background):
+            task.cancel()
+        try:
+            async with asyncio.timeout(STOP_DEADLINE):
+                await self._stop_parts()
+        except TimeoutError:
+            log.warning(
+                "stopping took longer than %.0fs: in-flight work was cut; its claims "
+                "expire and its messages are retried", STOP_DEADLINE,
+            )  # fmt: skip
+            with contextlib.suppress(Exception, TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self.bot.aclose()
+
+    async def _stop_parts(self) -> None:
         if self._socket is not None:
             await self._socket.close_async()
         if self._runner is not None:
@@ -80,7 +119,8 @@ class Runtime:
         await self.bot.aclose()
 
 
-LISTENER_GRACE = 15.0  # seconds a listener may still take after the listener stops
+LISTENER_GRACE = 4.0  # seconds a listener may still take after the listener stops
+STOP_DEADLINE = 6.0  # seconds stop() may take in all (SIGTERM to exit stays under 10 s)
 
 
 async def _finish_listeners() -> None:
@@ -98,9 +138,17 @@ async def _finish_listeners() -> None:
 
 
 async def run_until_stopped(runtime: Runtime, stop: asyncio.Event) -> None:
-    await runtime.start()
+    """Start, run until ``stop`` is set, stop. A stop during the start is honoured at once."""
+    starting = asyncio.create_task(runtime.start(), name="start")
+    stopping = asyncio.create_task(stop.wait(), name="wait-for-stop")
     try:
-        await stop.wait()
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # a failed start raises here
+            await stopping
     finally:
         log.info("shutting down")
+        for task in (starting, stopping):
+            task.cancel()
+        await asyncio.gather(starting, stopping, return_exceptions=True)
         await runtime.stop()

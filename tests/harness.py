@@ -240,3 +240,15 @@ async def eventually(predicate: Any, timeout: float = 5.0) -> None:  # noqa: ASY
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+def unexpected_errors(log_text: str, expected: tuple[str, ...] = ()) -> list[str]:
+    """The ERROR (and CRITICAL) lines and tracebacks of a ``serve`` log that contain none of
+    the ``expected`` pieces of text: a whole-system test fails on any of them."""
+    lines = log_text.splitlines()
+    found = [
+        line
+        for line in lines
+        if (" ERROR " in line or " CRITICAL " in line or line.startswith("Traceback"))
+    ]
+    return [line for line in found if not any(piece in line for piece in expected)]

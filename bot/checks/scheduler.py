@@ -33,6 +33,7 @@ from bot.checks.service import CheckService
 from bot.core.clock import utcnow
 from bot.core.logs import correlation_id
 from bot.services import Services
+from storage.db import DATABASE_ERRORS, one_line
 from storage.scheduling import claim_due, count_linked
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ class Scheduler:
             token = correlation_id.set(f"{name}-{int(time.time())}")
             try:
                 await job()
+            except DATABASE_ERRORS as error:  # an outage: one line a tick, no traceback storm
+                log.warning("scheduled job %s failed: database: %s", name, one_line(error))
             except Exception:  # a failed tick is logged and retried next tick; never fatal
                 log.exception("scheduled job %s failed", name)
             finally:

@@ -41,7 +41,14 @@ def configure_logging(log_format: str = "text", level: int | str = logging.INFO)
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "aiohttp.access", "apscheduler.executors.default"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("apscheduler.scheduler").addFilter(_no_skipped_runs)
     quiet_payload_logs()
+
+
+def _no_skipped_runs(record: logging.LogRecord) -> bool:
+    """APScheduler warns on every tick a job is still running (5 lines a second while the
+    database stalls a sweep); the job's own failure line says what is wrong."""
+    return "maximum number of running instances reached" not in record.getMessage()
 
 
 class _WithoutBodies(logging.Filter):
