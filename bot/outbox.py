@@ -143,6 +143,8 @@ FIXES = {
     "missing_scope": "reinstall the app with the scopes of `brincr-bot manifest`",
     "restricted_action": "a workspace admin restricts posting in this channel",
     "ekm_access_denied": "the workspace's Enterprise Key Management denies access",
+    "user_disabled": "the person was deactivated: give their customers another account manager",
+    "user_not_found": "no such person: give their customers another account manager",
 }
 NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)  # asyncio.TimeoutError included
 DEFAULT_RETRY_AFTER = 30.0  # seconds, when a 429 carries no usable Retry-After

@@ -20,6 +20,7 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
+from bot.clients.slack import delivery_problems
 from bot.composition import Bot, build_bot
 from bot.settings import Settings
 from bot.web.server import build_web_app
@@ -44,9 +45,15 @@ class Runtime:
         self._background: set[asyncio.Task[None]] = set()
         self.port: int | None = None
 
-    async def start(self, *, listen: bool = True, schedule: bool = True) -> None:
+    async def start(
+        self, *, listen: bool = True, schedule: bool = True, verify_slack: bool = False
+    ) -> None:
         """Start the outbox sender and the scheduler (``schedule``: tests that drive checks
-        themselves leave it off), then the HTTP listener (and Socket Mode when configured)."""
+        themselves leave it off), then the HTTP listener (and Socket Mode when configured).
+        ``verify_slack`` (``serve``) checks in the background that the bot can post where it
+        must, and says what to fix if not; the bot runs either way."""
+        if verify_slack:
+            self._in_background(self._verify_slack(), "verify-slack")
         await self.bot.outbox.start()
         if schedule:
             await self.bot.scheduler.start()
@@ -65,6 +72,17 @@ class Runtime:
         task = asyncio.create_task(work, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _verify_slack(self) -> None:
+        channels = {"ALERT_CHANNEL": self.settings.alert_channel or ""}
+        if self.settings.onboarding_channel:
+            channels["ONBOARDING_CHANNEL"] = self.settings.onboarding_channel
+        problems = await delivery_problems(self.bot.slack, channels)
+        for problem in problems:
+            log.error("cannot post to Slack: %s", problem)
+        if not problems:
+            log.info("Slack delivery checked: the bot can post to %s", ", ".join(channels))
+            await self.bot.outbox.retry_failing_now()  # a fix was deployed: the backlog goes
 
     @staticmethod
     async def _connect_socket(socket: AsyncSocketModeHandler) -> None:
@@ -139,7 +157,7 @@ async def _finish_listeners() -> None:
 
 async def run_until_stopped(runtime: Runtime, stop: asyncio.Event) -> None:
     """Start, run until ``stop`` is set, stop. A stop during the start is honoured at once."""
-    starting = asyncio.create_task(runtime.start(), name="start")
+    starting = asyncio.create_task(runtime.start(verify_slack=True), name="start")
     stopping = asyncio.create_task(stop.wait(), name="wait-for-stop")
     try:
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)

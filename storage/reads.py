@@ -4,7 +4,7 @@ App Home. Every function takes ``session`` by keyword; the caller owns the trans
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, func, select
@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import STATE_SEVERITY, State
 from storage.models import CheckResult, CheckRollup, Customer, Incident, Invitation
+from storage.slack_delivery import DeliveryProblem, delivery_problems
 from storage.statuses import InvitationStatus
 
 HISTORY_STRIP = 20  # recent checks shown as a strip in `status`
@@ -35,6 +36,7 @@ class StatusData:
     week: Uptime
     incident: Incident | None
     invitation: Invitation | None
+    delivery: list[DeliveryProblem] = field(default_factory=list)  # Slack refusing messages
 
 
 async def status_data(customer: Customer, *, session: AsyncSession, now: datetime) -> StatusData:
@@ -59,6 +61,7 @@ async def status_data(customer: Customer, *, session: AsyncSession, now: datetim
         week=Uptime(int(checks), int(failures)),
         incident=await open_incident(customer.id, session=session),
         invitation=await open_invitation(customer.id, session=session),
+        delivery=await delivery_problems(session=session, now=now),
     )
 
 
@@ -130,6 +133,7 @@ class HomeData:
     broken: list[Customer]  # revoked / scopes missing / failing, worst first
     incidents: list[tuple[Incident, Customer | None]]
     invitations: list[tuple[Invitation, Customer]]  # waiting longest first
+    delivery: list[DeliveryProblem] = field(default_factory=list)  # Slack refusing messages
 
 
 async def home_data(*, session: AsyncSession, now: datetime, limit: int = 15) -> HomeData:
@@ -159,4 +163,5 @@ async def home_data(*, session: AsyncSession, now: datetime, limit: int = 15) ->
         broken=page.customers,
         incidents=[(i, c) for i, c in incidents],
         invitations=[(i, c) for i, c in invitations],
+        delivery=await delivery_problems(session=session, now=now),
     )

@@ -1,6 +1,6 @@
-"""``brincr-bot serve`` as a real process: an empty SLACK_APP_TOKEN means HTTP mode, and
-SIGTERM ends it within 10 s whatever state it is in (Socket Mode unable to connect, the
-database stalled)."""
+"""``brincr-bot serve`` as a real process: an empty SLACK_APP_TOKEN means HTTP mode; at start
+it says what stops it from posting to the alert channel; SIGTERM ends it within 10 s whatever
+state it is in (Socket Mode unable to connect, the database stalled)."""
 
 from __future__ import annotations
 
@@ -96,6 +96,45 @@ async def test_an_empty_slack_app_token_as_in_env_example_runs_http_mode(
     assert unsigned.status_code == 401  # HTTP mode: the Slack endpoint is there, and checks
     assert code == 0 and took < STOP_WITHIN, served.text()[-3000:]
     assert "Socket Mode" not in served.text()
+    assert unexpected_errors(served.text()) == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "says"),
+    [
+        ("outside", "cannot post to Slack: ALERT_CHANNEL C0ALERTS: the bot is not a member of "
+                    "this private channel: /invite the bot to it"),
+        ("invalid_auth", "cannot post to Slack: SLACK_BOT_TOKEN is refused by Slack "
+                         "(invalid_auth): set the bot token"),
+    ],
+)  # fmt: skip
+async def test_serve_says_at_start_what_stops_it_posting_alerts_and_still_runs(
+    fakes: tuple[FakeSlack, Simulator], sqlite_url: str, tmp_path: Path, fault: str, says: str
+) -> None:
+    slack, sim = fakes
+    if fault == "outside":
+        slack.outside_channels.add(ALERTS)
+    else:
+        slack.fail("auth.test", error=fault)
+    served = Served(serve_env(slack.api_url, sim, sqlite_url), tmp_path / "s.log")
+    await served.wait_for_log("cannot post to Slack")
+    await served.wait_for_log("listening on")
+    code, _ = served.terminate_and_time()
+    assert code == 0
+    assert unexpected_errors(served.text()) == [
+        line for line in served.text().splitlines() if says in line
+    ]
+    assert len(unexpected_errors(served.text())) == 1
+
+
+async def test_serve_checks_at_start_that_it_can_post_to_the_alert_channel(
+    fakes: tuple[FakeSlack, Simulator], sqlite_url: str, tmp_path: Path
+) -> None:
+    slack, sim = fakes
+    served = Served(serve_env(slack.api_url, sim, sqlite_url), tmp_path / "s.log")
+    await served.wait_for_log("Slack delivery checked: the bot can post to ALERT_CHANNEL")
+    served.terminate_and_time()
+    assert [c.params["channel"] for c in slack.calls_to("conversations.info")] == [ALERTS]
     assert unexpected_errors(served.text()) == []
 
 
