@@ -25,6 +25,7 @@ from bot.composition import Bot, build_bot
 from bot.settings import Settings
 from bot.web.server import build_web_app
 from handlers import create_app
+from storage.scheduling import release_claims
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,9 @@ class Runtime:
             log.error("cannot post to Slack: %s", problem)
         if not problems:
             log.info("Slack delivery checked: the bot can post to %s", ", ".join(channels))
-            await self.bot.outbox.retry_failing_now()  # a fix was deployed: the backlog goes
+            # A fix was deployed: the backlog goes now. Shielded: a stop meanwhile must not
+            # cut the UPDATE halfway (SQLAlchemy logs a cancelled connection reset as ERROR).
+            await asyncio.shield(self.bot.outbox.retry_failing_now())
 
     @staticmethod
     async def _connect_socket(socket: AsyncSocketModeHandler) -> None:
@@ -132,12 +135,17 @@ class Runtime:
             await self._runner.cleanup()
         await _finish_listeners()
         await self.bot.tenant_events.stop()
-        await self.bot.scheduler.stop()
+        await self.bot.scheduler.stop(grace=SWEEP_GRACE)
         await self.bot.outbox.stop()
+        async with self.bot.db.transaction() as session:
+            released = await release_claims(session=session, worker=self.bot.worker_id)
+        if released:
+            log.info("released %d customers claimed by a sweep cut at stop", released)
         await self.bot.aclose()
 
 
 LISTENER_GRACE = 4.0  # seconds a listener may still take after the listener stops
+SWEEP_GRACE = 2.0  # seconds a running sweep may still take at stop; then it is cut
 STOP_DEADLINE = 6.0  # seconds stop() may take in all (SIGTERM to exit stays under 10 s)
 
 

@@ -17,8 +17,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from bot.domain import Environment, State
 from bot.simulator import Simulator
+from storage.customers import NewCustomer, add_customer
+from storage.db import Database
+from storage.models import Customer
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import ALERTS, BOT_TOKEN, SCOPES, SIGNING_SECRET, unexpected_errors
 
@@ -166,6 +171,39 @@ async def test_sigterm_stops_serve_within_10s_while_socket_mode_cannot_connect(
     await slack.wait_for("apps.connections.open", timeout=20)
     code, took = served.terminate_and_time()
     assert code == 0 and took < STOP_WITHIN, (took, served.text()[-3000:])
+
+
+async def test_sigterm_cuts_a_running_sweep_within_10s_and_releases_its_claims(
+    fakes: tuple[FakeSlack, Simulator], sqlite_url: str, tmp_path: Path
+) -> None:
+    slack, sim = fakes
+    db = Database(sqlite_url)
+    async with db.transaction() as session:
+        for n in range(3):
+            tenant = f"00000000-0000-4000-8000-{n:012d}"
+            sim.approve(tenant, "production", list(SCOPES))
+            new = NewCustomer(f"{70000000 + n}", f"Klant {n}", Environment.PRODUCTION, tenant)
+            await add_customer(new, session=session, state=State.PENDING)
+    sim.fault("production", "token", "timeout")  # every token request hangs
+    env = serve_env(slack.api_url, sim, sqlite_url, CHECK_TIMEOUT="60s")
+    served = Served(env, tmp_path / "s.log")
+    await served.wait_for_log("listening on")
+
+    async def claimed() -> int:
+        async with db.transaction() as session:
+            rows = await session.scalars(select(Customer).where(Customer.claimed_by.is_not(None)))
+            return len(list(rows))
+
+    deadline = time.monotonic() + 20
+    while await claimed() < 3:
+        assert time.monotonic() < deadline, served.text()[-3000:]
+        await asyncio.sleep(0.1)
+    code, took = served.terminate_and_time()
+    left = await claimed()
+    await db.close()
+    assert code == 0 and took < STOP_WITHIN, (took, served.text()[-3000:])
+    assert left == 0, served.text()[-3000:]
+    assert unexpected_errors(served.text()) == []
 
 
 class StallingProxy:
