@@ -10,7 +10,6 @@ stand-in.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -25,6 +24,7 @@ from bot.composition import Bot, build_bot
 from bot.settings import Settings
 from bot.web.server import build_web_app
 from handlers import create_app
+from storage.db import one_line
 from storage.scheduling import release_claims
 
 log = logging.getLogger(__name__)
@@ -116,17 +116,20 @@ class Runtime:
         is not lost: check claims expire and outbox rows are retried by the next replica."""
         for task in list(self._background):
             task.cancel()
-        try:
-            async with asyncio.timeout(STOP_DEADLINE):
-                await self._stop_parts()
-        except TimeoutError:
+        # Not asyncio.timeout(): it waits for the cancelled work to unwind, and psycopg
+        # unwinds a query on a stalled server in 5 + 5 s (psycopg/connection_async.py wait).
+        stopping = asyncio.create_task(self._stop_parts(), name="stop")
+        done, _ = await asyncio.wait({stopping}, timeout=STOP_DEADLINE)
+        if not done:
+            stopping.cancel()
+            stopping.add_done_callback(lambda t: t.cancelled() or t.exception())
             log.warning(
                 "stopping took longer than %.0fs: in-flight work was cut; its claims "
                 "expire and its messages are retried", STOP_DEADLINE,
             )  # fmt: skip
-            with contextlib.suppress(Exception, TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await self.bot.aclose()
+        elif (error := stopping.exception()) is not None:
+            log.warning("stopping cleanly failed: %s", one_line(error))
+            await asyncio.wait({asyncio.create_task(self.bot.aclose())}, timeout=1.0)
 
     async def _stop_parts(self) -> None:
         if self._socket is not None:

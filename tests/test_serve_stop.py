@@ -268,7 +268,7 @@ def stalling_postgres(postgres_url: str) -> Iterator[tuple[str, StallingProxy]]:
 
 
 @pytest.mark.postgres
-async def test_sigterm_stops_serve_within_10s_while_the_database_stalls(
+async def test_readyz_is_503_with_detail_and_sigterm_stops_serve_while_the_database_stalls(
     fakes: tuple[FakeSlack, Simulator],
     stalling_postgres: tuple[str, StallingProxy],
     tmp_path: Path,
@@ -279,6 +279,9 @@ async def test_sigterm_stops_serve_within_10s_while_the_database_stalls(
     await served.wait_for_log("scheduler started")
     await asyncio.sleep(1)
     proxy.stalled.set()
-    await asyncio.sleep(3)  # ticks and the outbox now wait on the database
+    async with httpx.AsyncClient(timeout=15) as client:  # ticks and the outbox now wait
+        ready = await client.get(f"http://127.0.0.1:{served.port}/readyz")
+    assert ready.status_code == 503  # with detail, never a 500
+    assert ready.json()["checks"]["database"] == {"ok": False, "detail": "no answer within 5s"}
     code, took = served.terminate_and_time()
     assert code == 0 and took < STOP_WITHIN, (took, served.text()[-3000:])

@@ -75,13 +75,29 @@ def _database_probe(db: Database) -> Probe:
     return probe
 
 
+_CUT: set[asyncio.Future[tuple[bool, str]]] = set()  # probes cut at the timeout, unwinding
+
+
+def _forget(task: asyncio.Future[tuple[bool, str]]) -> None:
+    _CUT.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: how it ended no longer matters
+
+
 async def _bounded(probe: Awaitable[tuple[bool, str]]) -> tuple[bool, str]:
-    try:
-        return await asyncio.wait_for(probe, READINESS_TIMEOUT)
-    except TimeoutError:
+    """The probe's answer within READINESS_TIMEOUT. A late probe is cancelled and not
+    waited for (asyncio.wait_for would: psycopg unwinds a query on a stalled server in
+    5 + 5 s); a probe that fails is a 503 with detail, never a 500."""
+    task = asyncio.ensure_future(probe)
+    done, _ = await asyncio.wait({task}, timeout=READINESS_TIMEOUT)
+    if not done:
+        task.cancel()
+        _CUT.add(task)
+        task.add_done_callback(_forget)
         return False, f"no answer within {READINESS_TIMEOUT:.0f}s"
-    except Exception as error:  # a probe's failure is a 503 with detail, never a 500
+    if (error := task.exception()) is not None:
         return False, one_line(error)
+    return task.result()
 
 
 def _metrics(db: Database) -> Handler:
