@@ -151,6 +151,7 @@ DEFAULT_RETRY_AFTER = 30.0  # seconds, when a 429 carries no usable Retry-After
 BACKOFF_FIRST = timedelta(seconds=2)
 BACKOFF_CAP = timedelta(minutes=15)
 OUTAGE_LOUD_AFTER = timedelta(minutes=10)  # a transient failure this old becomes an ERROR
+DATABASE_LOG_EVERY = 60.0  # seconds between lines while the database fails the sender
 
 
 class _Step(Enum):
@@ -250,6 +251,8 @@ class OutboxSender:
         self._paused: dict[str, datetime] = {}
         # Delivery problems this worker has seen and not yet seen recover, by (channel, error).
         self._problems: dict[tuple[str, str], _Problem] = {}
+        self._db_failing_since: float | None = None  # loop time the database began failing
+        self._db_logged_at = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -276,12 +279,25 @@ class OutboxSender:
             self._wakeup.clear()
             try:
                 await self.deliver_due()
-            except DATABASE_ERRORS as error:  # an outage: one line a tick, no traceback
-                logger.warning("outbox tick failed: database: %s", one_line(error))
+                self._db_failing_since = None
+            except DATABASE_ERRORS as error:  # an outage: a line a minute, no traceback
+                self._database_failed(error)
             except Exception:  # a bug must not end the loop either; the next tick retries
                 logger.exception("outbox tick failed (worker %s)", self.worker_id)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+
+    def _database_failed(self, error: BaseException) -> None:
+        """One line when the database fails the sender, then one a minute (it ticks every
+        second)."""
+        now = asyncio.get_running_loop().time()
+        if self._db_failing_since is None:
+            self._db_failing_since = self._db_logged_at = now
+        elif now - self._db_logged_at < DATABASE_LOG_EVERY:
+            return
+        self._db_logged_at = now
+        failing = now - self._db_failing_since
+        logger.warning("outbox tick failed (database, %.0fs): %s", failing, one_line(error))
 
     # ------------------------------------------------------------------ one tick
 

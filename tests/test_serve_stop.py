@@ -5,6 +5,7 @@ state it is in (Socket Mode unable to connect, the database stalled)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -249,9 +250,12 @@ class StallingProxy:
                 return
 
     def close(self) -> None:
-        self.sock.close()
-        for conn in self._open:
-            conn.close()
+        """Refuse from now on: the listening socket and every connection are closed
+        (shut down first: a bare close() leaves a socket blocked in accept() listening)."""
+        for sock in (self.sock, *self._open):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
 
 
 @pytest.fixture
@@ -285,3 +289,30 @@ async def test_readyz_is_503_with_detail_and_sigterm_stops_serve_while_the_datab
     assert ready.json()["checks"]["database"] == {"ok": False, "detail": "no answer within 5s"}
     code, took = served.terminate_and_time()
     assert code == 0 and took < STOP_WITHIN, (took, served.text()[-3000:])
+
+
+@pytest.mark.postgres
+async def test_a_database_refusing_connections_is_a_503_with_detail_and_a_line_per_tick(
+    fakes: tuple[FakeSlack, Simulator],
+    stalling_postgres: tuple[str, StallingProxy],
+    tmp_path: Path,
+) -> None:
+    slack, sim = fakes
+    url, proxy = stalling_postgres
+    served = Served(serve_env(slack.api_url, sim, url, CHECK_INTERVAL="1m"), tmp_path / "s.log")
+    await served.wait_for_log("scheduler started")
+    await asyncio.sleep(1)
+    before = len(served.text().splitlines())
+    proxy.close()
+    await asyncio.sleep(4)
+    async with httpx.AsyncClient(timeout=15) as client:
+        ready = await client.get(f"http://127.0.0.1:{served.port}/readyz")
+    code, took = served.terminate_and_time()
+    outage = served.text().splitlines()[before:]
+    assert ready.status_code == 503
+    database = ready.json()["checks"]["database"]
+    assert database["ok"] is False and database["detail"].startswith("OperationalError")
+    assert code == 0 and took < STOP_WITHIN
+    assert not any(line.startswith("Traceback") for line in outage), "\n".join(outage)
+    assert len(outage) < 40, "\n".join(outage)  # a line per failing tick, 2 s ticks, 4 s
+    assert unexpected_errors(served.text()) == []
