@@ -60,6 +60,7 @@ from sqlalchemy.orm import aliased
 
 from bot.core.clock import utcnow
 from bot.core.metrics import OUTBOX_DELIVERED, OUTBOX_FAILURES, record_upstream
+from bot.domain.slack_errors import BUG_ERRORS, TRANSIENT_ERRORS, fix_for
 from storage.db import DATABASE_ERRORS, Database, affected_rows, one_line
 from storage.models import Notification
 from storage.statuses import NotificationStatus as Status
@@ -114,43 +115,12 @@ async def enqueue(
 
 # ---------------------------------------------------------------------------- the sender
 
-TRANSIENT_ERRORS = frozenset(
-    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
-)
-# The message itself is wrong: sending it again can never work. Everything else Slack
-# answers (a channel, token or scope problem, an outage, a code we do not know) is retried.
-# https://api.slack.com/methods/chat.postMessage#errors, .../chat.update#errors
-BUG_ERRORS = frozenset(
-    {
-        "invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text",
-        "too_many_attachments", "invalid_arguments", "invalid_arg_name", "invalid_array_arg",
-        "invalid_charset", "invalid_form_data", "invalid_post_type", "missing_post_type",
-        "invalid_json", "json_not_object", "invalid_metadata_format", "invalid_metadata_schema",
-        "metadata_too_large", "markdown_text_conflict", "cant_update_message",
-        "message_not_found", "edit_window_closed", "cant_broadcast_message",
-    }
-)  # fmt: skip
-# What an operator does about a configuration problem, for the one ERROR line it gets.
-FIXES = {
-    "not_in_channel": "invite the bot to the channel (/invite @Brincr bot)",
-    "channel_not_found": "check the channel ID; a private channel needs the bot invited",
-    "is_archived": "unarchive the channel or configure another one",
-    "invalid_auth": "SLACK_BOT_TOKEN is not valid: set the bot token of the installed app",
-    "not_authed": "SLACK_BOT_TOKEN is not set",
-    "account_inactive": "the app was uninstalled or its token revoked: reinstall, set the token",
-    "token_revoked": "the app was uninstalled or its token revoked: reinstall, set the token",
-    "token_expired": "the bot token expired: reinstall the app or rotate the token",
-    "missing_scope": "reinstall the app with the scopes of `brincr-bot manifest`",
-    "restricted_action": "a workspace admin restricts posting in this channel",
-    "ekm_access_denied": "the workspace's Enterprise Key Management denies access",
-    "user_disabled": "the person was deactivated: give their customers another account manager",
-    "user_not_found": "no such person: give their customers another account manager",
-}
 NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)  # asyncio.TimeoutError included
 DEFAULT_RETRY_AFTER = 30.0  # seconds, when a 429 carries no usable Retry-After
 BACKOFF_FIRST = timedelta(seconds=2)
 BACKOFF_CAP = timedelta(minutes=15)
 OUTAGE_LOUD_AFTER = timedelta(minutes=10)  # a transient failure this old becomes an ERROR
+PROBLEM_FORGOTTEN_AFTER = timedelta(hours=1)  # not seen failing this long: it ended
 DATABASE_LOG_EVERY = 60.0  # seconds between lines while the database fails the sender
 
 
@@ -176,6 +146,7 @@ class _Problem:
     """One (channel, error) this worker sees failing, and whether it said so as ERROR."""
 
     since: datetime
+    last_seen: datetime
     loud: bool = False
 
 
@@ -514,19 +485,23 @@ class OutboxSender:
 
     def _note_problem(self, channel: str, failure: _Failure) -> None:
         """One ERROR line per (channel, error) when it starts; an outage only once it lasts."""
-        now = utcnow()
-        problem = self._problems.setdefault((channel, failure.error), _Problem(since=now))
+        now, key = utcnow(), (channel, failure.error)
+        problem = self._problems.get(key)
+        if problem is None or now - problem.last_seen > PROBLEM_FORGOTTEN_AFTER:
+            # new, or it ended unseen (another replica delivered): it starts again
+            problem = self._problems[key] = _Problem(since=now, last_seen=now)
+        problem.last_seen = now
         if problem.loud:
             return
         if failure.permanent:
             problem.loud = True
             logger.error(
-                "a message to %s cannot be delivered (%s): a bug; it is given up on and "
-                "the others are delivered", channel, failure.error,
+                "Slack refuses a message to %s for good (%s): given up, the others go on; "
+                "a malformed message is a bug", channel, failure.error,
             )  # fmt: skip
         elif not failure.transient:
             problem.loud = True
-            fix = FIXES.get(failure.error.split()[-1], "see the error at api.slack.com")
+            fix = fix_for(failure.error)
             logger.error(
                 "Slack delivery to %s is failing: %s; kept and retried until it works: %s",
                 channel, failure.error, fix,
