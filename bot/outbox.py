@@ -15,9 +15,18 @@ How a row is delivered, and what "exactly once" holds against:
   older ones become ``superseded``, so a late retry never overwrites newer content.
 - Success (``sent``, ``ts``, ``channel_posted``) is one transaction. A 429 reschedules the row
   after ``Retry-After`` (not counted as an attempt) and ends the tick, without sleeping; this
-  worker then holds back that channel's other rows until then (other channels go on). 5xx,
-  network errors, timeouts and Slack's transient codes back off 2 s, 4 s … 10 min up to
-  ``max_attempts``; any other Slack error fails the row at once.
+  worker then holds back that channel's other rows until then (other channels go on).
+- Nothing Slack refuses for an outage or a configuration reason is given up on: 5xx, network
+  errors, timeouts, and codes such as ``not_in_channel``, ``channel_not_found``,
+  ``invalid_auth`` or ``account_inactive`` back off 2 s, 4 s … 15 min and are retried until
+  delivered (or superseded), so an alert written while the bot was not in its channel is
+  posted once someone invites it. Only the errors that mean the message itself is wrong
+  (:data:`BUG_ERRORS`: ``invalid_blocks``, ``msg_too_long`` …) fail the row: a bug, logged
+  as ERROR.
+- Trouble is loud and not noisy: one ERROR line when a problem (channel, error) starts (a
+  transient one after :data:`OUTAGE_LOUD_AFTER`), one line when that channel takes messages
+  again; ``storage.slack_delivery`` lists the problems for ``/metrics``, ``/brincr status``
+  and the App Home. None of it touches ``/readyz``.
 - A worker that dies holding a claim delays its row by at most ``claim_for``; then another
   worker claims it again. Nothing is lost.
 
@@ -51,7 +60,8 @@ from sqlalchemy.orm import aliased
 
 from bot.core.clock import utcnow
 from bot.core.metrics import OUTBOX_DELIVERED, OUTBOX_FAILURES, record_upstream
-from storage.db import Database, affected_rows
+from bot.domain.slack_errors import BUG_ERRORS, TRANSIENT_ERRORS, fix_for
+from storage.db import DATABASE_ERRORS, Database, affected_rows, one_line
 from storage.models import Notification
 from storage.statuses import NotificationStatus as Status
 
@@ -105,15 +115,13 @@ async def enqueue(
 
 # ---------------------------------------------------------------------------- the sender
 
-TRANSIENT_ERRORS = frozenset(
-    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
-)
 NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)  # asyncio.TimeoutError included
 DEFAULT_RETRY_AFTER = 30.0  # seconds, when a 429 carries no usable Retry-After
 BACKOFF_FIRST = timedelta(seconds=2)
-BACKOFF_CAP = timedelta(minutes=10)
-FAILED_RECENTLY = timedelta(hours=1)
-OVERDUE_AFTER = timedelta(minutes=10)
+BACKOFF_CAP = timedelta(minutes=15)
+OUTAGE_LOUD_AFTER = timedelta(minutes=10)  # a transient failure this old becomes an ERROR
+PROBLEM_FORGOTTEN_AFTER = timedelta(hours=1)  # not seen failing this long: it ended
+DATABASE_LOG_EVERY = 60.0  # seconds between lines while the database fails the sender
 
 
 class _Step(Enum):
@@ -127,9 +135,19 @@ class _Step(Enum):
 @dataclass(frozen=True)
 class _Failure:
     error: str  # a Slack error code or an exception class: safe to store and log
-    permanent: bool
+    permanent: bool  # a bug: the message can never be delivered as it is
     retry_after: float | None = None  # seconds, set for an HTTP 429 only
     status: int | None = None  # the HTTP status Slack answered, if it answered
+    transient: bool = False  # an outage (5xx, network): loud only when it lasts
+
+
+@dataclass
+class _Problem:
+    """One (channel, error) this worker sees failing, and whether it said so as ERROR."""
+
+    since: datetime
+    last_seen: datetime
+    loud: bool = False
 
 
 def _retry_after(headers: Any) -> float:
@@ -143,20 +161,22 @@ def _retry_after(headers: Any) -> float:
 def _classify(exc: Exception) -> _Failure:
     """Sort a failed Slack call into permanent, transient or rate limited."""
     if not isinstance(exc, SlackApiError):  # network trouble, or a request slack-sdk refused
-        return _Failure(type(exc).__name__, permanent=isinstance(exc, SlackClientError))
+        refused = isinstance(exc, SlackClientError)
+        return _Failure(type(exc).__name__, permanent=refused, transient=not refused)
     status = exc.response.status_code
     data = exc.response.data
     code = str(data.get("error") or "") if isinstance(data, dict) else ""
     if status == 429:
         retry_after = _retry_after(exc.response.headers)
-        return _Failure(code or "ratelimited", False, retry_after, status=429)
+        return _Failure(code or "ratelimited", False, retry_after, status=429, transient=True)
     transient = status >= 500 or code in TRANSIENT_ERRORS
     error = code if status == 200 else f"HTTP {status} {code}".strip()
-    return _Failure(error, permanent=not transient, status=status)
+    permanent = code in BUG_ERRORS and not transient
+    return _Failure(error, permanent=permanent, status=status, transient=transient)
 
 
 def _backoff(attempts: int) -> timedelta:
-    """2 s after the first failed attempt, doubling, capped at 10 minutes."""
+    """2 s after the first failed attempt, doubling, capped at 15 minutes."""
     return min(BACKOFF_FIRST * 2 ** min(attempts - 1, 20), BACKOFF_CAP)
 
 
@@ -176,7 +196,7 @@ class OutboxSender:
     """Delivers due outbox rows to Slack, each exactly once (see the module docstring).
 
     ``deliver_due()`` is one tick; ``start()`` runs ticks every ``poll_interval`` seconds (or
-    sooner after ``wake()``) until ``stop()``. ``readiness()`` is a ``/readyz`` probe.
+    sooner after ``wake()``) until ``stop()``.
     """
 
     def __init__(
@@ -188,7 +208,6 @@ class OutboxSender:
         poll_interval: float = 1.0,
         batch: int = 20,
         claim_for: timedelta = timedelta(minutes=2),
-        max_attempts: int = 12,
     ) -> None:
         self._db = db
         self._client = client
@@ -196,12 +215,15 @@ class OutboxSender:
         self._poll_interval = poll_interval
         self._batch = batch
         self._claim_for = claim_for
-        self._max_attempts = max_attempts
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         # Channels that answered 429, until Retry-After passes: their rows wait, in order.
         self._paused: dict[str, datetime] = {}
+        # Delivery problems this worker has seen and not yet seen recover, by (channel, error).
+        self._problems: dict[tuple[str, str], _Problem] = {}
+        self._db_failing_since: float | None = None  # loop time the database began failing
+        self._db_logged_at = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -228,10 +250,25 @@ class OutboxSender:
             self._wakeup.clear()
             try:
                 await self.deliver_due()
-            except Exception:  # a database outage must not end the loop; the next tick retries
+                self._db_failing_since = None
+            except DATABASE_ERRORS as error:  # an outage: a line a minute, no traceback
+                self._database_failed(error)
+            except Exception:  # a bug must not end the loop either; the next tick retries
                 logger.exception("outbox tick failed (worker %s)", self.worker_id)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+
+    def _database_failed(self, error: BaseException) -> None:
+        """One line when the database fails the sender, then one a minute (it ticks every
+        second)."""
+        now = asyncio.get_running_loop().time()
+        if self._db_failing_since is None:
+            self._db_failing_since = self._db_logged_at = now
+        elif now - self._db_logged_at < DATABASE_LOG_EVERY:
+            return
+        self._db_logged_at = now
+        failing = now - self._db_failing_since
+        logger.warning("outbox tick failed (database, %.0fs): %s", failing, one_line(error))
 
     # ------------------------------------------------------------------ one tick
 
@@ -399,6 +436,39 @@ class OutboxSender:
         OUTBOX_DELIVERED.inc()
         record_upstream("slack", 200)
         logger.info("outbox %s (%s) delivered to %s ts=%s", row.id, row.kind, channel, ts)
+        await self._recovered(row.channel_id)
+
+    async def _recovered(self, channel: str) -> None:
+        """Say once that ``channel`` takes messages again, and retry its waiting rows now."""
+        ended = [key for key in self._problems if key[0] == channel]
+        if not ended:
+            return
+        for key in ended:
+            problem = self._problems.pop(key)
+            logger.warning(
+                "Slack delivery to %s works again (was failing: %s since %s)",
+                channel, key[1], problem.since.isoformat(timespec="seconds"),
+            )  # fmt: skip
+        await self.retry_failing_now(channel)
+
+    async def retry_failing_now(self, channel: str | None = None) -> int:
+        """Make rows waiting out a backoff after a failure (of ``channel``, or all) due now:
+        after a fix, the backlog goes out at once instead of after up to 15 minutes."""
+        now = utcnow()
+        query = (
+            update(Notification)
+            .where(Notification.status == Status.PENDING, Notification.attempts > 0)
+            .where(Notification.next_attempt_at > now, _is_free(now))
+            .values(next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if channel is not None:
+            query = query.where(Notification.channel_id == channel)
+        async with self._db.transaction() as session:
+            count = affected_rows(await session.execute(query))
+        if count:
+            self.wake()
+        return count
 
     async def _record_failure(self, row: Notification, failure: _Failure) -> _Step:
         """Reschedule or fail the row, release its claim, count and log it."""
@@ -408,8 +478,40 @@ class OutboxSender:
             await self._set(session, row.id, **values)
         given_up = values.get("status") == Status.FAILED
         OUTBOX_FAILURES.labels(permanent=str(given_up).lower()).inc()
-        logger.warning("outbox %s (%s) failed: %s; %s", row.id, row.kind, failure.error, outcome)
+        logger.info("outbox %s (%s) failed: %s; %s", row.id, row.kind, failure.error, outcome)
+        if failure.retry_after is None:
+            self._note_problem(row.channel_id, failure)
         return _Step.RATE_LIMITED if failure.retry_after is not None else _Step.SKIPPED
+
+    def _note_problem(self, channel: str, failure: _Failure) -> None:
+        """One ERROR line per (channel, error) when it starts; an outage only once it lasts."""
+        now, key = utcnow(), (channel, failure.error)
+        problem = self._problems.get(key)
+        if problem is None or now - problem.last_seen > PROBLEM_FORGOTTEN_AFTER:
+            # new, or it ended unseen (another replica delivered): it starts again
+            problem = self._problems[key] = _Problem(since=now, last_seen=now)
+        problem.last_seen = now
+        if problem.loud:
+            return
+        if failure.permanent:
+            problem.loud = True
+            logger.error(
+                "Slack refuses a message to %s for good (%s): given up, the others go on; "
+                "a malformed message is a bug", channel, failure.error,
+            )  # fmt: skip
+        elif not failure.transient:
+            problem.loud = True
+            fix = fix_for(failure.error)
+            logger.error(
+                "Slack delivery to %s is failing: %s; kept and retried until it works: %s",
+                channel, failure.error, fix,
+            )  # fmt: skip
+        elif now - problem.since >= OUTAGE_LOUD_AFTER:
+            problem.loud = True
+            logger.error(
+                "Slack delivery to %s has been failing since %s: %s; kept and retried",
+                channel, problem.since.isoformat(timespec="seconds"), failure.error,
+            )  # fmt: skip
 
     def _after_failure(self, row: Notification, failure: _Failure) -> tuple[dict[str, Any], str]:
         """The row's new columns and a few words for the log."""
@@ -419,35 +521,8 @@ class OutboxSender:
             self._paused[row.channel_id] = retry_at
             return {"next_attempt_at": retry_at}, f"retry in {failure.retry_after:g}s"
         attempts = row.attempts + 1
-        if failure.permanent or attempts >= self._max_attempts:
-            return {
-                "status": Status.FAILED,
-                "attempts": attempts,
-            }, f"given up after {attempts}"
+        if failure.permanent:
+            return {"status": Status.FAILED, "attempts": attempts}, "given up: a bug"
         backoff = _backoff(attempts)
         values = {"attempts": attempts, "next_attempt_at": now + backoff}
         return values, f"attempt {attempts}, retry in {backoff.total_seconds():g}s"
-
-    # ------------------------------------------------------------------ readiness
-
-    async def readiness(self) -> tuple[bool, str]:
-        """Not ready when notifications failed in the last hour or one waits > 10 minutes."""
-        now = utcnow()
-        failed_query = select(func.count()).where(
-            Notification.status == Status.FAILED,
-            Notification.created_at >= now - FAILED_RECENTLY,
-        )
-        pending_query = select(func.count(), func.min(Notification.next_attempt_at)).where(
-            Notification.status == Status.PENDING
-        )
-        async with self._db.transaction() as session:
-            failed = await session.scalar(failed_query) or 0
-            pending, oldest = (await session.execute(pending_query)).one()
-        problems = []
-        if failed:
-            problems.append(f"{failed} Slack notifications failed")
-        if oldest is not None and now - oldest > OVERDUE_AFTER:
-            problems.append(f"oldest pending waits {(now - oldest) // timedelta(minutes=1)}m")
-        if problems:
-            return False, " / ".join(problems)
-        return True, f"outbox ok ({pending} pending)"

@@ -12,8 +12,17 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from bot.core.errors import ConfigError, UserError
 from bot.domain import Environment, parse_duration, parse_scopes
@@ -135,6 +144,28 @@ class Settings(BaseSettings):
         return " ".join(
             f"<!subteam^{v}>" if v[:1] == "S" else f"<@{v}>" for v in self.alert_mention
         )
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_unset(cls, values: Any) -> Any:
+        """``NAME=`` (as in .env.example) means the same as no NAME at all: the default.
+        Without this an empty SLACK_APP_TOKEN turned Socket Mode on."""
+        if not isinstance(values, dict):
+            return values
+        return {k: v for k, v in values.items() if not (isinstance(v, str) and not v.strip())}
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            backend = make_url(value.strip().replace("postgres://", "postgresql://", 1))
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL: use sqlite:///path/to/file.db or postgresql://user@host/db"
+            ) from None
+        if backend.get_backend_name() not in ("sqlite", "postgresql"):
+            name = backend.get_backend_name()
+            raise ValueError(f"unsupported database {name!r}: use sqlite:/// or postgresql://")
+        return value.strip()
 
     @field_validator("brincr_scopes", mode="before")
     @classmethod

@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, pool, text
 
-from storage.db import safe_url, sync_url
+from storage.db import connect_args, safe_url, sync_url
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -29,7 +29,14 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the schema at ``database_url`` to ``revision``."""
-    engine = create_engine(sync_url(database_url), poolclass=pool.NullPool, hide_parameters=True)
+    # Connecting is bounded; statements are not (a large migration, or waiting for another
+    # replica's migration behind the advisory lock, may take a while).
+    engine = create_engine(
+        sync_url(database_url),
+        poolclass=pool.NullPool,
+        hide_parameters=True,
+        connect_args=connect_args(database_url, statement_timeout=False),
+    )
     try:
         with engine.begin() as connection:
             if connection.dialect.name == "postgresql":

@@ -4,7 +4,7 @@ App Home. Every function takes ``session`` by keyword; the caller owns the trans
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, func, select
@@ -21,6 +21,7 @@ from storage.models import (
     MaintenanceWindow,
     Notification,
 )
+from storage.slack_delivery import DeliveryProblem, delivery_problems
 from storage.statuses import InvitationStatus, NotificationStatus
 
 HISTORY_STRIP = 20  # recent checks shown as a strip in `status`
@@ -45,6 +46,7 @@ class StatusData:
     incident: Incident | None
     invitation: Invitation | None
     maintenance_until: datetime | None = None  # a maintenance window of its environment (#13)
+    delivery: list[DeliveryProblem] = field(default_factory=list)  # Slack refusing messages
 
 
 async def status_data(customer: Customer, *, session: AsyncSession, now: datetime) -> StatusData:
@@ -71,6 +73,7 @@ async def status_data(customer: Customer, *, session: AsyncSession, now: datetim
         or await open_group_incident(customer.id, session=session),
         invitation=await open_invitation(customer.id, session=session),
         maintenance_until=await maintenance_end(customer.environment, session=session, now=now),
+        delivery=await delivery_problems(session=session, now=now),
     )
 
 
@@ -165,6 +168,7 @@ class HomeData:
     broken: list[Customer]  # revoked / scopes missing / failing, worst first
     incidents: list[tuple[Incident, Customer | None]]
     invitations: list[tuple[Invitation, Customer]]  # waiting longest first
+    delivery: list[DeliveryProblem] = field(default_factory=list)  # Slack refusing messages
 
 
 async def home_data(*, session: AsyncSession, now: datetime, limit: int = 15) -> HomeData:
@@ -194,6 +198,7 @@ async def home_data(*, session: AsyncSession, now: datetime, limit: int = 15) ->
         broken=page.customers,
         incidents=[(i, c) for i, c in incidents],
         invitations=[(i, c) for i, c in invitations],
+        delivery=await delivery_problems(session=session, now=now),
     )
 
 

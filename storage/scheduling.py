@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import affected_rows
 from storage.models import Customer
 
 
@@ -55,3 +56,15 @@ async def count_linked(*, session: AsyncSession) -> int:
         select(func.count()).select_from(Customer).where(Customer.tenant_id.is_not(None))
     )
     return int(total or 0)
+
+
+async def release_claims(*, session: AsyncSession, worker: str) -> int:
+    """Release every customer ``worker`` still holds (a stopping replica whose sweep was cut):
+    another replica checks them at once instead of after the lease."""
+    result = await session.execute(
+        update(Customer)
+        .where(Customer.claimed_by == worker)
+        .values(claimed_until=None, claimed_by=None)
+        .execution_options(synchronize_session=False)
+    )
+    return affected_rows(result)

@@ -6,6 +6,7 @@ and drops it at the end, so parallel runs never see each other's rows.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,7 +20,7 @@ from bot.simulator import Simulator
 from storage.db import Database, sync_url
 from storage.migrate import upgrade
 from storage.models import Base
-from tests.harness import BotHarness, start_bot
+from tests.harness import WATCH, BotHarness, ErrorWatch, start_bot
 
 # Vendored third-party data the tests validate against (see tests/data/README.md).
 TEST_DATA = Path(__file__).resolve().parent / "data"
@@ -126,3 +127,26 @@ async def bot(sqlite_url: str, slack: FakeSlack, sim: Simulator) -> AsyncIterato
     harness = await start_bot(sqlite_url, slack, sim)
     yield harness
     await harness.close()
+
+
+@pytest.fixture(autouse=True)
+def error_watch(request: pytest.FixtureRequest) -> Iterator[ErrorWatch]:
+    """Fails a test that ran the whole bot when an ERROR line it did not expect was logged
+    (``@pytest.mark.expected_errors("text", …)`` or ``error_watch.expect("text")``)."""
+    watch = ErrorWatch()
+    for marker in request.node.iter_markers("expected_errors"):
+        watch.expect(*marker.args)
+    root = logging.getLogger()
+    root.addHandler(watch)
+    WATCH.append(watch)
+    yield watch
+    WATCH.remove(watch)
+    root.removeHandler(watch)
+    unexpected = watch.unexpected()
+    if watch.whole_system and unexpected:
+        pytest.fail(
+            "unexpected ERROR lines in the bot's log (declare them with "
+            "@pytest.mark.expected_errors if they are the right outcome):\n  "
+            + "\n  ".join(unexpected[:20]),
+            pytrace=False,
+        )

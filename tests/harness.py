@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -31,6 +32,31 @@ SUPPORT = "U0SUPPORT"
 ALERTS = "C0ALERTS"
 SUPPORT_CHANNEL = "C0SUPPORT"
 SCOPES = ("brincr:country", "brincr:category", "brincr:order")
+
+
+class ErrorWatch(logging.Handler):
+    """Collects the ERROR records logged during one test. A test that ran the whole bot
+    (:func:`start_bot`, the ``bot`` fixture) fails on any it did not expect: declare them
+    with ``@pytest.mark.expected_errors("text", …)`` or ``watch.expect("text")``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+        self.expected: list[str] = []
+        self.whole_system = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def expect(self, *texts: str) -> None:
+        self.expected.extend(texts)
+
+    def unexpected(self) -> list[str]:
+        lines = [f"{r.levelname} {r.name}: {r.getMessage()}" for r in self.records]
+        return [line for line in lines if not any(t in line for t in self.expected)]
+
+
+WATCH: list[ErrorWatch] = []  # the current test's watch (set by tests/conftest.py)
 
 
 def bot_settings(database_url: str, sim: Simulator, slack: FakeSlack, **overrides: Any) -> Settings:
@@ -229,6 +255,8 @@ async def start_bot(
 ) -> BotHarness:
     """A running bot; the scheduler only with ``schedule`` (tests drive checks themselves)."""
     settings = bot_settings(database_url, sim, slack, **overrides)
+    for watch in WATCH:
+        watch.whole_system = True
     runtime = Runtime(settings, worker_id=worker_id)
     await runtime.start(schedule=schedule)
     return BotHarness(runtime, slack, sim)
@@ -240,3 +268,15 @@ async def eventually(predicate: Any, timeout: float = 5.0) -> None:  # noqa: ASY
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+def unexpected_errors(log_text: str, expected: tuple[str, ...] = ()) -> list[str]:
+    """The ERROR (and CRITICAL) lines and tracebacks of a ``serve`` log that contain none of
+    the ``expected`` pieces of text: a whole-system test fails on any of them."""
+    lines = log_text.splitlines()
+    found = [
+        line
+        for line in lines
+        if (" ERROR " in line or " CRITICAL " in line or line.startswith("Traceback"))
+    ]
+    return [line for line in found if not any(piece in line for piece in expected)]

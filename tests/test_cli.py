@@ -99,6 +99,7 @@ def test_check_exits_1_when_a_customer_is_not_healthy(
 def test_bad_input_exits_2_with_one_line_and_no_traceback(
     run: object, args: tuple[str, ...], needle: str
 ) -> None:
+    assert run("db", "upgrade").returncode == 0  # type: ignore[operator]
     result = run(*args)  # type: ignore[operator]
     assert result.returncode == 2 and needle in result.stderr
     assert "Traceback" not in result.stderr

@@ -115,6 +115,8 @@ def test_scopes_are_exactly_the_bot_scopes(url: str | None) -> None:
         "chat:write.public",
         "im:write",
         "usergroups:read",
+        "channels:read",
+        "groups:read",
     }
 
 

@@ -18,6 +18,7 @@ from bot.demo.fake_slack import FakeSlack
 from bot.outbox import OutboxSender, enqueue
 from storage.db import Database
 from storage.models import Notification
+from storage.slack_delivery import delivery_problems
 
 TOKEN = "xoxb-test-secret-token"
 CHANNEL = "C0ALERTS"
@@ -216,29 +217,65 @@ async def test_a_network_error_is_transient_and_names_only_the_exception(
     assert row.next_attempt_at == clock.now + timedelta(seconds=2)
 
 
-async def test_transient_errors_give_up_after_max_attempts(
-    db: Database, slack: FakeSlack, clock: Clock
+async def test_a_long_outage_never_gives_a_row_up_and_backs_off_at_most_15_minutes(
+    db: Database, slack: FakeSlack, sender: OutboxSender, clock: Clock, caplog: Any
 ) -> None:
-    sender = OutboxSender(db, _client(slack), worker_id="worker-1", max_attempts=2)
     slack.fail("chat.postMessage", error="service_unavailable")
     row_id = await _enqueue(db, "Acme is failing")
 
-    await sender.deliver_due()
-    clock.advance(seconds=2)
-    await sender.deliver_due()
-    clock.advance(minutes=10)
-    await sender.deliver_due()
+    with caplog.at_level(logging.INFO, logger="bot.outbox"):
+        for _ in range(30):  # about six hours of failing attempts
+            await sender.deliver_due()
+            clock.advance(minutes=15)
+        row = await _row(db, row_id)
+        assert (row.status, row.attempts, row.last_error) == ("pending", 30, "service_unavailable")
+        assert row.next_attempt_at - clock.now == timedelta(0)  # 15 minutes after the last one
+        slack.clear_failures()
+        assert await sender.deliver_due() == 1
 
-    row = await _row(db, row_id)
-    assert (row.status, row.attempts, row.last_error) == ("failed", 2, "service_unavailable")
-    assert len(slack.calls_to("chat.postMessage")) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "C0ALERTS" in errors[0] and "service_unavailable" in errors[0]
+    recovered = [r.getMessage() for r in caplog.records if "works again" in r.getMessage()]
+    assert len(recovered) == 1
+    assert len(slack.messages(CHANNEL)) == 1
 
 
-async def test_a_permanent_error_fails_at_once_and_turns_readiness_false(
+@pytest.mark.parametrize(
+    "error", ["not_in_channel", "channel_not_found", "invalid_auth", "account_inactive"]
+)
+async def test_a_configuration_error_keeps_the_row_and_its_reply_until_slack_is_fixed(
+    db: Database, slack: FakeSlack, sender: OutboxSender, clock: Clock, caplog: Any, error: str
+) -> None:
+    slack.fail("chat.postMessage", error=error)
+    post = await _enqueue(db, "secret customer detail")
+    reply = await _enqueue(db, "more detail", kind="reply", target_id=post)
+
+    with caplog.at_level(logging.INFO, logger="bot.outbox"):
+        for _ in range(5):
+            assert await sender.deliver_due() == 0
+            clock.advance(minutes=15)
+    waiting = await _row(db, post)
+    assert (waiting.status, waiting.last_error, waiting.claimed_until) == ("pending", error, None)
+    assert (await _row(db, reply)).status == "pending"
+
+    slack.clear_failures()  # someone invited the bot, or set the right token
+    assert await sender.deliver_due() == 2
+    assert await sender.deliver_due() == 0
+
+    top, threaded = slack.messages(CHANNEL)
+    assert top["text"] == "secret customer detail" and threaded["thread_ts"] == top["ts"]
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1  # one line for the problem, not one per attempt
+    assert CHANNEL in errors[0] and error in errors[0]
+    lines = [r.getMessage() for r in caplog.records]
+    assert not any(TOKEN in line or "secret customer" in line for line in lines)
+
+
+async def test_a_malformed_message_fails_at_once_as_a_bug_and_its_reply_with_it(
     db: Database, slack: FakeSlack, sender: OutboxSender, clock: Clock, caplog: Any
 ) -> None:
-    slack.fail("chat.postMessage", error="channel_not_found", times=1)
-    post = await _enqueue(db, "secret customer detail")
+    slack.fail("chat.postMessage", error="invalid_blocks", times=1)
+    post = await _enqueue(db, "Acme is failing")
     reply = await _enqueue(db, "more detail", kind="reply", target_id=post)
 
     with caplog.at_level(logging.INFO, logger="bot.outbox"):
@@ -247,32 +284,38 @@ async def test_a_permanent_error_fails_at_once_and_turns_readiness_false(
     assert await sender.deliver_due() == 0
 
     failed = await _row(db, post)
-    assert (failed.status, failed.last_error, failed.claimed_until) == (
-        "failed",
-        "channel_not_found",
-        None,
-    )
+    assert (failed.status, failed.last_error) == ("failed", "invalid_blocks")
     assert (await _row(db, reply)).status == "failed"
     assert f"notification {post}" in ((await _row(db, reply)).last_error or "")
     assert len(slack.calls_to("chat.postMessage")) == 1
-    lines = [r.getMessage() for r in caplog.records]
-    assert any(str(post) in line and "channel_not_found" in line for line in lines)
-    assert not any(TOKEN in line or "secret customer" in line for line in lines)
-
-    clock.now = failed.created_at + timedelta(minutes=5)
-    ok, detail = await sender.readiness()
-    assert (ok, detail) == (False, "2 Slack notifications failed")
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("invalid_blocks" in line and "bug" in line for line in errors)
 
 
-async def test_readiness_names_pending_rows_and_a_pending_row_waiting_too_long(
-    db: Database, sender: OutboxSender, clock: Clock
+async def test_delivery_problems_name_channel_error_and_since_until_delivered(
+    db: Database, slack: FakeSlack, sender: OutboxSender, clock: Clock
 ) -> None:
-    assert await sender.readiness() == (True, "outbox ok (0 pending)")
-    await _enqueue(db, "Acme is failing")
-    assert await sender.readiness() == (True, "outbox ok (1 pending)")
+    slack.fail("chat.postMessage", error="not_in_channel")
+    written = clock.now
+    await _enqueue(db, "one")
+    await _enqueue(db, "two")
+    await _enqueue(db, "to alice", kind="dm", channel_id="U0ALICE")
+    slack.clear_failures()
+    slack.fail("chat.postMessage", error="not_in_channel", times=2)
+    await sender.deliver_due()
 
-    clock.advance(minutes=11)
-    assert await sender.readiness() == (False, "oldest pending waits 11m")
+    async with db.transaction() as session:
+        problems = await delivery_problems(session=session, now=clock.now)
+    assert [(p.channel_id, p.error, p.undelivered, p.given_up) for p in problems] == [
+        (CHANNEL, "not_in_channel", 2, False)
+    ]
+    assert problems[0].since == written
+
+    clock.advance(minutes=1)  # after a fix the backlog goes at once, not after the backoff
+    await sender.retry_failing_now()
+    assert await sender.deliver_due() == 2
+    async with db.transaction() as session:
+        assert await delivery_problems(session=session, now=clock.now) == []
 
 
 async def test_two_senders_on_one_database_deliver_each_of_30_rows_exactly_once(

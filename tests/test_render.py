@@ -13,6 +13,7 @@ from bot.fleet.render import render_list, render_status
 from bot.fleet.render_home import home_view_dict
 from storage.models import CheckResult, Customer, Incident, Invitation
 from storage.reads import FleetPage, HomeData, StatusData, Uptime
+from storage.slack_delivery import DeliveryProblem
 
 NOW = utcnow()
 LONG_NAME = "<!channel> Bouw & Infra " + "Zeer Lange Naam " * 12  # 200 characters
@@ -109,3 +110,18 @@ def test_an_alert_with_a_long_upstream_error_fits_slack() -> None:
     payload = render_incident(incident, customer(state="failing"), NOW).kwargs()
     check_limits(payload)
     assert "<!here>" not in mrkdwn_texts(payload)
+
+
+def test_the_app_home_puts_slack_delivery_problems_first_and_caps_them() -> None:
+    problems = [
+        DeliveryProblem("C0ALERTS", "not_in_channel", NOW - timedelta(hours=2), 3, False),
+        DeliveryProblem("U0GONE", "<!channel>", NOW - timedelta(days=1), 1, False),
+        DeliveryProblem("C0BUG", "invalid_blocks", NOW, 1, True),
+    ] + [DeliveryProblem(f"C0X{n}", "channel_not_found", NOW, 1, False) for n in range(5)]
+    view = home_view_dict(HomeData({}, [], [], [], delivery=problems), NOW)
+    text = view["blocks"][3]["text"]["text"]
+    assert text.startswith("*Slack delivery*\n:warning: alerts to <#C0ALERTS> are failing: ")
+    assert "`not_in_channel` since" in text and "(3 messages)" in text
+    assert "DMs to <@U0GONE> are failing: `&lt;!channel&gt;`" in text
+    assert "alerts to <#C0BUG> failed for good: `invalid_blocks`" in text
+    assert text.endswith("… and 3 more delivery problems")

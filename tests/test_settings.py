@@ -143,3 +143,29 @@ def test_alert_mention_renders_groups_and_users_and_refuses_other_values(
     monkeypatch.setenv("PAGERDUTY_ENVIRONMENTS", "staging")
     with pytest.raises(ConfigError):
         load_settings()
+def test_an_empty_setting_is_the_same_as_an_unset_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ALL_SETTINGS:
+        monkeypatch.setenv(name, "")
+    s = load_settings()
+    assert not s.socket_mode and s.slack_app_token is None
+    assert s.database_url == "sqlite:///brincr-bot.db"
+    assert (s.check_interval, s.port, s.alert_channel) == (timedelta(minutes=15), 3000, None)
+    assert load_settings(slack_app_token="  ", onboarding_channel="").onboarding_channel is None
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("mysql://root:hunter2@db/brincr", "unsupported database 'mysql'"),
+        ("not a url at all", "not a database URL"),
+    ],
+)
+def test_an_unusable_database_url_is_one_readable_line_without_the_password(
+    monkeypatch: pytest.MonkeyPatch, url: str, problem: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    (line,) = caught.value.problems
+    assert line.startswith("DATABASE_URL: ") and problem in line
+    assert "hunter2" not in line

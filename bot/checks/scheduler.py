@@ -33,6 +33,7 @@ from bot.core.clock import utcnow
 from bot.core.logs import correlation_id
 from bot.services import Services
 from storage.retention import prune_history
+from storage.db import DATABASE_ERRORS, one_line
 from storage.scheduling import claim_due, count_linked
 
 log = logging.getLogger(__name__)
@@ -106,20 +107,32 @@ class Scheduler:
             token = correlation_id.set(f"{name}-{int(time.time())}")
             try:
                 await job()
+            except DATABASE_ERRORS as error:  # an outage: one line a tick, no traceback storm
+                log.warning("scheduled job %s failed: database: %s", name, one_line(error))
             except Exception:  # a failed tick is logged and retried next tick; never fatal
                 log.exception("scheduled job %s failed", name)
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise
+                log.warning("scheduled job %s cut at stop", name)  # stop() releases claims
             finally:
                 correlation_id.reset(token)
                 self._running.discard(task)
 
         return run
 
-    async def stop(self) -> None:
-        """Let running jobs finish, then stop the scheduler (its executor would cancel them
-        mid-transaction, leaking their database connections)."""
+    async def stop(self, grace: float = 30.0) -> None:
+        """Let running jobs finish within ``grace`` seconds, cancel the rest (a check cut
+        there records nothing; its customer's claim is released by the caller, or expires),
+        then stop the scheduler (its executor would cancel them mid-transaction, leaking their
+        database connections)."""
         self._stopping = True
         if self._running:
-            await asyncio.wait(set(self._running), timeout=30)
+            _, late = await asyncio.wait(set(self._running), timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=1.0)
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None

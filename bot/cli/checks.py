@@ -11,7 +11,12 @@ from typing import Any
 import click
 
 from bot.checks.service import app_wide_problems
-from bot.cli.common import config_errors_exit_2, run_event_loop, settings_from
+from bot.cli.common import (
+    config_errors_exit_2,
+    existing_database,
+    run_event_loop,
+    settings_from,
+)
 from bot.composition import build_bot
 from bot.core.errors import ConfigError
 from bot.domain import normalize_kvk
@@ -95,7 +100,7 @@ def check(ctx: click.Context, kvks: tuple[str, ...], as_json: bool) -> None:
     problems += [f"`{k[:40]}` is not a KvK number (8 digits)" for k in bad]
     if problems:
         raise ConfigError(problems)
-    upgrade(settings.database_url)
+    upgrade(existing_database(settings))
     results = run_event_loop(_run(settings, [normalize_kvk(k) or k for k in kvks]))
     rows = [_row(customer, outcome) for customer, outcome in results]
     for line in app_wide_problems([o for _, o in results if o]):

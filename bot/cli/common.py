@@ -10,9 +10,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from bot.core.errors import ConfigError
 from bot.settings import Settings, load_settings
+from storage.db import one_line, require_existing, safe_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -26,7 +29,8 @@ def fail_config(problems: list[str]) -> None:
 
 
 def config_errors_exit_2(func: F) -> F:
-    """Decorator: a ConfigError raised inside a command prints its lines and exits 2."""
+    """Decorator: a ConfigError raised inside a command, a database that cannot be reached
+    or used, or a connection problem prints one line per problem and exits 2."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -34,8 +38,29 @@ def config_errors_exit_2(func: F) -> F:
             return func(*args, **kwargs)
         except ConfigError as error:
             fail_config(error.problems)
+        except (DBAPIError, SQLAlchemyTimeoutError) as error:
+            fail_config([f"DATABASE_URL: {_where()} cannot be used: {one_line(error)}"])
+        except OSError as error:  # a port in use, a connection refused, a timeout
+            fail_config([one_line(error)])
 
     return wrapper  # type: ignore[return-value]
+
+
+def _where() -> str:
+    """The configured database, its password hidden, for an error line."""
+    context = click.get_current_context(silent=True)
+    settings = (context.obj or {}).get("settings") if context else None
+    return f"the database at {safe_url(settings.database_url)}" if settings else "the database"
+
+
+def existing_database(settings: Settings) -> str:
+    """``DATABASE_URL`` for a command that only reads: ConfigError when it names an SQLite
+    file that does not exist (a typo must not create an empty database and exit 0)."""
+    try:
+        require_existing(settings.database_url)
+    except ValueError as error:
+        raise ConfigError([f"DATABASE_URL: {error}"]) from None
+    return settings.database_url
 
 
 def settings_from(ctx: click.Context) -> Settings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 
 import click
@@ -33,6 +34,28 @@ async def _serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await run_until_stopped(Runtime(settings), stop)
+    await _abandon_stuck_tasks()
+
+
+async def _abandon_stuck_tasks() -> None:
+    """Exit now even if work cut at the stop deadline is still stuck on a stalled database:
+    psycopg answers a cancellation with a cancel request and a wait of 5 s each (both
+    hard-coded, psycopg/connection_async.py ``wait``), and ``asyncio.run`` would wait for
+    them. Nothing is lost by not waiting: claims expire, outbox rows are retried."""
+    current = asyncio.current_task()
+    leftovers = [task for task in asyncio.all_tasks() if task is not current]
+    for task in leftovers:
+        task.cancel()
+    if not leftovers:
+        return
+    _, pending = await asyncio.wait(leftovers, timeout=ABANDON_AFTER)
+    if pending:
+        log.warning("%d task(s) stuck on the database abandoned; stopped", len(pending))
+        logging.shutdown()
+        os._exit(0)
+
+
+ABANDON_AFTER = 1.0  # seconds cancelled tasks get before the process exits without them
 
 
 @click.command()

@@ -8,6 +8,8 @@ row instead of sleeping, so one rate-limited channel never holds back the others
 
 from __future__ import annotations
 
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -42,3 +44,49 @@ def web_client(settings: Settings, *, retries: bool = True) -> AsyncWebClient:
             AsyncServerErrorRetryHandler(max_retry_count=2),
         ]
     return client
+
+
+async def delivery_problems(client: AsyncWebClient, channels: dict[str, str]) -> list[str]:
+    """What stops the bot from posting to ``channels`` (setting name → channel ID), one line
+    per problem saying what to fix; empty when every one can be posted to.
+
+    ``auth.test`` proves the token; ``conversations.info`` shows a channel's membership
+    (with ``chat:write.public`` a public channel needs none; a private one does). Without the
+    ``channels:read``/``groups:read`` scopes (an app installed before they were added)
+    membership cannot be seen: the alert then shows it, and nothing is reported here.
+    """
+    try:
+        await client.auth_test()
+    except SlackApiError as error:
+        code = error.response.get("error", "error")
+        return [f"SLACK_BOT_TOKEN is refused by Slack ({code}): set the bot token (xoxb-…) "
+                "of the installed app; alerts wait in the outbox until then"]  # fmt: skip
+    except (SlackClientError, OSError, aiohttp.ClientError) as error:
+        return [f"Slack is unreachable at SLACK_API_URL ({type(error).__name__}); alerts "
+                "wait in the outbox until it answers"]  # fmt: skip
+    problems = []
+    for setting, channel in channels.items():
+        problem = await _channel_problem(client, channel)
+        if problem:
+            problems.append(f"{setting} {channel}: {problem}")
+    return problems
+
+
+async def _channel_problem(client: AsyncWebClient, channel: str) -> str | None:
+    try:
+        info = (await client.conversations_info(channel=channel)).get("channel") or {}
+    except SlackApiError as error:
+        code = error.response.get("error", "error")
+        if code in ("missing_scope", "not_allowed_token_type"):
+            return None  # cannot look: see the docstring above
+        if code == "channel_not_found":
+            return ("Slack knows no such channel, or it is private and the bot is not in it: "
+                    "check the ID (channel details → bottom) and /invite the bot")  # fmt: skip
+        return f"Slack answers {code} for this channel"
+    except (SlackClientError, OSError, aiohttp.ClientError) as error:
+        return f"could not be looked up ({type(error).__name__})"
+    if info.get("is_archived"):
+        return "the channel is archived: unarchive it or set another channel"
+    if info.get("is_private") and not info.get("is_member"):
+        return "the bot is not a member of this private channel: /invite the bot to it"
+    return None

@@ -35,6 +35,12 @@ CUSTOMERS = Gauge("brincr_customers", "Customers per connection state", ["state"
 OPEN_INCIDENTS = Gauge("brincr_open_incidents", "Open incidents, by kind", ["kind"])
 OUTBOX_BACKLOG = Gauge("brincr_outbox_backlog", "Slack notifications not yet delivered")
 OUTBOX_FAILED = Gauge("brincr_outbox_failed", "Slack notifications given up on")
+SLACK_DELIVERY_FAILING = Gauge(
+    "brincr_slack_delivery_failing",
+    "Slack notifications whose last delivery attempt failed, by channel and error "
+    "(pending ones are retried until delivered); 0 series: nothing is failing",
+    ["channel", "error", "given_up"],
+)
 
 
 @functools.cache

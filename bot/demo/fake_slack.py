@@ -33,7 +33,10 @@ TEAM_ID = "T0FAKE"
 TEAM_NAME = "Fake Team"
 APP_ID = "A0FAKE"
 TEAM_URL = "https://fake-team.slack.com/"
-BOT_SCOPES = "chat:write,chat:write.public,commands,im:write,users:read,usergroups:read"
+BOT_SCOPES = (
+    "channels:read,chat:write,chat:write.public,commands,groups:read,im:write,users:read,"
+    "usergroups:read"
+)
 
 # Parameters slack-sdk sends as JSON strings inside form bodies; decoded before recording.
 _JSON_PARAMS = frozenset(
@@ -86,6 +89,7 @@ class _Failure:
     times: int | None
     retry_after: int | None
     error: str | None
+    channel: str | None = None  # only calls for this channel (a user ID for a DM)
 
 
 @dataclass
@@ -189,6 +193,7 @@ class FakeSlack:
         self._usergroups: dict[str, _Usergroup] = {}
         self._timeline: dict[str, list[dict[str, Any]]] = {}
         self._home_views: dict[str, str] = {}  # user id -> view id published to their Home tab
+        self.outside_channels: set[str] = set()  # conversations.info: the bot is not a member
         self._seq = 0  # message timestamps and other ids; never reset, so ts stay unique
         self._handlers: dict[str, Callable[[dict[str, Any]], Answer]] = {
             "auth.test": self._auth_test,
@@ -200,6 +205,7 @@ class FakeSlack:
             "chat.getPermalink": self._chat_get_permalink,
             "chat.scheduleMessage": self._chat_schedule_message,
             "conversations.open": self._conversations_open,
+            "conversations.info": self._conversations_info,
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "views.open": self._views_open,
@@ -301,14 +307,16 @@ class FakeSlack:
         times: int | None = None,
         retry_after: int | None = None,
         error: str | None = None,
+        channel: str | None = None,
     ) -> None:
-        """Fail the next ``times`` calls (None: until clear_failures) to ``method`` (None: any).
+        """Fail the next ``times`` calls (None: until clear_failures) to ``method`` (None: any),
+        with ``channel`` only those whose ``channel`` parameter is that (a user ID for a DM).
 
         With ``error`` the answer is HTTP 200 ``{"ok": false, "error": error}``; otherwise HTTP
         ``status`` (429 answers ``ratelimited`` with a ``Retry-After`` header, default 1 second).
         Rules added first are consulted first.
         """
-        self._failures.append(_Failure(method, status, times, retry_after, error))
+        self._failures.append(_Failure(method, status, times, retry_after, error, channel))
 
     def clear_failures(self) -> None:
         self._failures.clear()
@@ -404,7 +412,7 @@ class FakeSlack:
         )
         self.calls.append(call)
 
-        failure = self._take_failure(method)
+        failure = self._take_failure(method, str(params.get("channel") or ""))
         extra_headers: dict[str, str] = {}
         if failure is not None:
             call.failed = True
@@ -466,8 +474,10 @@ class FakeSlack:
         for observer in self.observers:
             observer(call)
 
-    def _take_failure(self, method: str) -> _Failure | None:
+    def _take_failure(self, method: str, channel: str = "") -> _Failure | None:
         for failure in self._failures:
+            if failure.channel is not None and failure.channel != channel:
+                continue
             if failure.method is None or failure.method == method:
                 if failure.times is not None:
                     failure.times -= 1
@@ -605,6 +615,18 @@ class FakeSlack:
             channel_id = self.dm_channel(users[0])
             return _ok(channel={"id": channel_id, "is_im": True, "user": users[0]})
         return _ok(channel={"id": "G" + "".join(sorted(users)), "is_mpim": True})
+
+    def _conversations_info(self, params: dict[str, Any]) -> Answer:
+        """Every channel exists and has the bot as a member, except those in
+        ``outside_channels`` (private channels the bot was not invited to)."""
+        channel = str(params.get("channel", ""))
+        if not channel:
+            return _error("channel_not_found")
+        outside = channel in self.outside_channels
+        return _ok(
+            channel={"id": channel, "name": channel.lower(), "is_channel": True,
+                     "is_private": outside, "is_archived": False, "is_member": not outside}
+        )  # fmt: skip
 
     def _conversations_history(self, params: dict[str, Any]) -> Answer:
         channel = self._resolve_channel(str(params.get("channel", "")))

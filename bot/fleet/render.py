@@ -27,6 +27,7 @@ from storage.customers import Candidate
 from storage.models import CheckResult, Customer, Incident
 from storage.reads import FleetPage, StatusData
 from storage.statuses import IncidentKind
+from storage.slack_delivery import DeliveryProblem
 
 STRIP = {
     State.HEALTHY: "🟩",
@@ -102,6 +103,27 @@ def _incident_line(incident: Incident | None, now: datetime) -> str | None:
     return line
 
 
+DELIVERY_SHOWN = 5  # problems listed; the rest are counted
+
+
+def delivery_lines(problems: Sequence[DeliveryProblem]) -> list[str]:
+    """One line per Slack delivery problem: "alerts to <#C…> are failing: not_in_channel
+    since …" (a DM target is a person), newest trouble last."""
+    lines = []
+    for p in problems[:DELIVERY_SHOWN]:
+        where = f"DMs to <@{p.channel_id}>" if p.channel_id[:1] in ("U", "W") else (
+            f"alerts to <#{p.channel_id}>"
+        )  # fmt: skip
+        what = "failed for good" if p.given_up else "are failing"
+        count = f"{p.undelivered} message{'s' * (p.undelivered != 1)}"
+        lines.append(
+            f":warning: {where} {what}: `{escape(p.error)}` since {date(p.since)} ({count})"
+        )
+    if len(problems) > DELIVERY_SHOWN:
+        lines.append(f"… and {len(problems) - DELIVERY_SHOWN} more delivery problems")
+    return lines
+
+
 def render_status(data: StatusData, required: Sequence[str], now: datetime) -> Message:
     c = data.customer
     required = c.required_scopes.split() or list(required)
@@ -131,6 +153,8 @@ def render_status(data: StatusData, required: Sequence[str], now: datetime) -> M
     blocks.append(context(history))
     extra = [_incident_line(data.incident, now), _invitation_line(data, now)]
     blocks += [section(line) for line in extra if line]
+    if data.delivery:
+        blocks.append(section("\n".join(delivery_lines(data.delivery))))
     blocks.append(
         ActionsBlock(
             elements=[

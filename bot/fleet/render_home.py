@@ -9,6 +9,7 @@ from typing import Any
 from slack_sdk.models.blocks import Block, DividerBlock
 from slack_sdk.models.views import View
 
+from bot.fleet.render import delivery_lines
 from bot.slack.blocks import STATE_EMOJI, context, customer_label, fit, header, section, state_word
 from bot.slack.text import ago, escape
 from storage.reads import HomeData
@@ -41,6 +42,8 @@ def render_home(home: HomeData, now: datetime) -> View:
         section(_counts(home.counts)),
         DividerBlock(),
     ]
+    if home.delivery:  # the bot cannot tell on-call: the first thing to see
+        blocks.append(section("*Slack delivery*\n" + "\n".join(delivery_lines(home.delivery))))
     blocks.append(section("*Needs attention*"))
     broken = [
         f"{state_word(c.state)} {customer_label(c)} since {ago(c.state_since, now)}"

@@ -41,13 +41,16 @@ SLASH_COMMAND_USAGE = (
 #: Events the bot subscribes to (App Home tab).
 BOT_EVENTS: tuple[str, ...] = ("app_home_opened",)
 #: Bot token scopes, and no more: the slash command, posting (also in channels the bot was not
-#: invited to, for alerts), opening DMs, and reading user groups for BOT_ADMINS.
+#: invited to, for alerts), opening DMs, reading user groups for BOT_ADMINS, and seeing
+#: whether the bot is in the alert channels (``serve`` checks at start).
 BOT_SCOPES: tuple[str, ...] = (
     "commands",
     "chat:write",
     "chat:write.public",
     "im:write",
     "usergroups:read",
+    "channels:read",
+    "groups:read",
 )
 #: Scopes of the app-level token (``xapp-…``, SLACK_APP_TOKEN) that Socket Mode needs. Not part
 #: of the manifest: app-level tokens are created by hand under Basic Information.

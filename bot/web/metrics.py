@@ -18,10 +18,18 @@ import weakref
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bot.core.metrics import CUSTOMERS, OPEN_INCIDENTS, OUTBOX_BACKLOG, OUTBOX_FAILED
+from bot.core.clock import utcnow
+from bot.core.metrics import (
+    CUSTOMERS,
+    OPEN_INCIDENTS,
+    OUTBOX_BACKLOG,
+    OUTBOX_FAILED,
+    SLACK_DELIVERY_FAILING,
+)
 from bot.domain import State
 from storage.db import Database
 from storage.reads import gauge_counts
+from storage.slack_delivery import delivery_problems
 from storage.statuses import IncidentKind
 
 REFRESH_EVERY = 60.0  # seconds the database gauges are served from the last read
@@ -49,6 +57,12 @@ async def refresh_gauges(db: Database) -> None:
         OPEN_INCIDENTS.labels(kind=kind).set(counts.open_incidents_by_kind.get(kind, 0))
     OUTBOX_BACKLOG.set(counts.outbox_pending)
     OUTBOX_FAILED.set(counts.outbox_failed)
+    async with db.transaction() as session:
+        problems = await delivery_problems(session=session, now=utcnow())
+    SLACK_DELIVERY_FAILING.clear()  # a problem that ended leaves no stale series behind
+    for p in problems:
+        given_up = str(p.given_up).lower()
+        SLACK_DELIVERY_FAILING.labels(p.channel_id, p.error, given_up).set(p.undelivered)
 
 
 async def refresh_if_due(db: Database, *, now: float | None = None) -> bool:

@@ -20,7 +20,7 @@ from bot.web.api import add_api_routes
 from bot.web.metrics import render as render_metrics
 from bot.web.webhook import PATH as WEBHOOK_PATH
 from bot.web.webhook import webhook_handler
-from storage.db import Database
+from storage.db import Database, one_line
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -81,8 +81,7 @@ def _readyz(bot: Bot) -> Handler:
     probes: dict[str, Probe] = {
         "database": _database_probe(bot.db),
         "scheduler": bot.scheduler.readiness,
-        "outbox": bot.outbox.readiness,
-    }
+    }  # only what this replica needs to serve: Slack delivery trouble is in /metrics
 
     async def readyz(_request: web.Request) -> web.Response:
         results = await asyncio.gather(*(_bounded(probe()) for probe in probes.values()))
@@ -96,17 +95,35 @@ def _readyz(bot: Bot) -> Handler:
 
 def _database_probe(db: Database) -> Probe:
     async def probe() -> tuple[bool, str]:
-        ok = await db.ping()
-        return ok, "database answers" if ok else "database does not answer"
+        problem = await db.ping()
+        return problem is None, problem or "database answers"
 
     return probe
 
 
+_CUT: set[asyncio.Future[tuple[bool, str]]] = set()  # probes cut at the timeout, unwinding
+
+
+def _forget(task: asyncio.Future[tuple[bool, str]]) -> None:
+    _CUT.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: how it ended no longer matters
+
+
 async def _bounded(probe: Awaitable[tuple[bool, str]]) -> tuple[bool, str]:
-    try:
-        return await asyncio.wait_for(probe, READINESS_TIMEOUT)
-    except TimeoutError:
+    """The probe's answer within READINESS_TIMEOUT. A late probe is cancelled and not
+    waited for (asyncio.wait_for would: psycopg unwinds a query on a stalled server in
+    5 + 5 s); a probe that fails is a 503 with detail, never a 500."""
+    task = asyncio.ensure_future(probe)
+    done, _ = await asyncio.wait({task}, timeout=READINESS_TIMEOUT)
+    if not done:
+        task.cancel()
+        _CUT.add(task)
+        task.add_done_callback(_forget)
         return False, f"no answer within {READINESS_TIMEOUT:.0f}s"
+    if (error := task.exception()) is not None:
+        return False, one_line(error)
+    return task.result()
 
 
 def _metrics(db: Database) -> Handler:
