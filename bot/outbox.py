@@ -42,7 +42,6 @@ slow call could be claimed by a second worker.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
@@ -61,7 +60,8 @@ from sqlalchemy.orm import aliased
 from bot.core.clock import utcnow
 from bot.core.metrics import OUTBOX_DELIVERED, OUTBOX_FAILURES, record_upstream
 from bot.domain.slack_errors import BUG_ERRORS, TRANSIENT_ERRORS, fix_for
-from storage.db import DATABASE_ERRORS, Database, affected_rows, one_line
+from bot.ticker import Ticker
+from storage.db import Database, affected_rows
 from storage.models import Notification
 from storage.statuses import NotificationStatus as Status
 
@@ -121,7 +121,6 @@ BACKOFF_FIRST = timedelta(seconds=2)
 BACKOFF_CAP = timedelta(minutes=15)
 OUTAGE_LOUD_AFTER = timedelta(minutes=10)  # a transient failure this old becomes an ERROR
 PROBLEM_FORGOTTEN_AFTER = timedelta(hours=1)  # not seen failing this long: it ended
-DATABASE_LOG_EVERY = 60.0  # seconds between lines while the database fails the sender
 
 
 class _Step(Enum):
@@ -212,63 +211,27 @@ class OutboxSender:
         self._db = db
         self._client = client
         self.worker_id = worker_id
-        self._poll_interval = poll_interval
         self._batch = batch
         self._claim_for = claim_for
-        self._wakeup = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
+        self._ticker = Ticker(
+            f"outbox-sender-{worker_id}", self.deliver_due, poll_interval=poll_interval, log=logger
+        )
         # Channels that answered 429, until Retry-After passes: their rows wait, in order.
         self._paused: dict[str, datetime] = {}
         # Delivery problems this worker has seen and not yet seen recover, by (channel, error).
         self._problems: dict[tuple[str, str], _Problem] = {}
-        self._db_failing_since: float | None = None  # loop time the database began failing
-        self._db_logged_at = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        if self._task is not None:
-            return
-        self._stopping = False
-        self._task = asyncio.create_task(self._run(), name=f"outbox-sender-{self.worker_id}")
+        await self._ticker.start()
 
     async def stop(self) -> None:
         """Stop after the row being delivered now (its outcome is recorded)."""
-        if self._task is None:
-            return
-        self._stopping = True
-        self._wakeup.set()
-        task, self._task = self._task, None
-        await task
+        await self._ticker.stop()
 
     def wake(self) -> None:
-        self._wakeup.set()
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            self._wakeup.clear()
-            try:
-                await self.deliver_due()
-                self._db_failing_since = None
-            except DATABASE_ERRORS as error:  # an outage: a line a minute, no traceback
-                self._database_failed(error)
-            except Exception:  # a bug must not end the loop either; the next tick retries
-                logger.exception("outbox tick failed (worker %s)", self.worker_id)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
-
-    def _database_failed(self, error: BaseException) -> None:
-        """One line when the database fails the sender, then one a minute (it ticks every
-        second)."""
-        now = asyncio.get_running_loop().time()
-        if self._db_failing_since is None:
-            self._db_failing_since = self._db_logged_at = now
-        elif now - self._db_logged_at < DATABASE_LOG_EVERY:
-            return
-        self._db_logged_at = now
-        failing = now - self._db_failing_since
-        logger.warning("outbox tick failed (database, %.0fs): %s", failing, one_line(error))
+        self._ticker.wake()
 
     # ------------------------------------------------------------------ one tick
 
@@ -278,7 +241,7 @@ class OutboxSender:
         self._paused = {channel: end for channel, end in self._paused.items() if end > now}
         sent = 0
         for row_id in await self._due_ids(now):
-            if self._stopping:
+            if self._ticker.stopping:
                 break
             step = await self._deliver(row_id)
             if step is _Step.RATE_LIMITED:

@@ -144,6 +144,7 @@ class Settings(BaseSettings):
         return " ".join(
             f"<!subteam^{v}>" if v[:1] == "S" else f"<@{v}>" for v in self.alert_mention
         )
+
     @model_validator(mode="before")
     @classmethod
     def _empty_is_unset(cls, values: Any) -> Any:

@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from storage import retention
 from bot.core.clock import utcnow
+from storage import retention
 from storage.db import Database
 from storage.models import AuditEntry, Incident, Notification, WebhookEvent
 from storage.retention import prune_history

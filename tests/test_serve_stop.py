@@ -20,12 +20,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from bot.demo.fake_slack import FakeSlack
 from bot.domain import Environment, State
 from bot.simulator import Simulator
 from storage.customers import NewCustomer, add_customer
 from storage.db import Database
 from storage.models import Customer
-from tests.fakes.slack_api import FakeSlack
 from tests.harness import ALERTS, BOT_TOKEN, SCOPES, SIGNING_SECRET, unexpected_errors
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -143,6 +143,8 @@ def test_alert_mention_renders_groups_and_users_and_refuses_other_values(
     monkeypatch.setenv("PAGERDUTY_ENVIRONMENTS", "staging")
     with pytest.raises(ConfigError):
         load_settings()
+
+
 def test_an_empty_setting_is_the_same_as_an_unset_one(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ALL_SETTINGS:
         monkeypatch.setenv(name, "")

@@ -12,9 +12,9 @@ import pytest
 
 import bot.outbox
 from bot.core.clock import utcnow
+from bot.demo.fake_slack import FakeSlack, SlackCall
 from bot.outbox import enqueue
 from bot.simulator import Simulator
-from tests.fakes.slack_api import FakeSlack, SlackCall
 from tests.harness import ALERTS, SCOPES, BotHarness, start_bot, text_of
 
 TENANT = "3fa85f64-5717-4562-b3fc-2c963f66afa6"

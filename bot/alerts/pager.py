@@ -28,8 +28,6 @@ deduplicates a repeated trigger or resolve on the same ``dedup_key``, so that is
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +39,7 @@ from bot.clients.pagerduty import Answer, EventsClient
 from bot.core.clock import utcnow
 from bot.domain import Environment
 from bot.settings import Settings
+from bot.ticker import Ticker
 from storage import pager as events
 from storage.db import Database
 from storage.models import Customer, Incident, Notification, PagerEvent
@@ -212,45 +211,27 @@ class PagerDutySender:
         self._db = db
         self.client = client
         self.worker_id = worker_id
-        self._poll_interval = poll_interval
         self._batch = batch
         self._claim_for = claim_for
         self._max_attempts = max_attempts
-        self._wakeup = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
+        self._ticker = Ticker(
+            f"pagerduty-{worker_id}", self.deliver_due, poll_interval=poll_interval, log=log
+        )
 
     async def start(self) -> None:
-        if self._task is None:
-            self._stopping = False
-            self._task = asyncio.create_task(self._run(), name=f"pagerduty-{self.worker_id}")
+        await self._ticker.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._stopping = True
-            self._wakeup.set()
-            task, self._task = self._task, None
-            await task
-        await self.client.aclose()
+        await self._ticker.stop()
 
     def wake(self) -> None:
-        self._wakeup.set()
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            self._wakeup.clear()
-            try:
-                await self.deliver_due()
-            except Exception:  # a database outage must not end the loop; the next tick retries
-                log.exception("pagerduty tick failed (worker %s)", self.worker_id)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+        self._ticker.wake()
 
     async def deliver_due(self) -> int:
         """Claim due events in id order and send them; returns how many PagerDuty accepted."""
         sent = 0
         for event_id in await self._due_ids(utcnow()):
-            if self._stopping:
+            if self._ticker.stopping:
                 break
             answer = await self._deliver(event_id)
             if answer is None:

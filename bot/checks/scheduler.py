@@ -32,8 +32,8 @@ from bot.checks.service import CheckService
 from bot.core.clock import utcnow
 from bot.core.logs import correlation_id
 from bot.services import Services
-from storage.retention import prune_history
 from storage.db import DATABASE_ERRORS, one_line
+from storage.retention import prune_history
 from storage.scheduling import claim_due, count_linked
 
 log = logging.getLogger(__name__)

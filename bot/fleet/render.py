@@ -26,8 +26,8 @@ from bot.slack.text import ago, cut, date, escape
 from storage.customers import Candidate
 from storage.models import CheckResult, Customer, Incident
 from storage.reads import FleetPage, StatusData
-from storage.statuses import IncidentKind
 from storage.slack_delivery import DeliveryProblem
+from storage.statuses import IncidentKind
 
 STRIP = {
     State.HEALTHY: "🟩",
