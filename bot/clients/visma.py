@@ -18,16 +18,18 @@ from typing import Any
 import httpx
 from authlib.common.encoding import urlsafe_b64decode
 from authlib.oauth2.auth import encode_client_secret_post
-from authlib.oauth2.rfc6749 import OAuth2Token
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
 
 from bot.clients.upstream_http import UpstreamHttp
+from bot.core.clock import utcnow
 from bot.core.metrics import record_upstream
+from bot.domain import upstream
 from bot.domain.outcomes import TokenOutcome
 from bot.settings import EnvironmentConfig
 
 log = logging.getLogger(__name__)
-MAX_ERROR_TEXT = 500
+MAX_ERROR_TEXT = upstream.MAX_ERROR_TEXT
+MAX_NAMED_SCOPES = 50  # an invalid_scope error's `scope` member, as far as it is read
 TENANT_ERRORS = {"invalid_tenant", "invalid_grant", "unauthorized_client"}
 TRANSIENT_ERRORS = {"server_error", "temporarily_unavailable"}
 
@@ -68,11 +70,8 @@ def jwt_scopes(token: str) -> tuple[str, ...]:
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
+    """``Retry-After`` in seconds (a number or an HTTP-date), bounded; None if unreadable."""
+    return upstream.retry_after(response.headers.get("Retry-After"), utcnow())
 
 
 class TokenClient:
@@ -139,19 +138,19 @@ def classify_token_response(
 ) -> TokenResult:
     """DOMAIN.md §3: success, or which kind of failure, keeping upstream text verbatim."""
     status, data = response.status_code, _json(response)
-    if status == 200 and data.get("access_token"):
-        token = OAuth2Token.from_dict(data)
-        granted = _split(data.get("scope")) or jwt_scopes(str(token["access_token"]))
+    if status == 200 and isinstance(data.get("access_token"), str) and data["access_token"]:
+        access_token = data["access_token"]
+        granted = _split(data.get("scope")) or jwt_scopes(access_token)
         return TokenResult(
             TokenOutcome.OK,
-            access_token=str(token["access_token"]),
+            access_token=access_token,
             granted_scopes=granted or requested,
             status=status,
-            expires_in=int(data.get("expires_in") or 0) or None,
+            expires_in=upstream.expires_in(data.get("expires_in")),
             elapsed_ms=elapsed_ms,
         )
-    code = str(data.get("error") or f"http_{status}")
-    text = str(data.get("error_description") or response.text or "")[:MAX_ERROR_TEXT] or None
+    code = upstream.error_code(data.get("error")) or f"http_{status}"
+    text = upstream.clean_text(data.get("error_description") or response.text, MAX_ERROR_TEXT)
     common: dict[str, Any] = dict(
         status=status, error_code=code, error_text=text, elapsed_ms=elapsed_ms
     )
@@ -166,7 +165,8 @@ def classify_token_response(
     if code == "invalid_client":
         return TokenResult(TokenOutcome.APP_CREDENTIALS, **common)
     if code == "invalid_scope":
-        return TokenResult(TokenOutcome.SCOPES, error_scopes=_split(data.get("scope")), **common)
+        scopes = _split(data.get("scope"))[:MAX_NAMED_SCOPES]
+        return TokenResult(TokenOutcome.SCOPES, error_scopes=scopes, **common)
     if code in TENANT_ERRORS:
         return TokenResult(TokenOutcome.TENANT_ACCESS, **common)
     return TokenResult(TokenOutcome.OTHER, **common)
