@@ -8,11 +8,13 @@ clause is already exclusive (and SQLite runs single-instance).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import affected_rows
 from storage.models import Customer
 
 
@@ -55,3 +57,20 @@ async def count_linked(*, session: AsyncSession) -> int:
         select(func.count()).select_from(Customer).where(Customer.tenant_id.is_not(None))
     )
     return int(total or 0)
+
+
+async def release(
+    ids: Sequence[int], *, session: AsyncSession, worker: str, next_check_at: datetime
+) -> int:
+    """End ``worker``'s lease on those of ``ids`` it still holds (a check that was not
+    recorded: cut short, or its recording failed), due again at ``next_check_at``; returns
+    how many were released. Recorded checks already ended their lease."""
+    if not ids:
+        return 0
+    result = await session.execute(
+        update(Customer)
+        .where(Customer.id.in_(list(ids)), Customer.claimed_by == worker)
+        .values(claimed_until=None, claimed_by=None, next_check_at=next_check_at)
+        .execution_options(synchronize_session=False)
+    )
+    return affected_rows(result)
