@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import subprocess
@@ -56,6 +57,7 @@ async def _run_bot(values: dict[str, Any]) -> None:
     print(f"PORT {runtime.port}", flush=True)
     lags: list[float] = []
     tasks: list[asyncio.Task[None]] = []
+    pauses = _gc_pauses()
     while (line := await _stdin_line()) not in ("", "stop"):
         if line == "sweep" and not tasks:
             tasks = [asyncio.create_task(_sweep_forever(runtime)), asyncio.create_task(_lag(lags))]
@@ -63,7 +65,25 @@ async def _run_bot(values: dict[str, Any]) -> None:
         task.cancel()
     if lags:
         print(f"LAG {pct(lags, 0.99):.1f} {max(lags) * 1000:.1f}", flush=True)
+    worst = max(pauses.values(), default=0.0)
+    print(f"GC {worst * 1000:.1f} {' '.join(f'{g}:{p * 1000:.0f}' for g, p in pauses.items())}")
     await runtime.stop()
+
+
+def _gc_pauses() -> dict[int, float]:
+    """The longest garbage collection per generation (a pause of the whole loop)."""
+    worst: dict[int, float] = {}
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            took = time.perf_counter() - started[0]
+            worst[info["generation"]] = max(worst.get(info["generation"], 0.0), took)
+
+    gc.callbacks.append(callback)
+    return worst
 
 
 async def _lag(lags: list[float]) -> None:
@@ -121,7 +141,8 @@ async def run(args: argparse.Namespace, db_url: str, stand_in: str, log: IO[str]
         try:
             config = bot_config(db_url, slack, stand_in, args.concurrency)
             targets.append(await asyncio.to_thread(spawn, "bot", config, log))
-            targets.append(await asyncio.to_thread(spawn, "bare", {"slack_api_url": slack.api_url}, log))  # fmt: skip
+            bare = {"slack_api_url": slack.api_url}
+            targets.append(await asyncio.to_thread(spawn, "bare", bare, log))
             await measure(args, slack, targets[0], targets[1])
         finally:
             for target in targets:
@@ -136,6 +157,10 @@ def _summary(bot: Target) -> None:
     lines = list(bot.process.stdout)
     sweeps = [line.split() for line in lines if line.startswith("SWEPT")]
     lag = [line.split() for line in lines if line.startswith("LAG")]
+    for line in lines:
+        if line.startswith("GC "):
+            print(f"bot's longest garbage collection: {line.split()[1]}ms (by generation: "
+                  f"{' '.join(line.split()[2:])} ms)")  # fmt: skip
     if sweeps:
         mean = sum(float(s[3]) for s in sweeps) / len(sweeps)
         healthy = sum(int(s[2]) for s in sweeps) / sum(int(s[1]) for s in sweeps)
@@ -150,8 +175,9 @@ def main(args: argparse.Namespace) -> None:
         url = f"sqlite:///{tmp}/ack.db"
         started = time.perf_counter()
         seed_history(url, args.customers, args.days, real_customers=0)
-        print(f"seeded {args.customers} customers, {args.days} day(s) of history in "
-              f"{time.perf_counter() - started:.0f}s; {args.requests} requests per app and phase")  # fmt: skip
+        took = time.perf_counter() - started
+        print(f"seeded {args.customers} customers, {args.days} day(s) of history in {took:.0f}s; "
+              f"{args.requests} requests per app and phase")  # fmt: skip
         port = free_port()
         stand_in = subprocess.Popen(
             [sys.executable, "-c", STAND_IN, str(port), str(args.latency), str(args.customers)]

@@ -26,6 +26,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 from sqlalchemy import select
 
+from bot.checks.pacing import LoopPace
 from bot.checks.recording import CheckListener, record_outcome, record_outcomes
 from bot.clients.brincr import probe
 from bot.clients.upstream_http import UpstreamHttp
@@ -76,6 +77,7 @@ class CheckService:
         )
         self._tokens = TokenClient(self._http)
         self._slots = asyncio.Semaphore(settings.check_concurrency)
+        self._pace = LoopPace()
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -108,12 +110,14 @@ class CheckService:
             # under way, so sweeps that overlap (a slow check keeps one open) stay within it.
             async with self._slots:
                 for customer_id, snapshot in todo:
+                    await self._pace.turn()  # Slack's requests first (bot.checks.pacing)
                     await done.put(await self.run(customer_id, *snapshot))
 
         writer = asyncio.create_task(self._writer(done))
         try:
             workers = min(self.settings.check_concurrency, len(snapshots))
-            await asyncio.gather(*(worker() for _ in range(workers)))
+            async with self._pace:
+                await asyncio.gather(*(worker() for _ in range(workers)))
         finally:
             await done.put(None)
             outcomes = await writer
