@@ -113,3 +113,16 @@ async def test_odd_tenants_never_stop_the_healthy_ones_being_checked_every_inter
     assert peak_rss < 400
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]
+
+
+async def test_a_sweep_records_or_releases_every_customer_it_claimed(
+    bot: BotHarness, sim: Simulator
+) -> None:
+    _break(sim)
+    ids = await _add_all(bot)
+    checked = await bot.runtime.bot.scheduler.sweep()
+    async with bot.runtime.bot.db.transaction() as session:
+        customers = list(await session.scalars(select(Customer)))
+    assert checked == len(ids)
+    assert all(c.claimed_by is None and c.claimed_until is None for c in customers)
+    assert all(c.last_check_at is not None and c.last_result_id is not None for c in customers)
