@@ -116,13 +116,17 @@ async def test_odd_tenants_never_stop_the_healthy_ones_being_checked_every_inter
 
 
 async def test_a_sweep_records_or_releases_every_customer_it_claimed(
-    bot: BotHarness, sim: Simulator
+    sqlite_url: str, slack: FakeSlack, sim: Simulator
 ) -> None:
-    _break(sim)
-    ids = await _add_all(bot)
-    checked = await bot.runtime.bot.scheduler.sweep()
-    async with bot.runtime.bot.db.transaction() as session:
-        customers = list(await session.scalars(select(Customer)))
+    bot = await start_bot(sqlite_url, slack, sim, check_timeout="1s")
+    try:
+        _break(sim)
+        ids = await _add_all(bot)
+        checked = await bot.runtime.bot.scheduler.sweep()
+        async with bot.runtime.bot.db.transaction() as session:
+            customers = list(await session.scalars(select(Customer)))
+    finally:
+        await bot.close()
     assert checked == len(ids)
     assert all(c.claimed_by is None and c.claimed_until is None for c in customers)
     assert all(c.last_check_at is not None and c.last_result_id is not None for c in customers)
