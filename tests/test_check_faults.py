@@ -5,6 +5,7 @@ never stops the other customers' checks from being recorded."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -203,3 +204,29 @@ async def test_a_failure_in_the_hour_marks_the_rollups_worst_state(
         (rollup,) = rollups
         assert rollup.hour == hour and rollup.checks == 3 and rollup.failures == 1
         assert rollup.worst_state == State.SCOPES_MISSING
+
+
+async def test_an_unexpected_error_in_one_check_is_that_customers_outcome_only(
+    sim: Simulator, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A typo in PRODUCTION_API_URL: httpx refuses the URL with an error no client classifies.
+    checker = CheckService(_settings(sim, production_api_url="http://[::1/api/v1/"), db)
+    sim.approve(HEALTHY, "sandbox", REQUIRED)
+    sim.approve(ODD, "production", REQUIRED)
+    async with db.transaction() as session:
+        sandbox = await add_customer(
+            NewCustomer("12345678", "Sandbox", Environment.SANDBOX, HEALTHY),
+            session=session,
+            state=State.PENDING,
+        )
+    odd = await _customer(db, "23456789", ODD)
+    try:
+        outcomes = {o.customer_id: o for o in await checker.check_many([sandbox.id, odd])}
+    finally:
+        await checker.aclose()
+    assert outcomes[sandbox.id].state == State.HEALTHY
+    assert outcomes[odd].state == State.FAILING and outcomes[odd].error_code == "check_error"
+    assert outcomes[odd].error_text == "the check failed unexpectedly (InvalidURL)"
+    assert set(await _results(db)) == {sandbox.id, odd}
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "InvalidURL" in errors[0].getMessage()
