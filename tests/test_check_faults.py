@@ -230,3 +230,15 @@ async def test_an_unexpected_error_in_one_check_is_that_customers_outcome_only(
     assert set(await _results(db)) == {sandbox.id, odd}
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "InvalidURL" in errors[0].getMessage()
+
+
+async def test_scope_names_with_control_characters_are_stored_cleaned(
+    sim: Simulator, service: CheckService, db: Database
+) -> None:
+    healthy, odd = await _two_customers(sim, db)
+    body = {"error": "invalid_scope", "scope": "brincr:coun\x00try " + "s" * 300}
+    _token_answer(sim, 400, body)
+    outcomes = {o.customer_id: o for o in await service.check_many([healthy, odd])}
+    assert outcomes[odd].state == State.SCOPES_MISSING
+    assert outcomes[odd].missing_scopes == ("brincr:country",)  # the one required scope named
+    assert (await _customer_row(db, odd)).missing_scopes == "brincr:country"

@@ -29,6 +29,7 @@ from bot.settings import EnvironmentConfig
 
 log = logging.getLogger(__name__)
 MAX_ERROR_TEXT = upstream.MAX_ERROR_TEXT
+MAX_SCOPE_NAME = 200
 MAX_NAMED_SCOPES = 50  # an invalid_scope error's `scope` member, as far as it is read
 TENANT_ERRORS = {"invalid_tenant", "invalid_grant", "unauthorized_client"}
 TRANSIENT_ERRORS = {"server_error", "temporarily_unavailable"}
@@ -54,9 +55,9 @@ class TokenResult:
 
 
 def _split(value: Any) -> tuple[str, ...]:
-    if isinstance(value, list | tuple):
-        return tuple(str(v) for v in value)
-    return tuple(str(value or "").split())
+    """Scope names from a space-separated string or a list, each made safe to store."""
+    names = value if isinstance(value, list | tuple) else str(value or "").split()
+    return tuple(n for v in names if (n := upstream.clean_text(v, MAX_SCOPE_NAME)))
 
 
 def jwt_scopes(token: str) -> tuple[str, ...]:
