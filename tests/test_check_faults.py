@@ -12,10 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.checks.service import CheckService
 from bot.domain import Environment, State
-from bot.domain.outcomes import TokenOutcome
+from bot.domain.outcomes import CheckOutcome, TokenOutcome
 from bot.settings import Settings, load_settings
 from bot.simulator import Simulator
 from storage.customers import NewCustomer, add_customer
@@ -242,3 +243,26 @@ async def test_scope_names_with_control_characters_are_stored_cleaned(
     assert outcomes[odd].state == State.SCOPES_MISSING
     assert outcomes[odd].missing_scopes == ("brincr:country",)  # the one required scope named
     assert (await _customer_row(db, odd)).missing_scopes == "brincr:country"
+
+
+async def test_a_check_that_cannot_be_recorded_never_takes_its_batch_with_it(
+    sim: Simulator, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    healthy, odd = await _two_customers(sim, db)
+
+    async def alerting_with_a_bug(
+        session: AsyncSession, customer: Customer, outcome: CheckOutcome, previous: str
+    ) -> None:
+        if customer.id == odd:
+            raise KeyError("a bug in one listener, for one customer")
+
+    checker = CheckService(_settings(sim), db, listeners=[alerting_with_a_bug])
+    try:
+        recorded = await checker.check_many([healthy, odd])
+    finally:
+        await checker.aclose()
+    assert [o.customer_id for o in recorded] == [healthy]
+    assert set(await _results(db)) == {healthy}  # the odd one's transaction rolled back alone
+    assert (await _customer_row(db, healthy)).state == State.HEALTHY
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and f"(customer {odd}: KeyError)" in errors[0]

@@ -25,6 +25,7 @@ from datetime import datetime
 import httpx
 from httpx_aiohttp import AiohttpTransport
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bot.checks.pacing import LoopPace
 from bot.checks.recording import CheckListener, record_outcome, record_outcomes
@@ -155,15 +156,16 @@ class CheckService:
                 return recorded
 
     async def _record(self, batch: list[CheckOutcome]) -> list[CheckOutcome]:
-        """Record a batch; if that fails, each check alone, so one check that cannot be
-        recorded never takes the others with it. Returns what was recorded."""
+        """Record a batch; if that fails because of a row (not the database), each check
+        alone, so one check that cannot be recorded never takes the others with it.
+        Returns what was recorded; the sweep releases the claims of the rest."""
         try:
             await record_outcomes(self.db, batch, self.settings, self.listeners)
             return batch
+        except (OperationalError, InterfaceError) as error:  # the database: retrying won't help
+            log.error("recording %d checks failed (%s)", len(batch), type(error).__name__)
+            return []
         except Exception as error:  # isolation: fall back to one transaction per check
-            if len(batch) == 1:
-                log.exception("recording 1 check failed (%s)", type(error).__name__)
-                return []
             log.warning(
                 "recording %d checks failed (%s): one by one", len(batch), type(error).__name__
             )
