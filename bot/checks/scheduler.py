@@ -1,7 +1,9 @@
 """Scheduled work in ``serve`` (APScheduler on the asyncio loop), as small idempotent ticks:
 
 - **sweep**: claim the customers whose check is due (``storage.scheduling.claim_due``) and
-  check them concurrently. Each tick claims at most 1.5 × its share of the fleet
+  check them concurrently, in the background (up to ``MAX_BATCHES`` ticks' worth at once,
+  sharing CHECK_CONCURRENCY), so a slow customer never holds back the next tick's; what a
+  sweep claimed and did not record is released when it ends. Each tick claims at most 1.5 × its share of the fleet
   (``linked × tick ÷ CHECK_INTERVAL``), so a fleet that is all due at once (first start, a
   restart after downtime) is spread over the interval instead of checked in one burst; after
   one round each customer keeps its own slot (``next_check_at = checked_at + interval``).
@@ -14,6 +16,8 @@ Misfires and overlaps: every job has ``max_instances=1`` and ``coalesce=True``: 
 runs long delays the next one instead of stacking them; ticks missed while the process was
 stopped are not replayed (the database's ``next_check_at`` already says what is overdue).
 A claim is a lease: a replica that dies mid-check leaves rows that others take when it ends.
+A watchdog logs a stall (no tick completed, or a sweep's checks under way, for a check
+interval) once as ERROR; :meth:`Scheduler.readiness` (``/readyz``) reports it.
 """
 
 from __future__ import annotations
