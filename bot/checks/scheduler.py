@@ -3,7 +3,8 @@
 - **sweep**: claim the customers whose check is due (``storage.scheduling.claim_due``) and
   check them concurrently, in the background (up to ``MAX_BATCHES`` ticks' worth at once,
   sharing CHECK_CONCURRENCY), so a slow customer never holds back the next tick's; what a
-  sweep claimed and did not record is released when it ends. Each tick claims at most 1.5 × its share of the fleet
+  sweep claimed and did not record is released when it ends. Each tick claims at most
+  1.5 × its share of the fleet
   (``linked × tick ÷ CHECK_INTERVAL``), so a fleet that is all due at once (first start, a
   restart after downtime) is spread over the interval instead of checked in one burst; after
   one round each customer keeps its own slot (``next_check_at = checked_at + interval``).
