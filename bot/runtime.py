@@ -10,6 +10,7 @@ stand-in.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -29,6 +30,20 @@ from storage.db import one_line
 from storage.scheduling import release_claims
 
 log = logging.getLogger(__name__)
+_settled = False
+
+
+def settle_heap() -> None:
+    """Move what start built (it lives as long as the process) out of the garbage
+    collector's sight, once per process (``gc.freeze``): a full collection during a sweep
+    then scans only what was made since. Measured: full collections paused the event loop up
+    to 645 ms during a 3,000-customer sweep, and every Slack ack with it
+    (bench/ack_under_sweep.py)."""
+    global _settled
+    if not _settled:
+        gc.collect()
+        gc.freeze()
+        _settled = True
 
 
 class Runtime:
@@ -63,6 +78,7 @@ class Runtime:
             await self.bot.scheduler.start()
         if listen:
             await self._listen()
+        settle_heap()
         if self.settings.socket_mode:
             assert self.settings.slack_app_token is not None
             self._socket = AsyncSocketModeHandler(

@@ -8,6 +8,7 @@ clause is already exclusive (and SQLite runs single-instance).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, or_, select, update
@@ -65,6 +66,23 @@ async def release_claims(*, session: AsyncSession, worker: str) -> int:
         update(Customer)
         .where(Customer.claimed_by == worker)
         .values(claimed_until=None, claimed_by=None)
+        .execution_options(synchronize_session=False)
+    )
+    return affected_rows(result)
+
+
+async def release(
+    ids: Sequence[int], *, session: AsyncSession, worker: str, next_check_at: datetime
+) -> int:
+    """End ``worker``'s lease on those of ``ids`` it still holds (a check that was not
+    recorded: cut short, or its recording failed), due again at ``next_check_at``; returns
+    how many were released. Recorded checks already ended their lease."""
+    if not ids:
+        return 0
+    result = await session.execute(
+        update(Customer)
+        .where(Customer.id.in_(list(ids)), Customer.claimed_by == worker)
+        .values(claimed_until=None, claimed_by=None, next_check_at=next_check_at)
         .execution_options(synchronize_session=False)
     )
     return affected_rows(result)

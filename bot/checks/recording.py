@@ -14,16 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import State
 from bot.domain.outcomes import CheckOutcome
+from bot.domain.upstream import MAX_ERROR_TEXT, clean_text
 from bot.settings import Settings
 from storage.customers import change_state
 from storage.db import Database
-from storage.models import CheckResult, CheckRollup, Customer
+from storage.models import Customer
+from storage.results import ERROR_CODE_LENGTH, RollupDelta, add_to_rollups, insert_results
 
 _SEVERE = {State.SCOPES_MISSING, State.REVOKED}
 
@@ -37,7 +40,8 @@ def _reason(outcome: CheckOutcome) -> str | None:
     if outcome.missing_scopes:
         return "missing scopes: " + " ".join(outcome.missing_scopes)
     if outcome.error_code:
-        return f"{outcome.error_code}: {outcome.error_text or ''}".rstrip(": ")
+        reason = f"{outcome.error_code}: {outcome.error_text or ''}".rstrip(": ")
+        return clean_text(reason, ERROR_CODE_LENGTH + MAX_ERROR_TEXT + 2)
     return None
 
 
@@ -53,76 +57,44 @@ def _new_state(customer: Customer, outcome: CheckOutcome, threshold: int) -> Sta
     return state
 
 
-RollupKey = tuple[int, datetime]
-
-
 def _hour(outcome: CheckOutcome) -> datetime:
     return outcome.checked_at.replace(minute=0, second=0, microsecond=0)
 
 
-async def _load(
-    session: AsyncSession, outcomes: list[CheckOutcome]
-) -> tuple[dict[int, Customer], dict[RollupKey, CheckRollup]]:
-    """The batch's customers and rollup rows, in one query each."""
-    ids = {o.customer_id for o in outcomes}
-    hours = {_hour(o) for o in outcomes}
-    customers = await session.scalars(select(Customer).where(Customer.id.in_(ids)))
-    rollups = await session.scalars(
-        select(CheckRollup).where(CheckRollup.customer_id.in_(ids), CheckRollup.hour.in_(hours))
-    )
-    return {c.id: c for c in customers}, {(r.customer_id, r.hour): r for r in rollups}
+def _rollups(outcomes: Sequence[CheckOutcome]) -> list[RollupDelta]:
+    deltas: dict[tuple[int, datetime], RollupDelta] = {}
+    for outcome in outcomes:
+        key = (outcome.customer_id, _hour(outcome))
+        delta = deltas.get(key)
+        if delta is None:
+            delta = deltas[key] = RollupDelta(key[0], key[1], worst_state=outcome.state)
+        latency = (outcome.token_ms or 0) + (outcome.probe_ms or 0)
+        delta.add(outcome.state, outcome.healthy, latency)
+    return list(deltas.values())
 
 
-def _rollup(
-    session: AsyncSession, rollups: dict[RollupKey, CheckRollup], outcome: CheckOutcome
-) -> None:
-    key = (outcome.customer_id, _hour(outcome))
-    latency = (outcome.token_ms or 0) + (outcome.probe_ms or 0)
-    row = rollups.get(key)
-    if row is None:
-        row = CheckRollup(
-            customer_id=key[0],
-            hour=key[1],
-            checks=0,
-            failures=0,
-            latency_ms_sum=0,
-            latency_ms_max=0,
-            worst_state=outcome.state,
-        )
-        session.add(row)
-        rollups[key] = row
-    row.checks += 1
-    row.failures += 0 if outcome.healthy else 1
-    row.latency_ms_sum += latency
-    row.latency_ms_max = max(row.latency_ms_max, latency)
-    if not outcome.healthy:
-        row.worst_state = outcome.state
-
-
-ERROR_CODE_MAX = 100  # check_results.error_code is String(100)
-
-
-def _result_row(outcome: CheckOutcome) -> CheckResult:
-    return CheckResult(
+def _result_row(outcome: CheckOutcome) -> dict[str, Any]:
+    return dict(
         customer_id=outcome.customer_id, checked_at=outcome.checked_at, state=outcome.state,
         token_outcome=outcome.token_outcome.value,
         required_scopes=" ".join(outcome.required_scopes),
         granted_scopes=" ".join(outcome.granted_scopes),
         missing_scopes=" ".join(outcome.missing_scopes), probe_status=outcome.probe_status,
         token_ms=outcome.token_ms, probe_ms=outcome.probe_ms,
-        # the upstream's own error member: cut to its column, never a failed batch on PostgreSQL
-        error_code=outcome.error_code[:ERROR_CODE_MAX] if outcome.error_code else None,
-        error_text=outcome.error_text,
+        error_code=clean_text(outcome.error_code, ERROR_CODE_LENGTH),
+        error_text=clean_text(outcome.error_text, MAX_ERROR_TEXT),
     )  # fmt: skip
 
 
 def next_check_delay(outcome: CheckOutcome, failures: int, interval: timedelta) -> timedelta:
-    """The interval when healthy; sooner with exponential backoff when in trouble."""
+    """The interval when healthy; sooner with exponential backoff when in trouble, never
+    sooner than upstream's ``Retry-After`` and never later than the interval."""
     if outcome.healthy:
         return interval
     delay = min(interval, timedelta(minutes=1) * (2 ** min(failures, 10)))
-    if outcome.retry_after:
-        delay = max(delay, timedelta(seconds=outcome.retry_after))
+    wait = outcome.retry_after
+    if wait is not None and wait > 0:  # False for nan; inf and 1e9 end at the interval
+        delay = max(delay, timedelta(seconds=min(wait, interval.total_seconds())))
     return delay
 
 
@@ -140,24 +112,26 @@ async def record_outcomes(
 ) -> None:
     """Record a batch of checks in one transaction (1,000 checks/s on SQLite needs it).
 
-    Listeners run after the batch is flushed, inside the same transaction, in check order.
-    A customer forgotten while it was being checked is skipped.
+    Results and rollups are written as Core statements (rollups as an upsert), customers
+    through the ORM (listeners get them). Listeners run after the batch is flushed, inside
+    the same transaction, in check order. A customer forgotten while it was being checked
+    is skipped.
     """
     async with db.transaction() as session:
-        customers, rollups = await _load(session, outcomes)
-        applied: list[tuple[Customer, CheckResult, CheckOutcome, str]] = []
-        for outcome in outcomes:
-            customer = customers.get(outcome.customer_id)
-            if customer is None:
-                continue
-            result = _result_row(outcome)
-            session.add(result)
-            _rollup(session, rollups, outcome)
-            applied.append((customer, result, outcome, customer.state))
+        ids = {o.customer_id for o in outcomes}
+        rows = await session.scalars(select(Customer).where(Customer.id.in_(ids)))
+        customers = {c.id: c for c in rows}
+        kept = [o for o in outcomes if o.customer_id in customers]
+        result_ids = await insert_results([_result_row(o) for o in kept], session=session)
+        await add_to_rollups(_rollups(kept), session=session)
+        applied: list[tuple[Customer, CheckOutcome, str]] = []
+        for outcome, result_id in zip(kept, result_ids, strict=True):
+            customer = customers[outcome.customer_id]
+            applied.append((customer, outcome, customer.state))
             await _apply(session, customer, outcome, settings)
+            customer.last_result_id = result_id
         await session.flush()
-        for customer, result, outcome, previous in applied:
-            customer.last_result_id = result.id
+        for customer, outcome, previous in applied:
             for listener in listeners:
                 await listener(session, customer, outcome, previous)
 

@@ -1,7 +1,10 @@
 """Scheduled work in ``serve`` (APScheduler on the asyncio loop), as small idempotent ticks:
 
 - **sweep**: claim the customers whose check is due (``storage.scheduling.claim_due``) and
-  check them concurrently. Each tick claims at most 1.5 × its share of the fleet
+  check them concurrently, in the background (up to ``MAX_BATCHES`` ticks' worth at once,
+  sharing CHECK_CONCURRENCY), so a slow customer never holds back the next tick's; what a
+  sweep claimed and did not record is released when it ends. Each tick claims at most
+  1.5 × its share of the fleet
   (``linked × tick ÷ CHECK_INTERVAL``), so a fleet that is all due at once (first start, a
   restart after downtime) is spread over the interval instead of checked in one burst; after
   one round each customer keeps its own slot (``next_check_at = checked_at + interval``).
@@ -14,6 +17,8 @@ Misfires and overlaps: every job has ``max_instances=1`` and ``coalesce=True``: 
 runs long delays the next one instead of stacking them; ticks missed while the process was
 stopped are not replayed (the database's ``next_check_at`` already says what is overdue).
 A claim is a lease: a replica that dies mid-check leaves rows that others take when it ends.
+A watchdog logs a stall (no tick completed, or a sweep's checks under way, for a check
+interval) once as ERROR; :meth:`Scheduler.readiness` (``/readyz``) reports it.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from bot.core.logs import correlation_id
 from bot.services import Services
 from storage.db import DATABASE_ERRORS, one_line
 from storage.retention import prune_history
-from storage.scheduling import claim_due, count_linked
+from storage.scheduling import claim_due, count_linked, release
 
 log = logging.getLogger(__name__)
 Tick = Callable[[], Awaitable[object]]
@@ -50,7 +55,9 @@ class Job:
 
 
 LEASE_MAX = timedelta(minutes=5)
-STALE_AFTER_INTERVALS = 3
+STALE_AFTER_INTERVALS = 1  # a stall is seen within 1.25 intervals (the watchdog's pace)
+MAX_BATCHES = 8  # sweeps whose checks are still under way; more wait for the next tick
+RELEASED_RETRY = timedelta(minutes=1)  # a claimed check that was not recorded comes back then
 
 
 def tick_seconds(interval: timedelta) -> float:
@@ -78,15 +85,20 @@ class Scheduler:
         self._stopping = False
         self._started = time.monotonic()
         self.last_sweep: float | None = None  # monotonic time the last sweep tick completed
+        self._batches: dict[asyncio.Task[None], float] = {}  # checks under way, since when
+        self._watchdog: asyncio.Task[None] | None = None
+        self._stalled: str | None = None  # why, while a stall is being reported
 
     async def start(self) -> None:
         scheduler = AsyncIOScheduler(timezone=UTC)
-        self._add(scheduler, "sweep", self.sweep, self.tick)
+        self._add(scheduler, "sweep", self.sweep_tick, self.tick)
         self._add(scheduler, "retention", self.retention, 3600.0)
         for job in self.jobs:
             self._add(scheduler, job.name, self._waking(job.tick), job.every.total_seconds())
         scheduler.start()
         self._scheduler = scheduler
+        self._started = time.monotonic()
+        self._watchdog = asyncio.create_task(self._watch(), name="scheduler-watchdog")
         log.info("scheduler started: sweep every %.1fs as %s", self.tick, self.worker)
 
     def _add(self, scheduler: AsyncIOScheduler, name: str, job: Tick, seconds: float) -> None:
@@ -127,6 +139,9 @@ class Scheduler:
         then stop the scheduler (its executor would cancel them mid-transaction, leaking their
         database connections)."""
         self._stopping = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self._running:
             _, late = await asyncio.wait(set(self._running), timeout=grace)
             for task in late:
@@ -138,7 +153,31 @@ class Scheduler:
             self._scheduler = None
 
     async def sweep(self) -> int:
-        """One tick: claim what is due (paced) and check it. Returns how many were checked."""
+        """Claim what is due (paced) and check it. Returns how many were checked."""
+        ids = await self._claim()
+        if ids:
+            await self._check(ids)
+        self.last_sweep = time.monotonic()
+        return len(ids)
+
+    async def sweep_tick(self) -> None:
+        """The scheduled sweep: claim what is due and check it in the background, so a slow
+        customer (up to CHECK_TIMEOUT) never holds back the next tick's customers. The
+        checks of every tick share CHECK_CONCURRENCY (``CheckService.check_many``)."""
+        if len(self._batches) < MAX_BATCHES:
+            ids = await self._claim()
+            if ids:
+                task = asyncio.create_task(self._check(ids))
+                self._batches[task] = time.monotonic()
+                self._running.add(task)
+                task.add_done_callback(self._batch_done)
+        self.last_sweep = time.monotonic()
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._batches.pop(task, None)
+        self._running.discard(task)
+
+    async def _claim(self) -> list[int]:
         now = utcnow()
         interval = self.settings.check_interval
         async with self.services.db.transaction() as session:
@@ -148,16 +187,34 @@ class Scheduler:
             # Due within half a tick counts as due: a check recorded a few milliseconds after
             # its tick would otherwise wait for the next tick, every interval (a slow drift).
             horizon = now + timedelta(seconds=self.tick / 2)
-            ids = await claim_due(
+            return await claim_due(
                 session=session, now=now, due_by=horizon, lease_until=lease,
                 worker=self.worker, limit=limit,
             )  # fmt: skip
-        if ids:
+
+    async def _check(self, ids: list[int]) -> None:
+        """Check claimed customers; whatever was not recorded is released, never left
+        claimed until its lease ends."""
+        try:
             await self.checker.check_many(ids)
             self.services.wake_outbox()
             log.info("sweep checked %d customers", len(ids))
-        self.last_sweep = time.monotonic()
-        return len(ids)
+        except Exception:  # logged; the claims are released below either way
+            log.exception("sweep of %d customers failed", len(ids))
+        finally:
+            await self._release(ids)
+
+    async def _release(self, ids: list[int]) -> None:
+        retry = utcnow() + min(RELEASED_RETRY, self.settings.check_interval)
+        try:
+            async with self.services.db.transaction() as session:
+                released = await release(ids, session=session, worker=self.worker,
+                                         next_check_at=retry)  # fmt: skip
+        except Exception as error:  # the database is gone: the leases end by themselves
+            log.error("releasing %d claims failed (%s)", len(ids), type(error).__name__)
+            return
+        if released:
+            log.warning("%d of %d claimed checks were not recorded: released", released, len(ids))
 
     def _waking(self, tick: Tick) -> Tick:
         """A feature's tick, then a nudge to the outbox sender for what it enqueued."""
@@ -172,11 +229,37 @@ class Scheduler:
         await prune_history(self.services.db)  # logs what it removed
 
     async def readiness(self) -> tuple[bool, str]:
-        """Not ready when no sweep completed for 3 check intervals (a stuck scheduler)."""
-        limit = STALE_AFTER_INTERVALS * self.settings.check_interval.total_seconds()
-        since = time.monotonic() - (self.last_sweep or self._started)
+        """Not ready when no sweep tick completed for a check interval, or a sweep's checks
+        have been under way that long: stalled, by a hung database or anything else."""
         if self._scheduler is None:
             return False, "scheduler not running"
-        if since > limit:
-            return False, f"no sweep completed for {since:.0f}s (limit {limit:.0f}s)"
+        stall = self._stall()
+        if stall is not None:
+            return False, stall
+        since = time.monotonic() - (self.last_sweep or self._started)
         return True, f"last sweep {since:.1f}s ago"
+
+    def _stall(self) -> str | None:
+        limit = STALE_AFTER_INTERVALS * self.settings.check_interval.total_seconds()
+        now = time.monotonic()
+        since = now - (self.last_sweep or self._started)
+        if since > limit:
+            return f"no sweep completed for {since:.0f}s (limit {limit:.0f}s)"
+        oldest = min(self._batches.values(), default=now)
+        if now - oldest > limit:
+            return (
+                f"a sweep's checks have been running for {now - oldest:.0f}s (limit {limit:.0f}s)"
+            )
+        return None
+
+    async def _watch(self) -> None:
+        """Log a stall loudly, once (ERROR), and its end, even when nobody asks /readyz."""
+        pace = STALE_AFTER_INTERVALS * self.settings.check_interval.total_seconds() / 4
+        while True:
+            await asyncio.sleep(pace)
+            stall = self._stall()
+            if stall is not None and self._stalled is None:
+                log.error("scheduler stalled: %s; customers are not being checked", stall)
+            elif stall is None and self._stalled is not None:
+                log.warning("scheduler running again (was: %s)", self._stalled)
+            self._stalled = stall

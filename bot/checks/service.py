@@ -20,11 +20,14 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
 
+from bot.checks.pacing import LoopPace
 from bot.checks.recording import CheckListener, record_outcome, record_outcomes
 from bot.clients.brincr import probe
 from bot.clients.upstream_http import UpstreamHttp
@@ -39,7 +42,7 @@ from storage.db import Database
 from storage.models import Customer
 
 log = logging.getLogger(__name__)
-BATCH = 500  # checks recorded per transaction
+BATCH = 100  # checks recorded per transaction: small, so no batch holds the loop long
 
 _TOKEN_STATES = {
     TokenOutcome.SCOPES: State.SCOPES_MISSING,
@@ -64,14 +67,19 @@ class CheckService:
         self.settings = settings
         self.db = db
         self.listeners = tuple(listeners)
-        if timeout is None:  # CHECK_TIMEOUT per request; connecting may take at most 5 s of it
-            seconds = settings.check_timeout.total_seconds()
-            timeout = httpx.Timeout(seconds, connect=min(seconds, 5.0))
+        # CHECK_TIMEOUT bounds a whole check (token request, probe, every body): see run().
+        self.deadline = settings.check_timeout.total_seconds()
+        if timeout is None:  # per socket operation; connecting may take at most 5 s of it
+            timeout = httpx.Timeout(self.deadline, connect=min(self.deadline, 5.0))
         # One pool for both environments' hosts, big enough that every check in flight
         # keeps its connection (the transport's own default is 100).
         limits = httpx.Limits(max_connections=settings.check_concurrency * 2)
-        self._http = UpstreamHttp(transport or AiohttpTransport(limits=limits), timeout)
+        self._http = UpstreamHttp(
+            transport or AiohttpTransport(limits=limits), timeout, deadline=self.deadline
+        )
         self._tokens = TokenClient(self._http)
+        self._slots = asyncio.Semaphore(settings.check_concurrency)
+        self._pace = LoopPace()
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -123,13 +131,18 @@ class CheckService:
         async def worker() -> None:
             # CHECK_CONCURRENCY workers share one iterator: no task per customer waiting on
             # a semaphore (10,000 of those cost more event-loop time than the checks' I/O).
-            for customer_id, snapshot in todo:
-                await done.put(await self.run(customer_id, *snapshot))
+            # A worker holds one of the CHECK_CONCURRENCY slots shared by every check_many
+            # under way, so sweeps that overlap (a slow check keeps one open) stay within it.
+            async with self._slots:
+                for customer_id, snapshot in todo:
+                    await self._pace.turn()  # Slack's requests first (bot.checks.pacing)
+                    await done.put(await self.run(customer_id, *snapshot))
 
         writer = asyncio.create_task(self._writer(done))
         try:
             workers = min(self.settings.check_concurrency, len(snapshots))
-            await asyncio.gather(*(worker() for _ in range(workers)))
+            async with self._pace:
+                await asyncio.gather(*(worker() for _ in range(workers)))
         finally:
             await done.put(None)
             outcomes = await writer
@@ -161,15 +174,80 @@ class CheckService:
                     break
                 item = done.get_nowait()
             if batch:
-                await record_outcomes(self.db, batch, self.settings, self.listeners)
-                recorded.extend(batch)
+                recorded.extend(await self._record(batch))
+                await asyncio.sleep(0)  # let Slack's requests in between two batches
             if item is None:
                 return recorded
+
+    async def _record(self, batch: list[CheckOutcome]) -> list[CheckOutcome]:
+        """Record a batch; if that fails because of a row (not the database), each check
+        alone, so one check that cannot be recorded never takes the others with it.
+        Returns what was recorded; the sweep releases the claims of the rest."""
+        try:
+            await record_outcomes(self.db, batch, self.settings, self.listeners)
+            return batch
+        except (OperationalError, InterfaceError) as error:  # the database: retrying won't help
+            log.error("recording %d checks failed (%s)", len(batch), type(error).__name__)
+            return []
+        except Exception as error:  # isolation: fall back to one transaction per check
+            log.warning(
+                "recording %d checks failed (%s): one by one", len(batch), type(error).__name__
+            )
+        recorded: list[CheckOutcome] = []
+        failed = (0, "")
+        for outcome in batch:
+            try:
+                await record_outcomes(self.db, [outcome], self.settings, self.listeners)
+                recorded.append(outcome)
+            except Exception as error:  # the claim is released by the sweep
+                failed = (outcome.customer_id, type(error).__name__)
+        if len(recorded) < len(batch):
+            log.error(
+                "%d of %d checks could not be recorded (customer %s: %s)",
+                len(batch) - len(recorded), len(batch), *failed,
+            )  # fmt: skip
+        return recorded
 
     async def run(
         self, customer_id: int, environment: str, tenant_id: str | None, last_missing: str
     ) -> CheckOutcome:
-        """One check without recording it."""
+        """One check without recording it, within CHECK_TIMEOUT; never raises: a deadline
+        passed or anything unexpected becomes this customer's outcome, with the reason."""
+        started = utcnow()
+        try:
+            async with asyncio.timeout(self.deadline):
+                return await self._run(customer_id, environment, tenant_id, last_missing)
+        except TimeoutError:
+            outcome = self._cut_short(customer_id, started, environment)
+        except Exception as error:  # isolation: one customer's surprise never stops the others
+            log.exception("check of customer %s failed (%s)", customer_id, type(error).__name__)
+            outcome = replace(
+                self._cut_short(customer_id, started, environment),
+                state=State.FAILING,
+                token_outcome=TokenOutcome.OTHER,
+                error_code="check_error",
+                error_text=f"the check failed unexpectedly ({type(error).__name__})",
+            )
+        checks_with(outcome.state).inc()  # a finished check counts itself in _run
+        return outcome
+
+    def _cut_short(self, customer_id: int, started: datetime, environment: str) -> CheckOutcome:
+        """The outcome of a check that ran out of time: Visma/Brincr trouble (unknown)."""
+        return CheckOutcome(
+            customer_id,
+            started,
+            State.UNKNOWN,
+            TokenOutcome.TRANSIENT,
+            self.settings.brincr_scopes,
+            token_ms=int((utcnow() - started).total_seconds() * 1000),
+            error_code="timeout",
+            error_text=f"no whole answer within CHECK_TIMEOUT ({self.deadline:g}s)",
+            details={"environment": environment},
+        )
+
+    async def _run(
+        self, customer_id: int, environment: str, tenant_id: str | None, last_missing: str
+    ) -> CheckOutcome:
         required = self.settings.brincr_scopes
         base = CheckOutcome(
             customer_id,

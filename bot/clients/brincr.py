@@ -12,6 +12,7 @@ from bot.clients.upstream_http import UpstreamHttp
 from bot.clients.visma import MAX_ERROR_TEXT, retry_after_seconds
 from bot.core.metrics import record_upstream
 from bot.domain import State
+from bot.domain.upstream import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ async def probe(http: UpstreamHttp, api_url: str, path: str, token: str) -> Prob
         state,
         response.status_code,
         reason,
-        None if reason is None else response.text[:MAX_ERROR_TEXT],
+        None if reason is None else clean_text(response.text, MAX_ERROR_TEXT),
         retry_after_seconds(response),
         elapsed,
     )

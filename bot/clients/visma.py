@@ -20,16 +20,19 @@ from typing import Any
 import httpx
 from authlib.common.encoding import urlsafe_b64decode
 from authlib.oauth2.auth import encode_client_secret_post
-from authlib.oauth2.rfc6749 import OAuth2Token
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
 
 from bot.clients.upstream_http import UpstreamHttp
+from bot.core.clock import utcnow
 from bot.core.metrics import record_upstream
+from bot.domain import upstream
 from bot.domain.outcomes import TokenOutcome
 from bot.settings import EnvironmentConfig
 
 log = logging.getLogger(__name__)
-MAX_ERROR_TEXT = 500
+MAX_ERROR_TEXT = upstream.MAX_ERROR_TEXT
+MAX_SCOPE_NAME = 200
+MAX_NAMED_SCOPES = 50  # an invalid_scope error's `scope` member, as far as it is read
 TENANT_ERRORS = {"invalid_tenant", "invalid_grant", "unauthorized_client"}
 TRANSIENT_ERRORS = {"server_error", "temporarily_unavailable"}
 
@@ -54,9 +57,9 @@ class TokenResult:
 
 
 def _split(value: Any) -> tuple[str, ...]:
-    if isinstance(value, list | tuple):
-        return tuple(str(v) for v in value)
-    return tuple(str(value or "").split())
+    """Scope names from a space-separated string or a list, each made safe to store."""
+    names = value if isinstance(value, list | tuple) else str(value or "").split()
+    return tuple(n for v in names if (n := upstream.clean_text(v, MAX_SCOPE_NAME)))
 
 
 def jwt_scopes(token: str) -> tuple[str, ...]:
@@ -70,11 +73,8 @@ def jwt_scopes(token: str) -> tuple[str, ...]:
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
+    """``Retry-After`` in seconds (a number or an HTTP-date), bounded; None if unreadable."""
+    return upstream.retry_after(response.headers.get("Retry-After"), utcnow())
 
 
 class TokenClient:
@@ -142,19 +142,19 @@ def classify_token_response(
     """Success, or which kind of failure (docs/domain.md, Visma Connect token errors),
     keeping the upstream text verbatim."""
     status, data = response.status_code, _json(response)
-    if status == 200 and data.get("access_token"):
-        token = OAuth2Token.from_dict(data)
-        granted = _split(data.get("scope")) or jwt_scopes(str(token["access_token"]))
+    if status == 200 and isinstance(data.get("access_token"), str) and data["access_token"]:
+        access_token = data["access_token"]
+        granted = _split(data.get("scope")) or jwt_scopes(access_token)
         return TokenResult(
             TokenOutcome.OK,
-            access_token=str(token["access_token"]),
+            access_token=access_token,
             granted_scopes=granted or requested,
             status=status,
-            expires_in=int(data.get("expires_in") or 0) or None,
+            expires_in=upstream.expires_in(data.get("expires_in")),
             elapsed_ms=elapsed_ms,
         )
-    code = str(data.get("error") or f"http_{status}")
-    text = str(data.get("error_description") or response.text or "")[:MAX_ERROR_TEXT] or None
+    code = upstream.error_code(data.get("error")) or f"http_{status}"
+    text = upstream.clean_text(data.get("error_description") or response.text, MAX_ERROR_TEXT)
     common: dict[str, Any] = dict(
         status=status, error_code=code, error_text=text, elapsed_ms=elapsed_ms
     )
@@ -169,7 +169,8 @@ def classify_token_response(
     if code == "invalid_client":
         return TokenResult(TokenOutcome.APP_CREDENTIALS, **common)
     if code == "invalid_scope":
-        return TokenResult(TokenOutcome.SCOPES, error_scopes=_split(data.get("scope")), **common)
+        scopes = _split(data.get("scope"))[:MAX_NAMED_SCOPES]
+        return TokenResult(TokenOutcome.SCOPES, error_scopes=scopes, **common)
     if code in TENANT_ERRORS:
         return TokenResult(TokenOutcome.TENANT_ACCESS, **common)
     return TokenResult(TokenOutcome.OTHER, **common)

@@ -9,7 +9,9 @@
     POST   /_control/tenants/{tenant_id}/revoke  {"scopes"}
     DELETE /_control/tenants/{tenant_id}         (the app is removed from the tenant)
     POST   /_control/faults                      {"environment", "service", "mode",
-                                                  "latency"?, "retry_after"?, "tenant_id"?, "status"?}
+                                                  "latency"?, "retry_after"?, "tenant_id"?, "status"?,
+                                                  "body"?, "headers"?, "size"?}
+                                                 (modes: see bot.simulator.state.FAULT_MODES)
     POST   /_control/options                     {"name_scope_in_error"?, "partial_scopes"?,
                                                   "invalid_client_status"?, "unknown_tenant_error"?}
     POST   /_control/reset
@@ -105,8 +107,9 @@ class _Control:
     async def fault(self, request: web.Request) -> web.StreamResponse:
         body = await _body(
             request,
-            {"environment", "service", "mode", "latency", "retry_after", "tenant_id", "status"},
-        )
+            {"environment", "service", "mode", "latency", "retry_after", "tenant_id", "status",
+             "body", "headers", "size"},
+        )  # fmt: skip
         if "mode" not in body:
             raise SimulatorError("mode is required (null clears the fault)")
         self.sim.fault(
@@ -117,6 +120,9 @@ class _Control:
             retry_after=_get(body, "retry_after", int),
             tenant_id=_get(body, "tenant_id", str),
             status=_get(body, "status", int),
+            body=body.get("body"),
+            headers=_get(body, "headers", dict),
+            size=_get(body, "size", int),
         )
         return self._state()
 
@@ -154,7 +160,9 @@ async def _body(request: web.Request, allowed: set[str]) -> dict[str, Any]:
     return body
 
 
-_KIND_NAMES = {str: "a string", list: "a list", int: "a whole number", float: "a number"}
+_KIND_NAMES = {
+    str: "a string", list: "a list", int: "a whole number", float: "a number", dict: "an object"
+}  # fmt: skip
 
 
 def _get(body: dict[str, Any], name: str, kind: type) -> Any:

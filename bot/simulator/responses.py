@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from typing import Any
@@ -10,11 +11,13 @@ from urllib.parse import unquote_plus
 from aiohttp import web
 
 from bot.simulator.data import api_message_for_status, token_error_for_status
-from bot.simulator.state import Fault
+from bot.simulator.state import HUGE_BODY, TRICKLE_SECONDS, Fault
 
 
 def fault_response(fault: Fault, service: str) -> web.Response:
     headers: dict[str, str] = {}
+    if fault.mode == "answer":  # verbatim: odd values (Retry-After: inf, expires_in: "soon")
+        return web.json_response(fault.body, status=fault.status or 200, headers=fault.headers)
     if fault.mode == "down":
         return web.Response(status=503, text="Service Unavailable")
     if fault.mode == "rate_limit":
@@ -35,6 +38,31 @@ def fault_response(fault: Fault, service: str) -> web.Response:
         "error_description": f"simulated HTTP {status}",
     }
     return web.json_response(body, status=status, headers=headers)
+
+
+async def stream_fault(request: web.Request, fault: Fault) -> web.StreamResponse:
+    """Modes "trickle" (one byte per TRICKLE_SECONDS) and "huge_body" (64 KB chunks), until
+    ``size`` bytes are sent or the client leaves."""
+    trickle = fault.mode == "trickle"
+    size = fault.size or (4096 if trickle else HUGE_BODY)
+    response = web.StreamResponse(
+        status=fault.status or (200 if trickle else 500),
+        headers={"Content-Type": "application/json" if trickle else "text/html"},
+    )
+    response.content_length = size
+    await response.prepare(request)
+    chunk = b" " if trickle else b"<p>error</p>".ljust(64 * 1024, b" ")
+    sent = 0
+    try:
+        while sent < size:
+            piece = chunk[: size - sent]
+            await response.write(piece)
+            sent += len(piece)
+            if trickle:
+                await asyncio.sleep(TRICKLE_SECONDS)
+    except ConnectionError:  # the client gave up (what a bounded client does)
+        pass
+    return response
 
 
 def api_status(status: int) -> web.Response:

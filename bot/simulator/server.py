@@ -27,7 +27,13 @@ from aiohttp import web
 
 from bot.simulator.control import control_routes
 from bot.simulator.data import RESOURCE_SCOPES, SAMPLE_DATA, resource_of
-from bot.simulator.responses import api_status, basic_credentials, claims_valid, fault_response
+from bot.simulator.responses import (
+    api_status,
+    basic_credentials,
+    claims_valid,
+    fault_response,
+    stream_fault,
+)
 from bot.simulator.signing import Signer, TokenMinter
 from bot.simulator.state import ENVIRONMENTS, Counters, TokenError
 from bot.simulator.webhooks import TENANT_ADDED, TENANT_DELETED, WebhookSender
@@ -193,6 +199,9 @@ class Simulator:
         retry_after: int | None = None,
         tenant_id: str | None = None,
         status: int | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        size: int | None = None,
     ) -> None:
         """Make ``service`` ("token"/"api") of ``env`` misbehave; ``mode=None`` clears it.
 
@@ -208,6 +217,9 @@ class Simulator:
             retry_after=retry_after,
             tenant_id=tenant_id,
             status=status,
+            body=body,
+            headers=headers,
+            size=size,
         )
 
     def set_options(
@@ -275,7 +287,7 @@ class Simulator:
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         tenant_id = fields.get("tenant_id") or None
         self.counters.record("token", env, tenant_id)
-        trouble = await self._misbehave(env, "token", tenant_id)
+        trouble = await self._misbehave(request, env, "token", tenant_id)
         if trouble is not None:
             return trouble
         client_id, client_secret = fields.get("client_id"), fields.get("client_secret")
@@ -310,7 +322,7 @@ class Simulator:
         tenant = claims.get("tenant_id") if claims else None
         tenant_id = tenant if isinstance(tenant, str) else None
         self.counters.record("api", env, tenant_id)
-        trouble = await self._misbehave(env, "api", tenant_id)
+        trouble = await self._misbehave(request, env, "api", tenant_id)
         if trouble is not None:
             return trouble
         if claims is None or tenant_id is None or not self._token_valid(env, claims, tenant_id):
@@ -336,7 +348,7 @@ class Simulator:
         ) and self._world.tenant_active(tenant_id, env)  # Brincr: invalid tenant = 401
 
     async def _misbehave(
-        self, env: str, service: str, tenant_id: str | None
+        self, request: web.Request, env: str, service: str, tenant_id: str | None
     ) -> web.StreamResponse | None:
         """Sleep the added latency, then the fault's answer, or None to answer normally."""
         fault, extra = self._world.fault_for(env, service, tenant_id)
@@ -348,6 +360,8 @@ class Simulator:
         logger.debug("simulator: %s %s fault %s for %s", env, service, fault.mode, tenant_id)
         if fault.mode == "timeout":
             return await self._hang()
+        if fault.mode in ("trickle", "huge_body"):
+            return await stream_fault(request, fault)
         return fault_response(fault, service)
 
     async def _hang(self) -> web.Response:

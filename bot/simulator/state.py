@@ -17,7 +17,15 @@ logger = logging.getLogger(__name__)
 
 ENVIRONMENTS = ("production", "sandbox")
 SERVICES = ("token", "api")
-FAULT_MODES = ("down", "server_error", "timeout", "rate_limit", "status")
+FAULT_MODES = (
+    "down", "server_error", "timeout", "rate_limit", "status",
+    "answer",  # `status` (default 200) with the JSON `body` and `headers` given, verbatim
+    "trickle",  # `status` (default 200), a body of `size` bytes sent one byte per TRICKLE_SECONDS
+    "huge_body",  # `status` (default 500), an HTML body of `size` bytes (default 64 MiB)
+)  # fmt: skip
+TRICKLE_SECONDS = 0.5
+HUGE_BODY = 64 * 1024 * 1024
+MAX_FAULT_SIZE = 1024 * 1024 * 1024
 PARTIAL_SCOPES = ("reject", "downscope")
 DEFAULT_SCOPES = (
     "brincr:category",
@@ -83,6 +91,9 @@ class Fault:
     latency: float = 0.0
     retry_after: int | None = None
     status: int | None = None
+    body: Any = None  # mode "answer": the JSON body
+    headers: dict[str, str] | None = None  # mode "answer": extra headers, e.g. Retry-After
+    size: int | None = None  # modes "trickle" and "huge_body": body length in bytes
 
 
 @dataclass

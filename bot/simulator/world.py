@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.simulator.state import (
     FAULT_MODES,
+    MAX_FAULT_SIZE,
     PARTIAL_SCOPES,
     SERVICES,
     App,
@@ -109,15 +110,22 @@ class World:
         retry_after: int | None = None,
         tenant_id: str | None = None,
         status: int | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        size: int | None = None,
     ) -> None:
         key: FaultKey = (check_env(env), _check_service(service), tenant_id)
         if tenant_id is not None:
             _check_tenant_id(tenant_id)
         _check_fault(mode, latency, retry_after, status)
+        _check_answer(mode, status, headers, size)
         fault = self.faults.get(key, Fault())
         fault.mode = mode
         fault.retry_after = retry_after if mode else None
-        fault.status = status if mode == "status" else None
+        fault.status = status if mode in ("status", "answer", "trickle", "huge_body") else None
+        fault.body = body if mode == "answer" else None
+        fault.headers = headers if mode == "answer" else None
+        fault.size = size if mode in ("trickle", "huge_body") else None
         if latency is not None:
             fault.latency = float(latency)
         if fault.mode is None and fault.latency == 0:
@@ -249,6 +257,27 @@ def _check_service(service: str) -> str:
     if service not in SERVICES:
         raise SimulatorError(f"service must be one of {', '.join(SERVICES)}, not {service!r}")
     return service
+
+
+def _check_answer(
+    mode: str | None, status: int | None, headers: dict[str, str] | None, size: int | None
+) -> None:
+    """The fields of modes "answer", "trickle" and "huge_body"."""
+    if (
+        mode in ("answer", "trickle", "huge_body")
+        and status is not None
+        and (not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599)
+    ):
+        raise SimulatorError("status must be between 200 and 599")
+    if headers is not None and (
+        not isinstance(headers, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+    ):
+        raise SimulatorError("headers must map header names to strings")
+    if size is not None and (
+        not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_FAULT_SIZE
+    ):
+        raise SimulatorError(f"size must be a whole number of bytes, 1 to {MAX_FAULT_SIZE}")
 
 
 def _check_fault(
