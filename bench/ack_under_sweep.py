@@ -35,7 +35,7 @@ from bench.ack_latency import Target, _run_bare, _stdin_line, bot_config, pct, p
 from bench.bench_simulator import free_port
 from bench.db_size import seed_history
 from bench.sweep import SERVER as STAND_IN
-from tests.fakes.slack_api import FakeSlack
+from bot.demo.fake_slack import FakeSlack
 
 TARGET_RATIO = 2.0
 CHILD = "import sys; from bench.ack_under_sweep import child; child(sys.argv[1], sys.argv[2])"
@@ -129,7 +129,7 @@ async def measure(args: argparse.Namespace, slack: FakeSlack, bot: Target, bare:
         bot.send("sweep")
         await asyncio.sleep(1)  # let the sweep get going
         await phase(http, slack, targets, args.requests, args.customers)
-        print(report("catch-up sweep", bot, bare), flush=True)
+        print(report("catchup", bot, bare), flush=True)
     ratio = pct(bot.samples, 0.99) / pct(bare.samples, 0.99)
     verdict = "met" if ratio <= TARGET_RATIO else f"missed by {ratio / TARGET_RATIO:.2f}x"
     print(f"ack_under_sweep ratio_p99={ratio:.2f} target<={TARGET_RATIO} {verdict}", flush=True)

@@ -2,11 +2,11 @@
 
 Each benchmark runs as its own process (``bench/sweep.py``, ``bench/bench_simulator.py``,
 ``bench/db_size.py``, ``bench/ack_latency.py`` on the database db_size left behind,
-``bench/request_budget.py``, ``bench/check_command.py``); their summary lines are parsed and
-the block between the ``run_all`` markers of docs/benchmarks.md is rewritten with the machine,
-the date and one table per benchmark (measured, target, met or missed and by how much).
-Everything outside the markers (the notes) is left alone. About 8 minutes on the 2-core
-development machine::
+``bench/request_budget.py``, ``bench/check_command.py``, ``bench/ack_under_sweep.py``); their
+summary lines are parsed and the block between the ``run_all`` markers of docs/benchmarks.md is
+rewritten with the machine, the date and one table per benchmark (measured, target, met or
+missed and by how much). Everything outside the markers (the notes) is left alone. About 12
+minutes on the 2-core development machine::
 
     .venv/bin/python bench/run_all.py            # writes docs/benchmarks.md
     .venv/bin/python bench/run_all.py --quick    # small sizes, prints the block only
@@ -161,6 +161,27 @@ def ack_section(f: Figures) -> list[str]:
     return lines
 
 
+def ack_sweep_section(f: Figures) -> list[str]:
+    """The catch-up sweep phase of bench/ack_under_sweep.py against its target (2 × bare)."""
+    ratio = number(f["catchup.ratio_p99"])
+    return [
+        "### Ack latency during a catch-up sweep (`bench/ack_under_sweep.py`): target bot p99 "
+        "≤ 2 × a bare Bolt app's p99",
+        "",
+        "| phase | n | bot p50 | bot p99 | bare p50 | bare p99 | p99 ratio | target | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *(
+            f"| {name} | {f[name + '.n']} | {f[name + '.bot_p50']} | {f[name + '.bot_p99']} | "
+            f"{f[name + '.bare_p50']} | {f[name + '.bare_p99']} | "
+            f"{number(f[name + '.ratio_p99']):.2f} | ≤ 2 | "
+            f"{verdict(number(f[name + '.ratio_p99']), 2.0) if name == 'catchup' else '—'} |"
+            for name in ("idle", "catchup")
+        ),
+        "",
+        f"Catch-up sweep verdict: p99 ratio {ratio:.2f}, {verdict(ratio, 2.0)}.",
+    ]
+
+
 def check_command_section(f: Figures) -> list[str]:
     ratio = number(f["ratio"])
     return [
@@ -239,11 +260,14 @@ def collect(quick: bool, tmp: str) -> list[list[str]]:
     ack_args = ["--requests", "100", "--under-load", "50"] if quick else []
     ack = figures(run("ack_latency.py", "--customers", str(n), "--db", db, *ack_args))
     budget = figures(run("request_budget.py", "--customers", "50", "--interval", "2"))
+    catchup = figures(run("ack_under_sweep.py", "--customers", "1000" if quick else "3000",
+                          "--requests", "100" if quick else "300"))  # fmt: skip
     command = figures(run("check_command.py", "--customers", "1000", "--concurrency", "50",
                           "--latency", "0.05", "--rounds", "1" if quick else "3"))  # fmt: skip
     return [
         sweep_section(sweeps),
         check_command_section(command),
+        ack_sweep_section(catchup),
         simulator_section(stand_in),
         ack_section(ack),
         db_section(size),

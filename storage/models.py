@@ -269,7 +269,7 @@ class KeyValue(Base):
 
 class PagerEvent(Base):
     """One PagerDuty Events API v2 event: a row first, written in the transaction that
-    changed the incident, sent by ``bot.pagerduty.PagerDutySender``. One row per
+    changed the incident, sent by ``bot.alerts.pager.PagerDutySender``. One row per
     (``dedup_key``, ``action``): each incident triggers, acknowledges and resolves once."""
 
     __tablename__ = "pager_events"

@@ -98,7 +98,7 @@ async def open_incident(customer_id: int, *, session: AsyncSession) -> Incident 
 
 
 async def open_group_incident(customer_id: int, *, session: AsyncSession) -> Incident | None:
-    """The open grouped incident (bot.grouping) the customer is counted in."""
+    """The open grouped incident (bot.alerts.grouping) the customer is counted in."""
     return await session.scalar(
         select(Incident)
         .join(IncidentMember, IncidentMember.incident_id == Incident.id)

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bot.demo.fake_slack import FakeSlack
 from bot.domain import State
 from bot.simulator import Simulator
 from storage.models import CheckResult, Customer
-from tests.fakes.slack_api import FakeSlack
 from tests.harness import BotHarness, start_bot
 
 HEALTHY = [f"00000000-0000-4000-8000-{i:012d}" for i in range(3)]

@@ -181,6 +181,7 @@ async def test_a_rate_limited_event_waits_minutes_and_is_sent_once_by_two_replic
         await bot.close()
 
 
+@pytest.mark.expected_errors("PagerDuty refused")
 async def test_an_event_pagerduty_refuses_fails_at_once_with_one_error_line(
     sqlite_url: str,
     slack: FakeSlack,

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import make_url
 
 from bot.checks.scheduler import Scheduler
+from bot.demo.fake_slack import FakeSlack
 from bot.simulator import Simulator
-from tests.fakes.slack_api import FakeSlack
 from tests.harness import start_bot
 
 INTERVAL = 1.0
@@ -29,6 +29,7 @@ async def _until_not_ready(scheduler: Scheduler) -> float:
     return time.monotonic() - started
 
 
+@pytest.mark.expected_errors("scheduler stalled")
 async def test_a_stalled_scheduler_is_logged_once_and_turns_readiness_red(
     sqlite_url: str, slack: FakeSlack, sim: Simulator, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -15,6 +15,7 @@ from bot.core.clock import utcnow
 from bot.demo.fake_slack import FakeSlack, SlackCall
 from bot.outbox import enqueue
 from bot.simulator import Simulator
+from bot.web.metrics import REFRESH
 from tests.harness import ALERTS, SCOPES, BotHarness, start_bot, text_of
 
 TENANT = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
@@ -63,6 +64,8 @@ async def _ready(bot: BotHarness) -> dict[str, Any]:
 
 
 async def _metrics(bot: BotHarness) -> str:
+    """A scrape after the database gauges' cache ran out (they are read once a minute)."""
+    REFRESH.at.clear()
     return (await bot.http.get(bot.url + "/metrics")).text
 
 

@@ -25,7 +25,7 @@ UPSTREAM_NAMES = {"visma": "Visma Connect", "brincr": "the Brincr API", "app": "
 
 def upstream_title(key: str) -> str:
     service, _, environment = key.partition(":")
-    if service == "group":  # bot.grouping: group:<env>:<state>:<digest>
+    if service == "group":  # bot.alerts.grouping: group:<env>:<state>:<digest>
         return f"The {environment.split(':')[0]} customers with one cause"
     if service == "app":
         return f"Visma Connect refuses our {environment} app credentials"

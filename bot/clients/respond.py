@@ -4,7 +4,7 @@ Bolt's ``respond()`` sends one request and hands back the answer, even a 429 or 
 retrying (slack_sdk's webhook client is built without retry handlers there). A support
 person would then see nothing. :class:`RetryingRespond` tries again, honouring
 ``Retry-After`` (bounded), and logs the reply it finally could not deliver. The app's
-middleware swaps it in for every listener (``bot.app``).
+middleware swaps it in for every listener (``handlers.create_app``).
 """
 
 from __future__ import annotations

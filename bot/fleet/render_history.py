@@ -1,5 +1,5 @@
 """Pure renderer for ``/brincr history``: a :class:`~bot.fleet.timeline.HistoryPage` in, a
-:class:`~bot.render.Message` out. Times are shown in ``TIMEZONE`` (the team's clock, so a
+:class:`~bot.slack.blocks.Message` out. Times are shown in ``TIMEZONE`` (the team's clock, so a
 copied timeline reads the same for everyone); one section per entry keeps each under
 Slack's 3,000 characters, and a page of 20 stays far below 50 blocks."""
 

@@ -27,7 +27,7 @@ def _incidents(home: HomeData, now: datetime) -> list[str]:
     lines = []
     for incident, customer in home.incidents:
         what = customer_label(customer) if customer else f"*{escape(incident.upstream_key or '')}*"
-        if incident.kind == "group":  # bot.grouping
+        if incident.kind == "group":  # bot.alerts.grouping
             what = f"*{incident.affected_count} customers*, {escape(incident.reason or '')}"
         ack = f", acknowledged by <@{incident.acknowledged_by}>" if incident.acknowledged_by else ""
         lines.append(

@@ -166,7 +166,7 @@ class _Style:
     bullet: str
 
 
-escape_mrkdwn = escape  # one escaping rule for every mrkdwn text (bot.slack_text)
+escape_mrkdwn = escape  # one escaping rule for every mrkdwn text (bot.slack.text)
 
 
 _PLAIN = _Style(label=lambda s: f'"{s}"', value=str, code=str, bullet="   - ")

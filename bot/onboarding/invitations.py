@@ -293,7 +293,7 @@ async def send_reconnect(
     """Re-post the customer's latest hand-off: a reply in the thread of outbox row
     ``thread_target_id`` (an alert) when given, else a post in ``channel_id``. False when
     the customer does not exist. Without an invitation on record the re-approval steps
-    (App Store → My apps → switch the scopes ON) go out instead (``bot.reapproval``)."""
+    (App Store → My apps → switch the scopes ON) go out instead (``bot.onboarding.reapproval``)."""
     async with services.db.transaction() as session:
         customer = await session.get(Customer, customer_id)
         if customer is None:

@@ -3,7 +3,7 @@ hand-off message and its re-renders, the plain-text copy, the stale-invitation D
 
 The hand-off message is the only channel message that shows an invitation code; the other
 place is the ephemeral plain-text copy for its clicker. Fallback ``text`` never carries it.
-Every user-supplied value goes through :func:`~bot.slack_text.escape`.
+Every user-supplied value goes through :func:`~bot.slack.text.escape`.
 """
 
 from __future__ import annotations
