@@ -53,15 +53,14 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from bot.core.clock import utcnow
 from bot.core.metrics import OUTBOX_DELIVERED, OUTBOX_FAILURES, record_upstream
 from bot.domain.slack_errors import BUG_ERRORS, TRANSIENT_ERRORS, fix_for
 from bot.ticker import Ticker
-from storage.db import Database, affected_rows
+from storage import notifications as rows
+from storage.db import Database
 from storage.models import Notification
 from storage.statuses import NotificationStatus as Status
 
@@ -89,9 +88,7 @@ async def enqueue(
     exists, the existing row is returned and nothing is added.
     """
     if dedupe_key is not None:
-        existing = await session.scalar(
-            select(Notification).where(Notification.dedupe_key == dedupe_key)
-        )
+        existing = await rows.by_dedupe_key(dedupe_key, session=session)
         if existing is not None:
             return existing
     if kind in ("update", "reply") and target_id is None:
@@ -187,10 +184,6 @@ def _message_args(row: Notification) -> dict[str, Any]:
     return args
 
 
-def _is_free(now: datetime) -> ColumnElement[bool]:
-    return or_(Notification.claimed_until.is_(None), Notification.claimed_until < now)
-
-
 class OutboxSender:
     """Delivers due outbox rows to Slack, each exactly once (see the module docstring).
 
@@ -250,28 +243,8 @@ class OutboxSender:
         return sent
 
     async def _due_ids(self, now: datetime) -> list[int]:
-        # A reply or update whose target cannot go in this tick is left out, so that waiting
-        # rows never fill the batch; one whose target is due comes after it (ids ascend).
-        target = aliased(Notification)
-        target_waits = (
-            select(target.id)
-            .where(target.id == Notification.target_id, target.status == Status.PENDING)
-            .where(or_(target.next_attempt_at > now, target.claimed_until >= now))
-            .exists()
-        )
-        query = (
-            select(Notification.id)
-            .where(
-                Notification.status == Status.PENDING,
-                Notification.next_attempt_at <= now,
-            )
-            .where(_is_free(now), ~target_waits)
-            .where(Notification.channel_id.not_in(list(self._paused)))
-            .order_by(Notification.id)
-            .limit(self._batch)
-        )
         async with self._db.transaction() as session:
-            return list(await session.scalars(query))
+            return await rows.due_ids(now, list(self._paused), session=session, limit=self._batch)
 
     async def _deliver(self, row_id: int) -> _Step:
         claimed = await self._claim(row_id)
@@ -297,15 +270,8 @@ class OutboxSender:
     async def _claim(self, row_id: int) -> tuple[Notification, Notification | None] | None:
         """Claim one due row in its own transaction: only one worker's UPDATE matches."""
         now = utcnow()
-        claim = (
-            update(Notification)
-            .where(Notification.id == row_id, Notification.status == Status.PENDING)
-            .where(Notification.next_attempt_at <= now, _is_free(now))
-            .values(claimed_until=now + self._claim_for, claimed_by=self.worker_id)
-            .execution_options(synchronize_session=False)
-        )
         async with self._db.transaction() as session:
-            if affected_rows(await session.execute(claim)) != 1:
+            if not await rows.claim(row_id, now, self._claim_for, self.worker_id, session=session):
                 return None
             row = await session.get_one(Notification, row_id)
             target = None
@@ -335,26 +301,15 @@ class OutboxSender:
         is in flight at another worker, so that one lands first.
         """
         now = utcnow()
-        same_message = and_(
-            Notification.kind == "update",
-            Notification.target_id == row.target_id,
-            Notification.status == Status.PENDING,
-        )
-        count = select(func.count()).select_from(Notification).where(same_message)
         async with self._db.transaction() as session:
-            if await session.scalar(count.where(Notification.id > row.id)):
-                await self._set(
-                    session, row.id, status=Status.SUPERSEDED, last_error="newer update"
+            if await rows.pending_updates(row, newer=True, session=session):
+                await rows.set_row(
+                    row.id, session=session, status=Status.SUPERSEDED, last_error="newer update"
                 )
                 return _Step.SKIPPED
-            await session.execute(
-                update(Notification)
-                .where(same_message, Notification.id < row.id, _is_free(now))
-                .values(status=Status.SUPERSEDED, last_error=f"superseded by {row.id}")
-                .execution_options(synchronize_session=False)
-            )
-            if await session.scalar(count.where(Notification.id < row.id)):
-                await self._set(session, row.id)  # release; not an attempt
+            await rows.supersede_older_free(row, now, session=session)
+            if await rows.pending_updates(row, newer=False, session=session):
+                await rows.set_row(row.id, session=session)  # release; not an attempt
                 return _Step.SKIPPED
         return None
 
@@ -371,26 +326,16 @@ class OutboxSender:
 
     # ------------------------------------------------------------------ outcomes
 
-    @staticmethod
-    async def _set(session: AsyncSession, row_id: int, **values: Any) -> None:
-        """Update one row and release its claim."""
-        await session.execute(
-            update(Notification)
-            .where(Notification.id == row_id)
-            .values(claimed_until=None, **values)
-            .execution_options(synchronize_session=False)
-        )
-
     async def _release(self, row_id: int) -> None:
         async with self._db.transaction() as session:
-            await self._set(session, row_id)
+            await rows.set_row(row_id, session=session)
 
     async def _record_sent(self, row: Notification, response: AsyncSlackResponse) -> None:
         channel, ts = response.get("channel"), response.get("ts")
         async with self._db.transaction() as session:
-            await self._set(
-                session,
+            await rows.set_row(
                 row.id,
+                session=session,
                 status=Status.SENT,
                 sent_at=utcnow(),
                 ts=ts,
@@ -417,18 +362,8 @@ class OutboxSender:
     async def retry_failing_now(self, channel: str | None = None) -> int:
         """Make rows waiting out a backoff after a failure (of ``channel``, or all) due now:
         after a fix, the backlog goes out at once instead of after up to 15 minutes."""
-        now = utcnow()
-        query = (
-            update(Notification)
-            .where(Notification.status == Status.PENDING, Notification.attempts > 0)
-            .where(Notification.next_attempt_at > now, _is_free(now))
-            .values(next_attempt_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if channel is not None:
-            query = query.where(Notification.channel_id == channel)
         async with self._db.transaction() as session:
-            count = affected_rows(await session.execute(query))
+            count = await rows.retry_waiting_now(utcnow(), channel, session=session)
         if count:
             self.wake()
         return count
@@ -438,7 +373,7 @@ class OutboxSender:
         values, outcome = self._after_failure(row, failure)
         values["last_error"] = failure.error
         async with self._db.transaction() as session:
-            await self._set(session, row.id, **values)
+            await rows.set_row(row.id, session=session, **values)
         given_up = values.get("status") == Status.FAILED
         OUTBOX_FAILURES.labels(permanent=str(given_up).lower()).inc()
         logger.info("outbox %s (%s) failed: %s; %s", row.id, row.kind, failure.error, outcome)

@@ -394,3 +394,9 @@ async def claim_manual_check(
         .values(last_manual_check_at=now)
     )
     return affected_rows(claimed) == 1
+
+
+async def by_ids(ids: Sequence[int], *, session: AsyncSession) -> dict[int, Customer]:
+    """The customers with these ids (those forgotten meanwhile are absent)."""
+    rows = await session.scalars(select(Customer).where(Customer.id.in_(list(ids))))
+    return {c.id: c for c in rows}

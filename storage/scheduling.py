@@ -86,3 +86,20 @@ async def release(
         .execution_options(synchronize_session=False)
     )
     return affected_rows(result)
+
+
+async def check_snapshots(
+    customer_ids: Sequence[int], *, session: AsyncSession
+) -> dict[int, tuple[str, str | None, str]]:
+    """What a check needs of each customer: environment, tenant ID and the missing scopes on
+    record, by customer id (customers forgotten meanwhile are absent). In chunks of 500."""
+    found: dict[int, tuple[str, str | None, str]] = {}
+    for start in range(0, len(customer_ids), 500):
+        chunk = list(customer_ids[start : start + 500])
+        rows = await session.execute(
+            select(
+                Customer.id, Customer.environment, Customer.tenant_id, Customer.missing_scopes
+            ).where(Customer.id.in_(chunk))
+        )
+        found.update({row[0]: (row[1], row[2], row[3]) for row in rows})
+    return found

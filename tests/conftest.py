@@ -20,6 +20,7 @@ from bot.simulator import Simulator
 from storage.db import Database, sync_url
 from storage.migrate import upgrade
 from storage.models import Base
+from tests.fakes.pagerduty import ROUTING_KEY, FakePagerDuty
 from tests.harness import WATCH, BotHarness, ErrorWatch, start_bot
 
 # Vendored third-party data the tests validate against (see tests/data/README.md).
@@ -150,3 +151,22 @@ def error_watch(request: pytest.FixtureRequest) -> Iterator[ErrorWatch]:
             + "\n  ".join(unexpected[:20]),
             pytrace=False,
         )
+
+
+@pytest.fixture
+async def pd() -> AsyncIterator[FakePagerDuty]:
+    """A local PagerDuty Events API stand-in."""
+    async with FakePagerDuty() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def paging_bot(
+    sqlite_url: str, slack: FakeSlack, sim: Simulator, pd: FakePagerDuty
+) -> AsyncIterator[BotHarness]:
+    """The whole bot on SQLite, paging ``pd`` (no scheduler: tests drive checks)."""
+    harness = await start_bot(
+        sqlite_url, slack, sim, pagerduty_routing_key=ROUTING_KEY, pagerduty_events_url=pd.url
+    )
+    yield harness
+    await harness.close()

@@ -5,7 +5,6 @@ Web API, the page to the PagerDuty stand-in, ``status`` as a signed command."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,20 +21,9 @@ from tests.test_pagerduty import deliver
 
 
 @pytest.fixture
-async def pd() -> AsyncIterator[FakePagerDuty]:
-    async with FakePagerDuty() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def bot(
-    sqlite_url: str, slack: FakeSlack, sim: Simulator, pd: FakePagerDuty
-) -> AsyncIterator[BotHarness]:
-    harness = await start_bot(
-        sqlite_url, slack, sim, pagerduty_routing_key=ROUTING_KEY, pagerduty_events_url=pd.url
-    )
-    yield harness
-    await harness.close()
+def bot(paging_bot: BotHarness) -> BotHarness:
+    """The whole bot, paging the local PagerDuty stand-in (``pd``)."""
+    return paging_bot
 
 
 def top_level(bot: BotHarness) -> list[dict[str, Any]]:

@@ -24,12 +24,6 @@ SANDBOX_ALERTS = "C0SANDBOX"
 
 
 @pytest.fixture
-async def pd() -> AsyncIterator[FakePagerDuty]:
-    async with FakePagerDuty() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def bot(
     sqlite_url: str, slack: FakeSlack, sim: Simulator, pd: FakePagerDuty
 ) -> AsyncIterator[BotHarness]:

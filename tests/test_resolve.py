@@ -3,37 +3,22 @@ instructions for customers without an invitation, end to end through the real Bo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy import select
 
-from bot.demo.fake_slack import FakeSlack
-from bot.simulator import Simulator
 from bot.slack.ids import Action
 from storage.models import Incident
-from tests.fakes.pagerduty import ROUTING_KEY, FakePagerDuty
-from tests.harness import ADMIN, ALERTS, SUPPORT, BotHarness, start_bot, text_of
+from tests.fakes.pagerduty import FakePagerDuty
+from tests.harness import ADMIN, ALERTS, SUPPORT, BotHarness, text_of
 from tests.test_pagerduty import deliver, sender_of
 
 TENANT = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 
 
 @pytest.fixture
-async def pd() -> AsyncIterator[FakePagerDuty]:
-    async with FakePagerDuty() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def bot(
-    sqlite_url: str, slack: FakeSlack, sim: Simulator, pd: FakePagerDuty
-) -> AsyncIterator[BotHarness]:
-    harness = await start_bot(
-        sqlite_url, slack, sim, pagerduty_routing_key=ROUTING_KEY, pagerduty_events_url=pd.url
-    )
-    yield harness
-    await harness.close()
+def bot(paging_bot: BotHarness) -> BotHarness:
+    """The whole bot, paging the local PagerDuty stand-in (``pd``)."""
+    return paging_bot
 
 
 async def broken_customer(bot: BotHarness) -> int:

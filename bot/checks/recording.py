@@ -16,14 +16,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import State
 from bot.domain.outcomes import CheckOutcome
 from bot.domain.upstream import MAX_ERROR_TEXT, clean_text
 from bot.settings import Settings
-from storage.customers import change_state
+from storage.customers import by_ids, change_state
 from storage.db import Database
 from storage.models import Customer
 from storage.results import ERROR_CODE_LENGTH, RollupDelta, add_to_rollups, insert_results
@@ -118,9 +117,7 @@ async def record_outcomes(
     is skipped.
     """
     async with db.transaction() as session:
-        ids = {o.customer_id for o in outcomes}
-        rows = await session.scalars(select(Customer).where(Customer.id.in_(ids)))
-        customers = {c.id: c for c in rows}
+        customers = await by_ids([o.customer_id for o in outcomes], session=session)
         kept = [o for o in outcomes if o.customer_id in customers]
         result_ids = await insert_results([_result_row(o) for o in kept], session=session)
         await add_to_rollups(_rollups(kept), session=session)

@@ -24,7 +24,6 @@ from datetime import datetime
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
-from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bot.checks.pacing import LoopPace
@@ -39,7 +38,7 @@ from bot.domain import Environment, State
 from bot.domain.outcomes import CheckOutcome, TokenOutcome
 from bot.settings import EnvironmentConfig, Settings
 from storage.db import Database
-from storage.models import Customer
+from storage.scheduling import check_snapshots
 
 log = logging.getLogger(__name__)
 BATCH = 100  # checks recorded per transaction: small, so no batch holds the loop long
@@ -83,6 +82,10 @@ class CheckService:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def people_waiting(self) -> None:
+        """A Slack request arrived: sweeps yield to it for a while (bot.checks.pacing)."""
+        self._pace.people()
 
     async def record(self, outcome: CheckOutcome) -> None:
         """Record an outcome that did not come from :meth:`run` (a webhook's revocation)
@@ -151,16 +154,8 @@ class CheckService:
     async def _snapshots(
         self, customer_ids: Sequence[int]
     ) -> dict[int, tuple[str, str | None, str]]:
-        found: dict[int, tuple[str, str | None, str]] = {}
         async with self.db.transaction() as session:
-            for start in range(0, len(customer_ids), 500):
-                chunk = list(customer_ids[start : start + 500])
-                rows = await session.execute(
-                    select(Customer.id, Customer.environment, Customer.tenant_id,
-                           Customer.missing_scopes).where(Customer.id.in_(chunk))
-                )  # fmt: skip
-                found.update({row[0]: (row[1], row[2], row[3]) for row in rows})
-        return found
+            return await check_snapshots(customer_ids, session=session)
 
     async def _writer(self, done: asyncio.Queue[CheckOutcome | None]) -> list[CheckOutcome]:
         """Record what is ready, up to BATCH per transaction, until the None sentinel."""
