@@ -1,6 +1,6 @@
 """Reads about Slack delivery trouble: which channels refuse the outbox's messages, with
 what error and since when. ``/brincr status``, the App Home and ``/metrics`` show them; they
-never decide readiness (CONTRACT.md: /readyz is about this replica)."""
+never decide readiness (docs/interface.md: /readyz is about this replica)."""
 
 from __future__ import annotations
 

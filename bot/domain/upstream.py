@@ -70,5 +70,6 @@ def clean_text(value: object, limit: int) -> str | None:
 
 
 def error_code(value: object) -> str | None:
-    """An upstream ``error`` member, kept verbatim (DOMAIN.md §3) up to the schema's limit."""
+    """An upstream ``error`` member, kept verbatim (docs/domain.md, token errors) up to the
+    schema's limit."""
     return clean_text(value, MAX_ERROR_CODE)
