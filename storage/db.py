@@ -119,11 +119,12 @@ class Database:
         kwargs: dict[str, Any] = {
             "pool_pre_ping": True,
             "hide_parameters": True,
-            "pool_timeout": POOL_TIMEOUT,
             "connect_args": connect_args(url),
         }
         if make_url(async_url(url)).get_backend_name() == "postgresql":
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+            # SQLite's pool is a NullPool in older SQLAlchemy (2.0.33, our floor), which
+            # refuses pool arguments; its waits are bounded by the busy timeout instead.
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=POOL_TIMEOUT)
         self.engine: AsyncEngine = create_async_engine(async_url(url), **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
