@@ -53,8 +53,13 @@ async def _acknowledge(demo: Demo) -> object:
     button = _button_of(demo, alert, Action.ACKNOWLEDGE)
     demo.printer.line(f"> click {button.number}   ({button.label}, on the alert in #alerts)")
     await demo.user.click(button)
-    return await demo.slack.wait_for_deliveries(
+    await demo.slack.wait_for_deliveries(
         lambda d: d.where == "update" and d.ts == alert.ts, UPDATE_TIMEOUT
+    )
+    # The note "Acknowledged by …" goes to the alert's thread: a row of its own in the outbox,
+    # which may come a tick after the update.
+    return await demo.slack.wait_for_deliveries(
+        lambda d: d.where == "reply" and d.thread_ts == alert.ts, UPDATE_TIMEOUT
     )
 
 
