@@ -29,6 +29,15 @@ async def _until_not_ready(scheduler: Scheduler) -> float:
     return time.monotonic() - started
 
 
+async def _hold_write_lock(path: str) -> sqlite3.Connection:
+    """Take SQLite's write lock from another connection, off the event loop: the bot's own
+    write may be mid-transaction on this loop, and a busy wait here would block it from
+    committing (a self-inflicted deadlock that ends in "database is locked")."""
+    blocker = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+    await asyncio.to_thread(blocker.execute, "BEGIN EXCLUSIVE")  # every write now waits
+    return blocker
+
+
 @pytest.mark.expected_errors("scheduler stalled")
 async def test_a_stalled_scheduler_is_logged_once_and_turns_readiness_red(
     sqlite_url: str, slack: FakeSlack, sim: Simulator, caplog: pytest.LogCaptureFixture
@@ -40,8 +49,7 @@ async def test_a_stalled_scheduler_is_logged_once_and_turns_readiness_red(
         await bot.add_customer("12345678", "Bouwbedrijf")
         await asyncio.sleep(0.5)
         assert (await scheduler.readiness())[0]
-        blocker = sqlite3.connect(make_url(sqlite_url).database or "", isolation_level=None)
-        blocker.execute("BEGIN EXCLUSIVE")  # every write (the sweep's claim) now waits
+        blocker = await _hold_write_lock(make_url(sqlite_url).database or "")
         noticed = await _until_not_ready(scheduler)
         await asyncio.sleep(1.5 * INTERVAL)  # still stalled: no second ERROR line
         ready, detail = await scheduler.readiness()
