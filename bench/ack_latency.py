@@ -56,8 +56,10 @@ CHILD = "import sys; from bench.ack_latency import child; child(sys.argv[1], sys
 
 def child(kind: str, config: str) -> None:
     """Entry point of the bot and bare-app processes: print ``PORT n``, obey stdin lines."""
+    from bot.cli.common import run_event_loop  # the loop `serve` runs on (uvloop), for both
+
     values = json.loads(config)
-    asyncio.run(_run_bot(values) if kind == "bot" else _run_bare(values))
+    run_event_loop(_run_bot(values) if kind == "bot" else _run_bare(values))
 
 
 async def _run_bot(values: dict[str, Any]) -> None:

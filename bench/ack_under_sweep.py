@@ -42,8 +42,10 @@ CHILD = "import sys; from bench.ack_under_sweep import child; child(sys.argv[1],
 
 
 def child(kind: str, config: str) -> None:
+    from bot.cli.common import run_event_loop  # the loop `serve` runs on (uvloop), for both
+
     values = json.loads(config)
-    asyncio.run(_run_bot(values) if kind == "bot" else _run_bare(values))
+    run_event_loop(_run_bot(values) if kind == "bot" else _run_bare(values))
 
 
 async def _run_bot(values: dict[str, Any]) -> None:

@@ -2,22 +2,29 @@
 
 Slack waits 3 s for an ack, and a person for an answer; a sweep can wait. While people are
 using the bot (a Slack request arrived less than ``ACTIVE_FOR`` ago: :meth:`LoopPace.people`,
-called by the Slack app's middleware for every request), checks are started only while the
-event loop keeps time: :class:`LoopPace` samples how late a short timer fires (the loop's
-lag), and while the lag is above ``limit`` workers wait before starting their next check (at
-most MAX_WAIT), so the loop's queue of ready callbacks shrinks and a Slack request gets its
-turn within a few iterations. When nobody is using the bot, a sweep runs at full speed: the
-pacing would only slow it down (on a busy machine, by a factor) for no one's benefit.
+called by the Slack app's middleware for every request), a sweep keeps at most ``IN_FLIGHT``
+checks in flight instead of ``CHECK_CONCURRENCY``: every check in flight adds callbacks to
+each turn of the event loop, and a Slack request's path through aiohttp and Bolt takes
+several turns, so fewer checks in flight means shorter turns and a quicker ack. Measured with
+a 3,000-customer catch-up sweep (docs/benchmarks.md): at 100 in flight the bot's p99 ack was
+3.3 × a bare Bolt app's, at 25 about 1.2 ×, with the sweep about twice as long. Checks are
+also started only while the event loop keeps time (:class:`LoopPace` samples how late a short
+timer fires; while the lag is above ``limit`` a check waits at most MAX_WAIT before it
+starts). When nobody is using the bot, a sweep runs at full speed: the pacing would only
+slow it down for no one's benefit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 SAMPLE = 0.01  # seconds between lag samples
 MAX_WAIT = 0.2  # seconds a check start waits at most, however busy the machine
 ACTIVE_FOR = 15.0  # seconds after a Slack request during which sweeps yield to people
+IN_FLIGHT = 25  # checks in flight at most while people use the bot (docs/benchmarks.md)
 
 
 class LoopPace:
@@ -27,6 +34,7 @@ class LoopPace:
         self._task: asyncio.Task[None] | None = None
         self._users = 0
         self._people_at = -ACTIVE_FOR  # monotonic time of the last Slack request
+        self._in_flight = asyncio.Semaphore(IN_FLIGHT)
 
     def people(self) -> None:
         """A person is using the bot now (a Slack request arrived)."""
@@ -44,6 +52,20 @@ class LoopPace:
             self._task.cancel()
             self._task = None
             self.lag = 0.0
+
+    def _people_active(self) -> bool:
+        return time.monotonic() - self._people_at <= ACTIVE_FOR
+
+    @contextlib.asynccontextmanager
+    async def check(self) -> AsyncIterator[None]:
+        """Around one check: while people use the bot, at most IN_FLIGHT checks run at once
+        (and each starts only when the loop keeps time); otherwise no limit of its own."""
+        if not self._people_active():
+            yield
+            return
+        async with self._in_flight:
+            await self.turn()
+            yield
 
     async def turn(self) -> None:
         """Return when the loop keeps time again (at once, usually; at once always when

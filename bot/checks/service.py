@@ -138,8 +138,9 @@ class CheckService:
             # under way, so sweeps that overlap (a slow check keeps one open) stay within it.
             async with self._slots:
                 for customer_id, snapshot in todo:
-                    await self._pace.turn()  # Slack's requests first (bot.checks.pacing)
-                    await done.put(await self.run(customer_id, *snapshot))
+                    async with self._pace.check():  # Slack's requests first (bot.checks.pacing)
+                        outcome = await self.run(customer_id, *snapshot)
+                    await done.put(outcome)
 
         writer = asyncio.create_task(self._writer(done))
         try:
