@@ -263,7 +263,7 @@ def collect(quick: bool, tmp: str) -> list[list[str]]:
     catchup = figures(run("ack_under_sweep.py", "--customers", "1000" if quick else "3000",
                           "--requests", "100" if quick else "300"))  # fmt: skip
     command = figures(run("check_command.py", "--customers", "1000", "--concurrency", "50",
-                          "--latency", "0.05", "--rounds", "1" if quick else "3"))  # fmt: skip
+                          "--latency", "0.05", "--rounds", "1" if quick else "5"))  # fmt: skip
     return [
         sweep_section(sweeps),
         check_command_section(command),

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
@@ -21,6 +21,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
 _SYNC_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
@@ -173,3 +176,16 @@ def affected_rows(result: Any) -> int:
     """How many rows an UPDATE or DELETE matched: the conditional-update claims check it
     (``Result`` hides ``rowcount``, which only its cursor-backed subclass has)."""
     return int(result.rowcount or 0)
+
+
+def upsert_into(table: Table, session: AsyncSession) -> postgresql.Insert | sqlite.Insert:
+    """``INSERT`` into ``table`` in the session's dialect, for ``ON CONFLICT`` clauses
+    (PostgreSQL's and SQLite's spell them alike). The dialect module is imported here, when
+    used: importing both up front costs every ``brincr-bot`` command ~30 ms."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)

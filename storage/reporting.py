@@ -10,10 +10,9 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import upsert_into
 from storage.models import (
     CheckResult,
     Customer,
@@ -155,10 +154,8 @@ async def claim_key(key: str, value: str, *, session: AsyncSession, now: datetim
     the first one's transaction and then inserts nothing, so exactly one claim succeeds and
     neither transaction is aborted by a unique violation.
     """
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = (
-        insert(cast(Table, KeyValue.__table__))
+        upsert_into(cast(Table, KeyValue.__table__), session)
         .values(key=key, value=value, updated_at=now)
         .on_conflict_do_nothing(index_elements=["key"])
         .returning(KeyValue.key)  # the driver's rowcount for this insert is not reliable

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.core.errors import UserError
@@ -78,3 +80,26 @@ def test_database_urls_get_their_driver_and_hide_passwords() -> None:
     assert "p@" not in safe_url("postgresql://u:p@h/d")
     with pytest.raises(ValueError, match="unsupported"):
         async_url("mysql://u@h/d")
+
+
+def test_head_is_the_newest_migration_and_an_older_schema_is_still_upgraded(
+    tmp_path: Path,
+) -> None:
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine, text
+
+    from storage.migrate import HEAD, alembic_config, upgrade
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    assert ScriptDirectory.from_config(alembic_config(url)).get_current_head() == HEAD
+    upgrade(url, "0002")
+    upgrade(url)  # not at HEAD: Alembic runs the rest
+    upgrade(url)  # at HEAD: recognised with one query
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).all() == [
+            (HEAD,)
+        ]
+        names = connection.execute(text("SELECT name FROM sqlite_master")).scalars()
+        assert "ix_webhook_events_body_hash" in set(names)  # made by 0003
+    engine.dispose()
