@@ -48,7 +48,7 @@ def seed(sim):
 run_event_loop(serve_forever("127.0.0.1", port, latency, on_start=seed))
 """
 BARE = """
-import asyncio, sys, uuid
+import asyncio, sys, time, uuid
 import httpx
 from httpx_aiohttp import AiohttpTransport
 import uvloop
@@ -75,9 +75,11 @@ async def main():
                                                            "Accept": "application/json"})
                 ok += probe.status_code == 200
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-    print(f"ok={ok}")
+    return ok
 
-uvloop.run(main())
+started = time.perf_counter()
+ok = uvloop.run(main())
+print(f"ok={ok} loop={time.perf_counter() - started:.2f}s")
 """
 
 

@@ -7,7 +7,13 @@ alerting and onboarding listeners), recording into a real SQLite file, on the ev
 Two sweeps over the same customers: the first after they were imported (every customer goes
 ``pending`` -> ``healthy``: a state change each) and the steady one that repeats every
 ``CHECK_INTERVAL`` (nothing changes). Prints each one's wall time ÷ the ideal
-``N × (token latency + probe latency) / concurrency``, and the peak RSS of this process::
+``N × (token latency + probe latency) / concurrency``, and the peak RSS of this process.
+
+Then, against the same stand-in, the bare loop of ``bench/check_command.py`` (a process doing
+only the token request and the probe per tenant, httpx over aiohttp, the same concurrency,
+uvloop): what the machine and the stand-in allow at all (the stand-in mints a token per
+request for all three: it caches one for at most a second). Each sweep ÷ that loop is the
+bot's own cost::
 
     .venv/bin/python bench/sweep.py --customers 10000 --concurrency 100 --latency 0.05
 """
@@ -28,6 +34,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_simulator import free_port, wait_ready
+from bench.check_command import BARE
 from bot.cli.common import run_event_loop
 from bot.composition import build_bot
 from bot.domain import Environment, State
@@ -75,15 +82,24 @@ def main(customers: int, concurrency: int, latency: float) -> None:
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(port), str(latency), str(customers)]
     )
+    url = f"http://127.0.0.1:{port}"
     try:
         # the event loop serve runs on (bot.cli.common.run_event_loop): uvloop
-        run_event_loop(sweep(f"http://127.0.0.1:{port}", customers, concurrency, latency))
+        first, steady = run_event_loop(sweep(url, customers, concurrency, latency))
+        bare = subprocess.run(
+            [sys.executable, "-c", BARE, url, str(customers), str(concurrency)],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        loop = float(bare.split("loop=")[1].split("s")[0])
+        print(f"bare: loop={loop:.2f}s ratio={loop / (customers * 2 * latency / concurrency):.2f} "
+              f"first_vs_bare={first / loop:.2f} steady_vs_bare={steady / loop:.2f}")  # fmt: skip
     finally:
         server.terminate()
         server.wait()
 
 
-async def sweep(url: str, customers: int, concurrency: int, latency: float) -> None:
+async def sweep(url: str, customers: int, concurrency: int, latency: float) -> tuple[float, float]:
+    """Run both sweeps and print their figures; their wall times."""
     with tempfile.TemporaryDirectory() as tmp:
         db_url = f"sqlite:///{tmp}/sweep.db"
         upgrade(db_url)
@@ -115,6 +131,7 @@ async def sweep(url: str, customers: int, concurrency: int, latency: float) -> N
         print(f"{name}: healthy={healthy} wall={wall:.2f}s ideal={ideal:.2f}s "
               f"ratio={wall / ideal:.2f} checks/s={customers / wall:.0f}")  # fmt: skip
     print(f"peak_rss={rss_mb:.0f}MB")
+    return rounds[0][0], rounds[1][0]
 
 
 if __name__ == "__main__":

@@ -146,22 +146,32 @@ async def change_state(
 ) -> bool:
     """Move ``customer`` to ``state`` (at ``at``, default now) and record why; False when it
     was already there."""
+    row = move_state(customer, state, reason=reason, at=at or utcnow())
+    if row is not None:
+        session.add(StateChange(**row))
+    return row is not None
+
+
+def move_state(
+    customer: Customer, state: State, *, reason: str | None, at: datetime
+) -> dict[str, Any] | None:
+    """Move ``customer`` to ``state`` in memory; the ``state_changes`` row that records it
+    (for :func:`insert_state_changes`), or None when it was already there."""
     if customer.state == state.value:
-        return False
-    now = at or utcnow()
-    session.add(
-        StateChange(
-            customer_id=customer.id,
-            at=now,
-            from_state=customer.state,
-            to_state=state.value,
-            reason=reason,
-        )
-    )
+        return None
+    row = dict(customer_id=customer.id, at=at, from_state=customer.state, to_state=state.value,
+               reason=reason)  # fmt: skip
     customer.state = state.value
-    customer.state_since = now
+    customer.state_since = at
     customer.state_reason = reason
-    return True
+    return row
+
+
+async def insert_state_changes(rows: Sequence[dict[str, Any]], *, session: AsyncSession) -> None:
+    """Insert ``state_changes`` rows in one statement (a Core insert: ORM objects would each
+    be inserted alone, SQLite cannot return their ids for a batch in order)."""
+    if rows:
+        await session.execute(insert(cast(Table, StateChange.__table__)), list(rows))
 
 
 async def count_by_state(*, session: AsyncSession) -> dict[str, int]:

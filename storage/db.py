@@ -6,10 +6,10 @@ is chosen here. Alembic runs on the sync flavour of the same driver (see storage
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Table, event
 from sqlalchemy.engine import make_url
@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import (
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
+
+T = TypeVar("T")
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
 _SYNC_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
@@ -189,3 +191,20 @@ def upsert_into(table: Table, session: AsyncSession) -> postgresql.Insert | sqli
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table)
+
+
+async def once_per_transaction(
+    session: AsyncSession, key: str, load: Callable[[], Awaitable[T]]
+) -> T:
+    """``load()``'s answer, asked once per transaction (each ``Database.transaction`` has its
+    own session; the answer is kept in SQLAlchemy's per-session ``info``). For a question
+    every check of a recorded batch would otherwise ask the database again; whoever writes
+    what changes the answer calls :func:`forget`."""
+    if key not in session.info:
+        session.info[key] = await load()
+    value: T = session.info[key]
+    return value
+
+
+def forget(session: AsyncSession, key: str) -> None:
+    session.info.pop(key, None)

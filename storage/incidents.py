@@ -16,11 +16,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import State
 from storage.db import affected_rows
-from storage.models import CheckResult, Customer, Incident
+from storage.models import CheckResult, Customer, Incident, IncidentMember
 
 
 async def open_by_key(key: str, *, session: AsyncSession) -> Incident | None:
     return await session.scalar(select(Incident).where(Incident.open_key == key))
+
+
+OPEN_INVOLVEMENT = "incidents.open_keys_and_members"  # its storage.db.once_per_transaction key
+
+
+async def open_keys_and_members(*, session: AsyncSession) -> tuple[frozenset[str], frozenset[int]]:
+    """Every open incident's ``open_key`` and every customer counted in an open group: who
+    may have something to resolve when it turns healthy (one query each, for a batch)."""
+    keys = await session.scalars(select(Incident.open_key).where(Incident.open_key.is_not(None)))
+    members = await session.scalars(
+        select(IncidentMember.customer_id)
+        .join(Incident, IncidentMember.incident_id == Incident.id)
+        .where(Incident.resolved_at.is_(None))
+    )
+    return frozenset(k for k in keys if k is not None), frozenset(members)
 
 
 async def any_open(keys: Sequence[str], *, session: AsyncSession) -> bool:

@@ -106,6 +106,21 @@ async def open_group_incident(customer_id: int, *, session: AsyncSession) -> Inc
     )
 
 
+HANDED_OFF = "reads.customers_with_handed_off_invitations"  # its once_per_transaction key
+
+
+async def customers_with_handed_off_invitations(*, session: AsyncSession) -> frozenset[int]:
+    """Customers with an open invitation whose hand-off was posted: the ones whose approval
+    the invitation tracker reports (one query for a recorded batch)."""
+    found = await session.scalars(
+        select(Invitation.customer_id).where(
+            Invitation.status == InvitationStatus.OPEN,
+            Invitation.handoff_notification_id.is_not(None),
+        )
+    )
+    return frozenset(found)
+
+
 async def open_invitation(customer_id: int, *, session: AsyncSession) -> Invitation | None:
     return await session.scalar(
         select(Invitation)

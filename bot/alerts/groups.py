@@ -26,7 +26,8 @@ from bot.settings import Settings
 from bot.slack.blocks import Message
 from storage import groups as stored
 from storage import notifications
-from storage.incidents import close_if_open, open_by_key
+from storage.db import forget
+from storage.incidents import OPEN_INVOLVEMENT, close_if_open, open_by_key
 from storage.models import Customer, Incident
 
 
@@ -118,6 +119,7 @@ class GroupAlerts:
     async def _join(
         self, session: AsyncSession, group: Incident, ids: list[int], now: datetime
     ) -> None:
+        forget(session, OPEN_INVOLVEMENT)
         try:
             async with session.begin_nested():
                 await stored.add_members(group, ids, now, session=session)

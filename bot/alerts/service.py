@@ -44,6 +44,8 @@ from bot.outbox import enqueue
 from bot.services import Services
 from bot.slack.blocks import Message
 from storage import audit, groups, incidents
+from storage.db import forget, once_per_transaction
+from storage.incidents import OPEN_INVOLVEMENT
 from storage.models import Customer, Incident
 from storage.statuses import IncidentKind
 
@@ -82,6 +84,8 @@ class Alerts:
         state = State(customer.state)
         if state is State.UNKNOWN or (state is State.HEALTHY and previous == State.HEALTHY):
             return  # the common cases cost no query
+        if state is State.HEALTHY and not await self._involved(session, customer):
+            return  # nothing open to resolve: one query per recorded batch, not two per check
         incident = await self._open_incident(session, customer_key(customer.id))
         now = outcome.checked_at
         if state is State.HEALTHY:
@@ -93,6 +97,14 @@ class Alerts:
                 await self._maybe_open(session, customer, now)
             elif incident.state != state.value or incident.reason != customer.state_reason:
                 await self._changed(session, incident, customer, now)
+
+    async def _involved(self, session: AsyncSession, customer: Customer) -> bool:
+        """Whether the customer has an open incident of its own or is counted in an open
+        group (asked once per transaction; :meth:`insert` and joining a group forget it)."""
+        keys, members = await once_per_transaction(
+            session, OPEN_INVOLVEMENT, lambda: incidents.open_keys_and_members(session=session)
+        )
+        return customer_key(customer.id) in keys or customer.id in members
 
     async def _open_incident(self, session: AsyncSession, key: str) -> Incident | None:
         return await incidents.open_by_key(key, session=session)
@@ -143,6 +155,7 @@ class Alerts:
 
     async def insert(self, session: AsyncSession, incident: Incident) -> bool:
         """Add ``incident``; False when another replica opened the same one first."""
+        forget(session, OPEN_INVOLVEMENT)
         try:
             async with session.begin_nested():
                 session.add(incident)

@@ -22,7 +22,7 @@ from bot.domain import State
 from bot.domain.outcomes import CheckOutcome
 from bot.domain.upstream import MAX_ERROR_TEXT, clean_text
 from bot.settings import Settings
-from storage.customers import by_ids, change_state
+from storage.customers import by_ids, insert_state_changes, move_state
 from storage.db import Database
 from storage.models import Customer
 from storage.results import ERROR_CODE_LENGTH, RollupDelta, add_to_rollups, insert_results
@@ -122,28 +122,30 @@ async def record_outcomes(
         result_ids = await insert_results([_result_row(o) for o in kept], session=session)
         await add_to_rollups(_rollups(kept), session=session)
         applied: list[tuple[Customer, CheckOutcome, str]] = []
+        changes: list[dict[str, Any]] = []
         for outcome, result_id in zip(kept, result_ids, strict=True):
             customer = customers[outcome.customer_id]
             applied.append((customer, outcome, customer.state))
-            await _apply(session, customer, outcome, settings)
+            change = _apply(customer, outcome, settings)
+            if change is not None:
+                changes.append(change)
             customer.last_result_id = result_id
+        await insert_state_changes(changes, session=session)
         await session.flush()
         for customer, outcome, previous in applied:
             for listener in listeners:
                 await listener(session, customer, outcome, previous)
 
 
-async def _apply(
-    session: AsyncSession, customer: Customer, outcome: CheckOutcome, settings: Settings
-) -> None:
+def _apply(customer: Customer, outcome: CheckOutcome, settings: Settings) -> dict[str, Any] | None:
+    """Apply the check to the customer in memory; its state change row, if any."""
     customer.last_check_at = outcome.checked_at
     customer.required_scopes = " ".join(outcome.required_scopes)
     customer.granted_scopes = " ".join(outcome.granted_scopes)
     customer.missing_scopes = " ".join(outcome.missing_scopes)
     state = _new_state(customer, outcome, settings.failure_threshold)
-    await change_state(
-        customer, state, session=session, reason=_reason(outcome), at=outcome.checked_at
-    )
+    change = move_state(customer, state, reason=_reason(outcome), at=outcome.checked_at)
     delay = next_check_delay(outcome, customer.consecutive_failures, settings.check_interval)
     customer.next_check_at = outcome.checked_at + delay
     customer.claimed_until = customer.claimed_by = None  # the scheduler's lease ends here
+    return change

@@ -50,8 +50,9 @@ from bot.slack.blocks import Message
 from storage import audit
 from storage import invitations as stored
 from storage.customers import NewCustomer, add_customer, get_by_kvk
+from storage.db import once_per_transaction
 from storage.models import Customer, Invitation, Notification
-from storage.reads import open_invitation
+from storage.reads import HANDED_OFF, customers_with_handed_off_invitations, open_invitation
 from storage.statuses import InvitationStatus
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,11 @@ def tracker(services: Services) -> CheckListener:
             return
         if outcome.healthy and previous == State.HEALTHY:
             return
+        handed_off = await once_per_transaction(
+            session, HANDED_OFF, lambda: customers_with_handed_off_invitations(session=session)
+        )
+        if customer.id not in handed_off:
+            return  # no invitation to report on: one query per recorded batch, not per check
         invitation = await open_invitation(customer.id, session=session)
         if invitation is None or invitation.handoff_notification_id is None:
             return
