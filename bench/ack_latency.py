@@ -63,6 +63,7 @@ def child(kind: str, config: str) -> None:
 
 
 async def _run_bot(values: dict[str, Any]) -> None:
+    from bot.cli.serve import abandon_stuck_tasks
     from bot.core.logs import configure_logging
     from bot.runtime import Runtime
     from bot.settings import load_settings
@@ -78,6 +79,7 @@ async def _run_bot(values: dict[str, Any]) -> None:
     if sweeper is not None:
         sweeper.cancel()
     await runtime.stop()
+    await abandon_stuck_tasks()  # exit as `serve` does, even with a cancelled sweep stuck
 
 
 async def _sweep_forever(runtime: Any) -> None:

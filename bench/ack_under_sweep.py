@@ -49,6 +49,7 @@ def child(kind: str, config: str) -> None:
 
 
 async def _run_bot(values: dict[str, Any]) -> None:
+    from bot.cli.serve import abandon_stuck_tasks
     from bot.core.logs import configure_logging
     from bot.runtime import Runtime
     from bot.settings import load_settings
@@ -68,8 +69,10 @@ async def _run_bot(values: dict[str, Any]) -> None:
     if lags:
         print(f"LAG {pct(lags, 0.99):.1f} {max(lags) * 1000:.1f}", flush=True)
     worst = max(pauses.values(), default=0.0)
-    print(f"GC {worst * 1000:.1f} {' '.join(f'{g}:{p * 1000:.0f}' for g, p in pauses.items())}")
+    print(f"GC {worst * 1000:.1f} {' '.join(f'{g}:{p * 1000:.0f}' for g, p in pauses.items())}",
+          flush=True)  # fmt: skip
     await runtime.stop()
+    await abandon_stuck_tasks()  # exit as `serve` does, even with a cancelled sweep stuck
 
 
 def _gc_pauses() -> dict[int, float]:

@@ -34,10 +34,10 @@ async def _serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await run_until_stopped(Runtime(settings), stop)
-    await _abandon_stuck_tasks()
+    await abandon_stuck_tasks()
 
 
-async def _abandon_stuck_tasks() -> None:
+async def abandon_stuck_tasks() -> None:
     """Exit now even if work cut at the stop deadline is still stuck on a stalled database:
     psycopg answers a cancellation with a cancel request and a wait of 5 s each (both
     hard-coded, psycopg/connection_async.py ``wait``), and ``asyncio.run`` would wait for
