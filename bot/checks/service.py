@@ -1,6 +1,6 @@
 """The health check service: one check = one fresh token request + one probe, recorded.
 
-Request cost per check (asserted in tests/test_checks.py against the stand-in's counters):
+Request cost per check (asserted in tests/checks/test_checks.py against the stand-in's counters):
 
 - healthy: exactly 1 token request + 1 probe;
 - token refused with ``invalid_scope``: Visma usually names the offending scopes in the

@@ -1,5 +1,5 @@
 """The OpenAPI 3.0 document of the read-only API (bot/web/api.py), served at
-``/api/v1/openapi.json``. tests/test_api.py validates it against the OpenAPI schema and checks
+``/api/v1/openapi.json``. tests/web/test_api.py validates it against the OpenAPI schema and checks
 real answers against its response schemas, so it stays true to the code."""
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ from bot.demo.fake_slack import FakeSlack
 from bot.simulator import Simulator
 from bot.slack.ids import Action
 from storage.models import Customer, Incident
+from tests.alerts.test_pagerduty import deliver
 from tests.fakes.pagerduty import ROUTING_KEY, FakePagerDuty
 from tests.harness import ADMIN, ALERTS, SCOPES, BotHarness, start_bot, text_of
-from tests.test_pagerduty import deliver
 
 
 @pytest.fixture

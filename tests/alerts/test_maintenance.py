@@ -16,9 +16,9 @@ from bot.demo.fake_slack import FakeSlack
 from bot.domain import Environment
 from bot.simulator import Simulator
 from storage.models import Incident, MaintenanceWindow
+from tests.alerts.test_pagerduty import deliver
 from tests.fakes.pagerduty import ROUTING_KEY, FakePagerDuty
 from tests.harness import ADMIN, ALERTS, SUPPORT, BotHarness, start_bot, text_of
-from tests.test_pagerduty import deliver
 
 SANDBOX_ALERTS = "C0SANDBOX"
 

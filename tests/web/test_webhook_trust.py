@@ -22,7 +22,7 @@ from bot.simulator import Simulator
 from bot.simulator.webhooks import build_delivery, sign_webhook
 from storage.models import Incident, WebhookEvent
 from tests.harness import BotHarness, start_bot
-from tests.test_webhook_endpoint import customer_row, processed
+from tests.web.test_webhook_endpoint import customer_row, processed
 
 SECRET = "whsec-trust-0a1b2c3d"
 ADDED, DELETED = "tenant_application_added", "tenant_application_deleted"

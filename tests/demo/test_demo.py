@@ -29,7 +29,7 @@ from bot.slack.ids import Action
 from storage.models import Customer
 
 DEMO = [sys.executable, "-c", "from bot.cli import main; main()", "demo"]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONIOENCODING": "utf-8", "PYTHONUNBUFFERED": "1"}
 
 

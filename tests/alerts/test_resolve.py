@@ -8,9 +8,9 @@ from sqlalchemy import select
 
 from bot.slack.ids import Action
 from storage.models import Incident
+from tests.alerts.test_pagerduty import deliver, sender_of
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.harness import ADMIN, ALERTS, SUPPORT, BotHarness, text_of
-from tests.test_pagerduty import deliver, sender_of
 
 TENANT = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 
