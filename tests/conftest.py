@@ -123,6 +123,12 @@ async def sim() -> AsyncIterator[Simulator]:
 
 
 @pytest.fixture
+def fakes(slack: FakeSlack, sim: Simulator) -> tuple[FakeSlack, Simulator]:
+    """The fake Slack Web API and the Visma/Brincr stand-in, for tests that run ``serve``."""
+    return slack, sim
+
+
+@pytest.fixture
 async def bot(sqlite_url: str, slack: FakeSlack, sim: Simulator) -> AsyncIterator[BotHarness]:
     """The whole bot on SQLite (no scheduler: tests drive checks themselves)."""
     harness = await start_bot(sqlite_url, slack, sim)

@@ -16,12 +16,10 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
-import pytest
 
 from bot.core.logs import TextFormatter, _LibraryPayloads
 from bot.demo.fake_slack import FakeSlack
@@ -31,7 +29,7 @@ from storage.customers import NewCustomer, add_customer
 from storage.db import Database
 from tests.fakes.socket_mode import FakeSocketModeServer
 from tests.harness import ADMIN, ALERTS, BOT_TOKEN, SCOPES, SIGNING_SECRET
-from tests.test_replicas import free_port, serve, wait_ready
+from tests.processes import free_port, serve, wait_ready
 
 CODE = "INV-SECRET-7Q2X"
 FAILED_CODE = "INV-NEVER-STORED-4K"  # its write fails: the SQL error must not carry it
@@ -39,12 +37,6 @@ REFUSED_CODE = "INV-UNSIGNED-9Z"  # in requests refused before any listener
 FORGED = "FORGED-LINE ERROR admin password reset"
 WEBHOOK_SECRET = "whsec-test-0123456789"
 TENANT = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[tuple[FakeSlack, Simulator]]:
-    async with FakeSlack() as slack, Simulator() as sim:
-        yield slack, sim
 
 
 def command_body(slack: FakeSlack, text: str) -> str:

@@ -7,14 +7,8 @@ import asyncio
 import itertools
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -26,43 +20,10 @@ from storage.db import Database
 from storage.models import CheckResult
 from tests.conftest import _truncate
 from tests.harness import ALERTS, BOT_TOKEN, SCOPES, SIGNING_SECRET
+from tests.processes import free_port, serve, wait_ready
 
 pytestmark = pytest.mark.postgres
 INTERVAL = 2.0
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[tuple[FakeSlack, Simulator]]:
-    async with FakeSlack() as slack, Simulator() as sim:
-        yield slack, sim
-
-
-def serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
-            [sys.executable, "-c", "from bot.cli import main; main()", "serve"],
-            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-
-async def wait_ready(port: int, timeout: float = 30.0) -> None:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            try:
-                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"replica on port {port} never became ready")
 
 
 async def test_two_replicas_check_each_customer_once_per_interval_and_alert_once(

@@ -17,7 +17,7 @@ from storage.customers import NewCustomer, add_customer
 from storage.db import Database
 from storage.models import Notification
 from tests.harness import ALERTS, BOT_TOKEN, SCOPES, SIGNING_SECRET
-from tests.test_replicas import free_port, serve, wait_ready
+from tests.processes import free_port, serve, wait_ready
 
 TENANT = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -27,21 +27,9 @@ from storage.customers import NewCustomer, add_customer
 from storage.db import Database
 from storage.models import Customer
 from tests.harness import ALERTS, BOT_TOKEN, SCOPES, SIGNING_SECRET, unexpected_errors
+from tests.processes import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 STOP_WITHIN = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[tuple[FakeSlack, Simulator]]:
-    async with FakeSlack() as slack, Simulator() as sim:
-        yield slack, sim
 
 
 def serve_env(

@@ -36,7 +36,7 @@ from tests.harness import (
     start_bot,
     text_of,
 )
-from tests.test_replicas import free_port, serve, wait_ready
+from tests.processes import free_port, serve, wait_ready
 
 DIGEST = "C0DIGEST"
 AMS = ZoneInfo("Europe/Amsterdam")
