@@ -20,7 +20,7 @@ from bot.composition import Bot
 from bot.core.errors import UserError
 from bot.slack.blocks import Message
 from bot.slack.help import render_help
-from bot.slack.text import escape
+from bot.slack.text import code
 from handlers.errors import guarded
 from handlers.gate import Gate
 
@@ -69,7 +69,7 @@ class CommandRouter:
         route = self.routes.get(invocation.name)
         if route is None:
             name = invocation.name
-            note = f"I don't know `{escape(name[:30])}`. Here is what I do:" if name else None
+            note = f"I don't know {code(name[:30])}. Here is what I do:" if name else None
             await invocation.reply(render_help(note))
             return
         if route.admin is not None:

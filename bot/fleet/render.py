@@ -22,7 +22,7 @@ from bot.slack.blocks import (
     state_word,
 )
 from bot.slack.ids import Action
-from bot.slack.text import ago, cut, date, escape
+from bot.slack.text import ago, code, cut, date, escape, mention
 from storage.customers import Candidate
 from storage.models import CheckResult, Customer, Incident
 from storage.reads import FleetPage, StatusData
@@ -42,7 +42,7 @@ def render_candidates(query: str, candidates: Sequence[Candidate]) -> Message:
     lines = "\n".join(
         f"• *{escape(c.name)}* (KvK {c.kvk}): {state_word(c.state)}" for c in candidates
     )
-    text = f"More than one customer matches `{escape(cut(query, 40))}`; name one by KvK:\n{lines}"
+    text = f"More than one customer matches {code(cut(query, 40))}; name one by KvK:\n{lines}"
     return Message(
         text=f"More than one customer matches {escape(cut(query, 40))}", blocks=[section(text)]
     )
@@ -59,11 +59,11 @@ def _scopes_line(customer: Customer, required: Sequence[str]) -> str:
     parts = []
     for scope in required:
         if scope in missing:
-            parts.append(f":x: `{escape(scope)}` missing")
+            parts.append(f":x: {code(scope)} missing")
         elif scope in granted:
-            parts.append(f":white_check_mark: `{escape(scope)}`")
+            parts.append(f":white_check_mark: {code(scope)}")
         else:
-            parts.append(f":grey_question: `{escape(scope)}` not checked yet")
+            parts.append(f":grey_question: {code(scope)} not checked yet")
     return "Scopes:\n" + "\n".join(parts)
 
 
@@ -77,8 +77,8 @@ def _last_check(last: CheckResult | None, now: datetime) -> str:
     bits.append(f"{latency} ms")
     line = f"Last check: {ago(last.checked_at, now)}: {', '.join(bits)}"
     if last.error_code or last.error_text:
-        error = escape(cut(f"{last.error_code or ''} {last.error_text or ''}".strip(), 500))
-        line += f"\nUpstream said: `{error}`"
+        error = cut(f"{last.error_code or ''} {last.error_text or ''}".strip(), 500)
+        line += f"\nUpstream said: {code(error)}"
     return line
 
 
@@ -116,9 +116,7 @@ def delivery_lines(problems: Sequence[DeliveryProblem]) -> list[str]:
         )  # fmt: skip
         what = "failed for good" if p.given_up else "are failing"
         count = f"{p.undelivered} message{'s' * (p.undelivered != 1)}"
-        lines.append(
-            f":warning: {where} {what}: `{escape(p.error)}` since {date(p.since)} ({count})"
-        )
+        lines.append(f":warning: {where} {what}: {code(p.error)} since {date(p.since)} ({count})")
     if len(problems) > DELIVERY_SHOWN:
         lines.append(f"… and {len(problems) - DELIVERY_SHOWN} more delivery problems")
     return lines
@@ -129,7 +127,7 @@ def render_status(data: StatusData, required: Sequence[str], now: datetime) -> M
     required = c.required_scopes.split() or list(required)
     facts = [
         f"{state_word(c.state)} since {ago(c.state_since, now)}",
-        f"Environment: {c.environment} · Tenant ID: `{c.tenant_id or 'not linked'}`",
+        f"Environment: {c.environment} · Tenant ID: {code(c.tenant_id or 'not linked')}",
     ]
     if c.snoozed_until and c.snoozed_until > now:
         facts.append(f":zzz: snoozed until {date(c.snoozed_until)}")
@@ -139,7 +137,7 @@ def render_status(data: StatusData, required: Sequence[str], now: datetime) -> M
             f"{date(data.maintenance_until)}: checks are recorded, no alerts"
         )
     if c.account_manager:
-        facts.append(f"Account manager: {_person(c.account_manager)}")
+        facts.append(f"Account manager: {mention(c.account_manager)}")
     blocks: list[Block] = [
         header(f"{c.name} · KvK {c.kvk}"),
         section("\n".join(facts)),
@@ -173,13 +171,6 @@ def _invitation_line(data: StatusData, now: datetime) -> str | None:
         return None
     sent = ago(invitation.created_at, now)
     return f":envelope: Invitation sent by <@{invitation.invited_by}> {sent}, not approved yet"
-
-
-def _person(who: str) -> str:
-    """An account manager: a Slack user ID becomes a mention, anything else is escaped text."""
-    if who[:1] in ("U", "W") and who.isalnum() and who.upper() == who:
-        return f"<@{who}>"
-    return escape(who)
 
 
 # --- list ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from bot.domain import format_duration
 from bot.fleet.timeline import HistoryPage
 from bot.slack.blocks import Message, button, context, fit, header, section, state_word
 from bot.slack.ids import Action
-from bot.slack.text import cut, escape
+from bot.slack.text import code, cut, escape
 from storage.timeline import Entry
 
 ENTRY_LIMIT = 900  # characters of reason or detail shown per entry
@@ -51,7 +51,7 @@ def describe(entry: Entry) -> str:
         down = format_duration(entry.downtime) if entry.downtime is not None else "?"
         return f":white_check_mark: Incident resolved after {down} of downtime"
     action = entry.action or ""
-    verb = ACTIONS.get(action, f"did `{escape(action[:50])}`")
+    verb = ACTIONS.get(action, f"did {code(action[:50])}")
     return f"<@{entry.who}> {verb}" + (f" ({detail})" if detail else "")
 
 
