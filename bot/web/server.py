@@ -10,13 +10,15 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from bot.composition import Bot
 from bot.core.logs import correlation_id
 from bot.web.api import add_api_routes
+from bot.web.bodies import BodyBudget, BodyRefused
 from bot.web.metrics import render as render_metrics
 from bot.web.webhook import PATH as WEBHOOK_PATH
 from bot.web.webhook import webhook_handler
@@ -32,6 +34,9 @@ READINESS_TIMEOUT = 5.0
 # answer get REQUEST_TIMEOUT (a 408 when reading the body ran out of time).
 HEADER_TIMEOUT = 15.0
 REQUEST_TIMEOUT = 30.0
+# What aiohttp buffers per connection before it stops reading a body nobody reads yet
+# (twice this): small, so a flood of connections that all send a body costs little.
+READ_BUFFER = 16 * 1024
 
 
 def build_web_app(bot: Bot, bolt: AsyncApp | None) -> web.Application:
@@ -40,13 +45,14 @@ def build_web_app(bot: Bot, bolt: AsyncApp | None) -> web.Application:
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz(bot))
     app.router.add_get("/metrics", _metrics(bot.db))
-    app.router.add_post(WEBHOOK_PATH, webhook_handler(bot.settings, bot.tenant_events))
+    budget = BodyBudget()  # one for every route that reads a body before it is verified
+    app.router.add_post(WEBHOOK_PATH, webhook_handler(bot.settings, bot.tenant_events, budget))
     if bolt is not None:
         secret = bot.settings.slack_signing_secret
         # Without a secret nothing verifies (anyone can compute an HMAC with an empty key).
         key = secret.get_secret_value() if secret else ""
         verifier = SignatureVerifier(key) if key else None
-        app.router.add_post("/slack/events", _slack_events(bolt, verifier))
+        app.router.add_post("/slack/events", _slack_events(bolt, verifier, budget))
     add_api_routes(app, bot.db, bot.settings)
     return app
 
@@ -137,6 +143,7 @@ def _metrics(db: Database) -> Handler:
 
 
 SLACK_MAX_AGE = 300  # seconds a signed Slack request stays valid (Slack's own rule)
+SLACK_MAX_BODY = 1024 * 1024
 
 
 def slack_refusal(
@@ -163,19 +170,27 @@ def slack_refusal(
     return None
 
 
-def _slack_events(bolt: AsyncApp, verifier: SignatureVerifier | None) -> Handler:
+def _slack_events(
+    bolt: AsyncApp, verifier: SignatureVerifier | None, budget: BodyBudget
+) -> Handler:
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
-        body = await request.read()
+        try:
+            body = await budget.read(request, SLACK_MAX_BODY)
+        except BodyRefused as unread:
+            log.warning("slack request refused: %s %s (%s bytes): %s",
+                        request.method, request.path, unread.size, unread.reason)  # fmt: skip
+            return unread.response()
         refused = slack_refusal(verifier, request.headers, body, time.time())
         if refused is not None:
             status, reason = refused
             log.warning("slack request refused: %s %s (%s bytes): %s",
                         request.method, request.path, len(body), reason)  # fmt: skip
             return web.json_response({"error": reason}, status=status)
-        response = await to_aiohttp_response(
-            await bolt.async_dispatch(await to_bolt_request(request))
+        bolt_request = AsyncBoltRequest(  # the adapter's to_bolt_request would read it again
+            body=body.decode("utf-8"), query=request.query_string, headers=dict(request.headers)
         )
+        response = await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
         log.info("slack request answered %s in %.0f ms", response.status,
                  (time.perf_counter() - started) * 1000)  # fmt: skip
         return response
