@@ -27,7 +27,7 @@ from bot.slack.help import render_help
 from bot.slack.ids import Action
 from bot.slack.text import escape
 from handlers.errors import guarded
-from handlers.gate import admin_only
+from handlers.gate import Gate, admin_only
 from handlers.payloads import Press
 from handlers.router import CommandRouter, Invocation
 from storage.customers import CUSTOMER_USAGE
@@ -51,7 +51,8 @@ async def status(inv: Invocation) -> None:
 
 async def check(inv: Invocation) -> None:
     customer = await inv.bot.fleet.resolve(_named(inv, CHECK_USAGE))
-    await inv.bot.fleet.start_manual_check(customer.id, inv.user_id)
+    admin = await inv.gate.is_admin(inv.user_id)
+    await inv.bot.fleet.start_manual_check(customer.id, inv.user_id, admin=admin)
     await inv.reply(render_notice(f":hourglass_flowing_sand: Checking *{escape(customer.name)}*…"))
     data = await inv.bot.fleet.check(customer.id)
     message = render_status(data, inv.bot.settings.brincr_scopes, utcnow())
@@ -73,11 +74,14 @@ async def forget(inv: Invocation) -> None:
     await inv.reply(render_forget_confirm(customer))
 
 
-async def check_now(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot: Bot) -> None:
+async def check_now(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot: Bot, gate: Gate
+) -> None:
     await ack()
     press = Press.of(body)
     customer = await bot.fleet.resolve(press.value)
-    await bot.fleet.start_manual_check(customer.id, press.user_id)
+    admin = await gate.is_admin(press.user_id)
+    await bot.fleet.start_manual_check(customer.id, press.user_id, admin=admin)
     data = await bot.fleet.check(customer.id)
     # An ephemeral status is refreshed in place; from a channel message (an alert), the
     # clicker gets the fresh status for their eyes only.

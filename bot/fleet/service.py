@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.checks.service import CheckService
 from bot.core.clock import utcnow
 from bot.core.errors import UserError
-from bot.domain import normalize_kvk
+from bot.domain import format_duration, normalize_kvk
 from bot.services import Services
-from bot.slack.text import ago, escape
+from bot.slack.text import ago, date, escape
 from storage import audit
 from storage.customers import claim_manual_check, find_customer, get_by_kvk, remove_customer
 from storage.models import Customer
@@ -36,7 +36,32 @@ MAX_SNOOZE = timedelta(days=30)
 # A check started by a person costs a token request against a budget Brincr validates:
 # once per customer per MANUAL_CHECK_EVERY, across replicas (customers.last_manual_check_at).
 MANUAL_CHECK_EVERY = timedelta(minutes=1)
+# ... and within a budget counted from the audit log (docs/security.md): at most
+# MANUAL_PER_PERSON checks by one person and MANUAL_OVERALL by everyone in MANUAL_WINDOW.
+# Admins are never refused (an incident needs "Check now"), but their checks count.
+MANUAL_WINDOW = timedelta(minutes=10)
+MANUAL_PER_PERSON = 20
+MANUAL_OVERALL = 100
 LIST_USAGE = "`/brincr list [failing|pending|revoked|all]`"
+
+
+async def _within_budget(session: AsyncSession, user_id: str, now: datetime) -> None:
+    """UserError saying when the next check by hand is possible, when the budget is spent."""
+    since = now - MANUAL_WINDOW
+    for who, limit in ((user_id, MANUAL_PER_PERSON), (None, MANUAL_OVERALL)):
+        times = await audit.times("check", since, session=session, user_id=who, limit=limit)
+        if len(times) < limit:
+            continue
+        free = times[-1] + MANUAL_WINDOW  # when the oldest of the last `limit` leaves
+        whose = "You have" if who else "The team has"
+        raise UserError(
+            f"{whose} started {limit} checks by hand in {format_duration(MANUAL_WINDOW)}: the "
+            f"most {'one person' if who else 'everyone together'} may, so the bot stays within "
+            f"Brincr's request budget. The next is possible {date(free)} "
+            f"(in {format_duration(free - now)}).",
+            usage="Scheduled checks go on; `/brincr status` shows the last result. "
+            "Bot admins are not limited.",
+        )
 
 
 class Fleet:
@@ -66,12 +91,17 @@ class Fleet:
                 raise UserError("That customer was removed a moment ago.")
             return await read_status(customer, session=session, now=utcnow())
 
-    async def start_manual_check(self, customer_id: int, user_id: str) -> None:
+    async def start_manual_check(
+        self, customer_id: int, user_id: str, *, admin: bool = False
+    ) -> None:
         """Claim a check by hand (``/brincr check``, "Check now") and audit it; UserError
-        saying when the last one ran when one ran less than MANUAL_CHECK_EVERY ago. The claim
-        is one conditional UPDATE, so two replicas or two clicks never both pass."""
+        saying when the last one ran when one ran less than MANUAL_CHECK_EVERY ago, or when
+        the next is possible when ``user_id`` (not an ``admin``) spent the budget. The claim
+        is one conditional UPDATE, so two replicas or two clicks never both pass; the budget
+        is counted and recorded under one lock (:func:`storage.audit.lock_budget`)."""
         now = utcnow()
         async with self.db.transaction() as session:
+            await audit.lock_budget(session)
             claimed = await claim_manual_check(
                 customer_id, now, MANUAL_CHECK_EVERY, session=session
             )
@@ -88,6 +118,8 @@ class Fleet:
                     + f". One check by hand a minute: try again in {wait} s.",
                     usage="`/brincr status` shows the result of the last check",
                 )
+            if not admin:
+                await _within_budget(session, user_id, now)
             audit.record(session, user_id=user_id, action="check", target=customer.kvk)
         log.info("check of %s by hand by %s", customer.kvk, user_id)
 
