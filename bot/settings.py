@@ -6,7 +6,6 @@ Wrong values become :class:`~bot.errors.ConfigError` with one readable line per 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -25,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.core.errors import ConfigError, UserError
+from bot.core.redact import hide_url_secrets
 from bot.domain import Environment, parse_duration, parse_scopes
 from bot.domain.weekly import parse_weekly
 
@@ -221,7 +221,7 @@ class Settings(BaseSettings):
     def __repr_args__(self) -> Any:
         """``repr`` and ``str``: secrets are SecretStr already; URLs lose their password."""
         for name, value in super().__repr_args__():
-            yield name, _without_password(value) if isinstance(value, str) else value
+            yield name, hide_url_secrets(value) if isinstance(value, str) else value
 
     @property
     def onboarding_channel_id(self) -> str | None:
@@ -272,14 +272,6 @@ class Settings(BaseSettings):
             if not env.client_secret.get_secret_value():
                 problems.append(f"{env.name.upper()}_CLIENT_SECRET is not set")
         return problems
-
-
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@", re.I)
-
-
-def _without_password(text: str) -> str:
-    """``postgresql://user:secret@host/db`` → ``postgresql://user:***@host/db``."""
-    return _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
 
 
 def _readable(error: ValidationError) -> list[str]:
