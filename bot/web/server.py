@@ -89,12 +89,19 @@ def _readyz(bot: Bot) -> Handler:
         "scheduler": bot.scheduler.readiness,
     }  # only what this replica needs to serve: Slack delivery trouble is in /metrics
 
+    said: dict[str, str] = {}  # the last detail logged per check: a line per change
+
     async def readyz(_request: web.Request) -> web.Response:
         results = await asyncio.gather(*(_bounded(probe()) for probe in probes.values()))
-        pairs = zip(probes, results, strict=True)
-        detail = {name: {"ok": ok, "detail": text} for name, (ok, text) in pairs}
+        pairs = list(zip(probes, results, strict=True))
+        for name, (ok, text) in pairs:
+            if not ok and said.get(name) != text:
+                log.warning("not ready: %s: %s", name, text)
+            said[name] = "" if ok else text
+        # public: which check fails, in a word; the detail (server names, ports) is logged
+        checks = {name: {"ok": ok, "detail": "ok" if ok else "failing"} for name, (ok, _) in pairs}
         ready = all(ok for ok, _ in results)
-        return web.json_response({"ok": ready, "checks": detail}, status=200 if ready else 503)
+        return web.json_response({"ok": ready, "checks": checks}, status=200 if ready else 503)
 
     return readyz
 

@@ -324,10 +324,13 @@ async def test_health_and_readiness_endpoints(
         await bot.close()
 
 
-async def test_readiness_is_503_while_the_scheduler_is_not_running(bot: BotHarness) -> None:
+async def test_readiness_is_503_while_the_scheduler_is_not_running(
+    bot: BotHarness, caplog: pytest.LogCaptureFixture
+) -> None:
     ready = await bot.http.get(bot.url + "/readyz")
     assert ready.status_code == 503
-    assert ready.json()["checks"]["scheduler"] == {"ok": False, "detail": "scheduler not running"}
+    assert ready.json()["checks"]["scheduler"] == {"ok": False, "detail": "failing"}
+    assert "not ready: scheduler: scheduler not running" in caplog.text  # the detail: logged
     assert json.loads(ready.text)["checks"]["database"]["ok"] is True
 
 
