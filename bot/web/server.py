@@ -194,9 +194,14 @@ def _slack_events(
             log.warning("slack request refused: %s %s (%s bytes): %s",
                         request.method, request.path, len(body), reason)  # fmt: skip
             return web.json_response({"error": reason}, status=status)
-        bolt_request = AsyncBoltRequest(  # the adapter's to_bolt_request would read it again
-            body=body.decode("utf-8"), query=request.query_string, headers=dict(request.headers)
-        )
+        try:  # the adapter's to_bolt_request would read the body again
+            bolt_request = AsyncBoltRequest(
+                body=body.decode("utf-8"), query=request.query_string, headers=dict(request.headers)
+            )
+        except RecursionError:  # Bolt parses the JSON here: a signed payload nested too deep
+            log.warning("slack request refused: %s %s (%s bytes): nested too deeply",
+                        request.method, request.path, len(body))  # fmt: skip
+            return web.json_response({"error": "payload nested too deeply"}, status=400)
         response = await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
         log.info("slack request answered %s in %.0f ms", response.status,
                  (time.perf_counter() - started) * 1000)  # fmt: skip
