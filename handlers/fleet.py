@@ -95,6 +95,7 @@ async def share(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot:
     await ack()
     press = Press.of(body)
     customer = await bot.fleet.resolve(press.value)
+    await bot.fleet.start_share(customer.id, press.user_id, press.channel_id or press.user_id)
     data = await bot.fleet.status(customer.id)
     message = render_shared(data, bot.settings.brincr_scopes, utcnow(), press.user_id)
     await respond(**message.kwargs(), response_type="in_channel", replace_original=False)

@@ -48,12 +48,25 @@ async def lock_budget(session: AsyncSession) -> None:
 
 
 async def times(
-    action: str, since: datetime, *, session: AsyncSession, user_id: str | None = None, limit: int
+    action: str,
+    since: datetime,
+    *,
+    session: AsyncSession,
+    user_id: str | None = None,
+    target: str | None = None,
+    detail: str | None = None,
+    limit: int,
 ) -> list[datetime]:
-    """When ``action`` was recorded since ``since`` (by ``user_id`` when given), newest first,
-    at most ``limit`` (the index on ``at`` keeps this to the window's rows)."""
+    """When ``action`` was recorded since ``since`` (by ``user_id``, on ``target``, with
+    ``detail`` when given), newest first, at most ``limit`` (the index on ``at`` keeps this
+    to the window's rows)."""
     query = select(AuditEntry.at).where(AuditEntry.action == action, AuditEntry.at > since)
-    if user_id is not None:
-        query = query.where(AuditEntry.user_id == user_id)
+    for column, value in (
+        (AuditEntry.user_id, user_id),
+        (AuditEntry.target, target),
+        (AuditEntry.detail, detail),
+    ):
+        if value is not None:
+            query = query.where(column == value)
     rows = await session.scalars(query.order_by(AuditEntry.at.desc()).limit(limit))
     return list(rows.all())

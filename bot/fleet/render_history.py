@@ -29,6 +29,7 @@ ACTIONS = {
     "unsnooze": "unsnoozed alerts",
     "resolve": "resolved the incident",
     "check": "checked by hand",
+    "share": "shared the status in a channel",
     "forget": "removed the customer",
 }
 

@@ -42,6 +42,9 @@ MANUAL_CHECK_EVERY = timedelta(minutes=1)
 MANUAL_WINDOW = timedelta(minutes=10)
 MANUAL_PER_PERSON = 20
 MANUAL_OVERALL = 100
+# "Share in channel" posts the status for everyone (and mentions the account manager):
+# one share of a customer per channel per SHARE_EVERY, counted from the audit log.
+SHARE_EVERY = timedelta(minutes=5)
 LIST_USAGE = "`/brincr list [failing|pending|revoked|all]`"
 
 
@@ -122,6 +125,29 @@ class Fleet:
                 await _within_budget(session, user_id, now)
             audit.record(session, user_id=user_id, action="check", target=customer.kvk)
         log.info("check of %s by hand by %s", customer.kvk, user_id)
+
+    async def start_share(self, customer_id: int, user_id: str, channel_id: str) -> None:
+        """Note a "Share in channel" press and audit it; UserError saying when the next is
+        possible when this customer was shared in this channel less than SHARE_EVERY ago
+        (counted and recorded under the budget lock: replicas never both pass)."""
+        now = utcnow()
+        async with self.db.transaction() as session:
+            await audit.lock_budget(session)
+            customer = await session.get(Customer, customer_id)
+            if customer is None:
+                raise UserError("That customer was removed a moment ago.")
+            shares = await audit.times("share", now - SHARE_EVERY, session=session,
+                                       target=customer.kvk, detail=channel_id, limit=1)  # fmt: skip
+            if shares:
+                free = shares[0] + SHARE_EVERY
+                raise UserError(
+                    f"*{escape(customer.name)}* was shared in this channel {ago(shares[0], now)}."
+                    f" Once every {format_duration(SHARE_EVERY)}: the next is possible "
+                    f"{date(free)} (in {format_duration(free - now)}).",
+                    usage="Scroll up for the shared status, or use `/brincr status` for yours.",
+                )
+            audit.record(session, user_id=user_id, action="share", target=customer.kvk,
+                         detail=channel_id)  # fmt: skip
 
     async def check(self, customer_id: int) -> StatusData:
         """Check the customer now, record it like a scheduled check, return its status."""

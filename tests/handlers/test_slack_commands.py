@@ -179,6 +179,25 @@ async def test_share_posts_the_status_in_channel_without_buttons(bot: BotHarness
     assert not [b for b in reply["blocks"] if b["type"] == "actions"]
 
 
+async def test_sharing_a_customer_is_throttled_per_channel_so_five_presses_ping_once(
+    bot: BotHarness,
+) -> None:
+    """Issue 19, finding 12: each share posts for everyone and mentions the account manager."""
+    await bot.add_customer("12345678", "Bouwbedrijf", account_manager="U0MANAGER")
+    answers = []
+    for _ in range(5):
+        _, key = await bot.action(Action.SHARE, "12345678")
+        answers.append(await bot.reply(key))
+    shared = [a for a in answers if a.get("response_type") == "in_channel"]
+    assert len(shared) == 1 and "<@U0MANAGER>" in text_of(shared[0])
+    refused = [text_of(a) for a in answers if a.get("response_type") != "in_channel"]
+    assert len(refused) == 4 and "<@U0MANAGER>" not in "".join(refused)
+    assert "*Bouwbedrijf* was shared in this channel" in refused[0]
+    assert "the next is possible <!date^" in refused[0]
+    _, key = await bot.action(Action.SHARE, "12345678", channel="C0OTHER")  # another channel
+    assert (await bot.reply(key)).get("response_type") == "in_channel"
+
+
 async def test_forget_needs_an_admin_and_a_confirmation(bot: BotHarness) -> None:
     await bot.add_customer("12345678", "Bouwbedrijf")
     _, key = await bot.command("forget 12345678")
