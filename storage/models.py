@@ -24,6 +24,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -243,6 +244,17 @@ class WebhookEvent(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     claimed_until: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class WebhookBodyHash(Base):
+    """The SHA-256 of a verified webhook body that carries no timestamp of its own: with fresh
+    headers it could be acted on at any time, so its hash outlives the 30-day
+    ``webhook_events`` row (never pruned; 32 bytes). docs/security.md, replays."""
+
+    __tablename__ = "webhook_body_hashes"
+
+    body_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    first_seen_at: Mapped[datetime]
 
 
 class AuditEntry(Base):

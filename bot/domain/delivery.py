@@ -66,6 +66,7 @@ class Delivery:
     payload: dict[str, Any] | None  # the body when it is a JSON object
     body_hash: str = ""  # SHA-256 of the raw body, hex: a replayed body is recognised by it
     sent_at: datetime | None = None  # ``timestamp`` read as a moment, when it is one
+    body_timestamp: bool = False  # the signed body names the timestamp (else: headers, none)
 
 
 def verify_signature(secrets: Sequence[str], body: bytes, header: str | None) -> bool:
@@ -142,6 +143,7 @@ def parse_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
         payload=payload,
         body_hash=hashlib.sha256(body).hexdigest(),
         sent_at=sent_at,
+        body_timestamp=_body_value(payload, _FIELDS["x-vwd-notification-timestamp"]) is not None,
     )
 
 

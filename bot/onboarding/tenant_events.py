@@ -119,6 +119,9 @@ class TenantEvents:
                 if seen is not None:
                     return seen
                 session.add(row)
+                if delivery.body_hash and not delivery.body_timestamp:
+                    # replayable with fresh headers at any time: its hash outlives the row
+                    stored.keep_body_hash(delivery.body_hash, now, session=session)
         except IntegrityError:  # stored a moment ago, by another request or replica
             async with self.services.db.transaction() as session:
                 return await self._seen(delivery, session) or Receipt.DUPLICATE

@@ -108,6 +108,26 @@ def test_head_is_the_newest_migration_and_an_older_schema_is_still_upgraded(
     engine.dispose()
 
 
+def test_0004_keeps_the_body_hashes_of_deliveries_received_before_it(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, text
+
+    url = f"sqlite:///{tmp_path}/hashes.db"
+    upgrade(url, "0003")
+    digest = "ab" * 32
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO webhook_events (notification_id, event, received_at, body, "
+                 "body_hash, attempts) VALUES ('n1', 'e', '2026-11-01 10:00:00', '{}', :h, 0)"),
+            {"h": digest},
+        )  # fmt: skip
+    upgrade(url)
+    with engine.connect() as connection:
+        kept = connection.execute(text("SELECT body_hash FROM webhook_body_hashes")).scalars()
+        assert list(kept) == [bytes.fromhex(digest)]
+    engine.dispose()
+
+
 def test_a_query_parameter_password_is_not_logged_at_start(
     postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
