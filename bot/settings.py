@@ -6,12 +6,15 @@ Wrong values become :class:`~bot.errors.ConfigError` with one readable line per 
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dotenv import dotenv_values
 from pydantic import (
     BeforeValidator,
     Field,
@@ -60,11 +63,22 @@ class EnvironmentConfig:
 
 
 class Settings(BaseSettings):
+    # Sources, strongest first: keyword arguments, the environment, .env, files in SECRETS_DIR
+    # (see load_settings). An empty variable (NAME=, as in .env.example) is no value at all, so
+    # it neither shadows a secret file nor overrides a default.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,
     )
 
     database_url: str = "sqlite:///brincr-bot.db"
+    # The password for a postgresql DATABASE_URL that has none, kept apart so that it can be a
+    # secret file (compose.yml hands the same file to the postgres container).
+    database_password: SecretStr | None = None
+    secrets_dir: str = "/run/secrets"
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -167,6 +181,17 @@ class Settings(BaseSettings):
             name = backend.get_backend_name()
             raise ValueError(f"unsupported database {name!r}: use sqlite:/// or postgresql://")
         return value.strip()
+
+    @model_validator(mode="after")
+    def _database_password(self) -> Settings:
+        """Put DATABASE_PASSWORD into a postgresql DATABASE_URL that has no password."""
+        password = self.database_password.get_secret_value() if self.database_password else ""
+        if not password:
+            return self
+        url = make_url(self.database_url.replace("postgres://", "postgresql://", 1))
+        if url.get_backend_name() == "postgresql" and not url.password:
+            self.database_url = url.set(password=password).render_as_string(hide_password=False)
+        return self
 
     @field_validator("brincr_scopes", mode="before")
     @classmethod
@@ -291,12 +316,24 @@ def _readable(error: ValidationError) -> list[str]:
     return lines
 
 
+def secrets_directory(overrides: dict[str, Any] | None = None) -> Path | None:
+    """SECRETS_DIR (keyword, environment, ``.env``, else ``/run/secrets``) when it is a
+    directory; None when it is missing: most deployments mount no secrets, and that is fine."""
+    named = (overrides or {}).get("secrets_dir") or os.environ.get("SECRETS_DIR")
+    if not named and Path(".env").is_file():
+        named = dotenv_values(".env", encoding="utf-8").get("SECRETS_DIR")
+    path = Path(str(named or "/run/secrets")).expanduser()
+    return path if path.is_dir() else None
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Read the settings (environment, ``.env``, then ``overrides``); ConfigError if wrong.
+    """Read the settings (``overrides``, environment, ``.env``, then a file per setting in
+    SECRETS_DIR); ConfigError if wrong.
 
     Messages never echo the offending value: it could be a secret.
     """
+    directory = secrets_directory(overrides)
     try:
-        return Settings(**overrides)
+        return Settings(**overrides, _secrets_dir=directory)
     except ValidationError as error:
         raise ConfigError(_readable(error)) from None
