@@ -20,6 +20,7 @@ from storage.models import (
     Invitation,
     MaintenanceWindow,
     Notification,
+    PagerEvent,
 )
 from storage.slack_delivery import DeliveryProblem, delivery_problems
 from storage.statuses import InvitationStatus, NotificationStatus
@@ -225,13 +226,27 @@ class GaugeCounts:
     open_incidents_by_kind: dict[str, int]
     outbox_pending: int
     outbox_failed: int
+    # (state, environment) -> customers: the customers table is the fleet, thousands of rows
+    # at most, so this grouping may read it whole
+    customers_by_state_and_environment: dict[tuple[str, str], int] = field(default_factory=dict)
+    pager_pending: int = 0  # PagerDuty events not yet sent (ix_pager_events_due)
+    pager_failed: int = 0  # PagerDuty events given up on
 
 
 async def gauge_counts(*, session: AsyncSession) -> GaugeCounts:
-    """Customers by state (``ix_customers_state``), open incidents by kind
-    (``ix_incidents_open``), and the outbox's pending and failed rows only (``ix_outbox_due``
-    starts with ``status``): never a scan of the delivered rows."""
-    states = await session.execute(select(Customer.state, func.count()).group_by(Customer.state))
+    """Customers by state and environment (the fleet: thousands of rows at most), open
+    incidents by kind (``ix_incidents_open``), and the outbox's and the PagerDuty events'
+    pending and failed rows only (``ix_outbox_due`` and ``ix_pager_events_due`` start with
+    ``status``): never a scan of the delivered rows."""
+    states = await session.execute(
+        select(Customer.state, Customer.environment, func.count()).group_by(
+            Customer.state, Customer.environment
+        )
+    )
+    by_pair = {(str(state), str(env)): int(n) for state, env, n in states}
+    by_state: dict[str, int] = {}
+    for (state, _env), n in by_pair.items():
+        by_state[state] = by_state.get(state, 0) + n
     kinds = await session.execute(
         select(Incident.kind, func.count())
         .where(Incident.resolved_at.is_(None))
@@ -240,9 +255,15 @@ async def gauge_counts(*, session: AsyncSession) -> GaugeCounts:
     outbox = select(func.count()).select_from(Notification)
     pending = await session.scalar(outbox.where(Notification.status == NotificationStatus.PENDING))
     failed = await session.scalar(outbox.where(Notification.status == NotificationStatus.FAILED))
+    pager = select(func.count()).select_from(PagerEvent)
+    pager_pending = await session.scalar(pager.where(PagerEvent.status == "pending"))
+    pager_failed = await session.scalar(pager.where(PagerEvent.status == "failed"))
     return GaugeCounts(
-        customers_by_state={str(k): int(n) for k, n in states},
+        customers_by_state=by_state,
         open_incidents_by_kind={str(k): int(n) for k, n in kinds},
         outbox_pending=int(pending or 0),
         outbox_failed=int(failed or 0),
+        customers_by_state_and_environment=by_pair,
+        pager_pending=int(pager_pending or 0),
+        pager_failed=int(pager_failed or 0),
     )
