@@ -14,7 +14,7 @@ import click
 from bot.checks.service import app_wide_problems
 from bot.cli.common import (
     config_errors_exit_2,
-    existing_database,
+    migrated_database,
     run_event_loop,
     settings_from,
 )
@@ -25,7 +25,6 @@ from bot.domain.outcomes import CheckOutcome
 from bot.settings import Settings
 from storage.customers import by_kvk
 from storage.db import Database
-from storage.migrate import upgrade
 from storage.models import Customer
 
 
@@ -102,7 +101,7 @@ def check(ctx: click.Context, kvks: tuple[str, ...], as_json: bool) -> None:
     problems += [f"`{k[:40]}` is not a KvK number (8 digits)" for k in bad]
     if problems:
         raise ConfigError(problems)
-    upgrade(existing_database(settings))
+    migrated_database(settings)
     results = run_event_loop(_run(settings, [normalize_kvk(k) or k for k in kvks]))
     rows = [_row(customer, outcome) for customer, outcome in results]
     for line in app_wide_problems([o for _, o in results if o]):

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from bot.cli.common import config_errors_exit_2, existing_database, settings_from
+from bot.cli.common import config_errors_exit_2, migrated_database, settings_from
 from bot.settings import Settings
 from storage.db import Database
 from storage.migrate import upgrade
@@ -93,5 +93,5 @@ async def _export(settings: Settings, with_state: bool) -> None:
 def customers_export(ctx: click.Context, with_state: bool) -> None:
     """Write every customer as CSV to standard output (formula-like cells neutralised)."""
     settings = settings_from(ctx)
-    upgrade(existing_database(settings))
+    migrated_database(settings)
     asyncio.run(_export(settings, with_state))
