@@ -89,9 +89,23 @@ class Runtime:
             self._in_background(self._connect_socket(self._socket), "socket-mode-connect")
 
     def _in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``work`` beside the bot. However it ends, it ends in a log line of ours: an
+        exception it did not handle is logged here (ERROR, with its traceback), never left to
+        asyncio's "Task exception was never retrieved" at garbage collection."""
         task = asyncio.create_task(work, name=name)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.error(
+                "background task %s failed: %s", task.get_name(), type(error).__name__,
+                exc_info=error,
+            )  # fmt: skip
 
     async def _verify_slack(self) -> None:
         channels = {"ALERT_CHANNEL": self.settings.alert_channel or ""}
