@@ -100,11 +100,15 @@ async def test_an_empty_slack_app_token_as_in_env_example_runs_http_mode(
                     "this private channel: /invite the bot to it"),
         ("invalid_auth", "cannot post to Slack: SLACK_BOT_TOKEN is refused by Slack "
                          "(invalid_auth): set the bot token"),
-        # Slack's edge (or a proxy) answering with an HTML error page, not Slack's JSON
-        ("auth.test html 503", "cannot post to Slack: Slack is not answering at SLACK_API_URL "
-                               "(HTTP 503)"),
-        ("conversations.info html 503", "cannot post to Slack: ALERT_CHANNEL C0ALERTS: Slack "
-                                        "answers HTTP 503 for this channel"),
+        # Slack's edge (or a proxy) answering with an error page, not Slack's JSON
+        ("auth.test text/html", "cannot post to Slack: Slack is not answering at SLACK_API_URL "
+                                "(HTTP 503)"),
+        ("auth.test text/plain", "cannot post to Slack: Slack is not answering at "
+                                 "SLACK_API_URL (HTTP 503)"),
+        ("auth.test application/json", "cannot post to Slack: Slack is not answering at "
+                                       "SLACK_API_URL (HTTP 503)"),
+        ("conversations.info text/plain", "cannot post to Slack: ALERT_CHANNEL C0ALERTS: Slack "
+                                          "answers HTTP 503 for this channel"),
     ],
 )  # fmt: skip
 async def test_serve_says_at_start_what_stops_it_posting_alerts_and_still_runs(
@@ -113,8 +117,9 @@ async def test_serve_says_at_start_what_stops_it_posting_alerts_and_still_runs(
     slack, sim = fakes
     if fault == "outside":
         slack.outside_channels.add(ALERTS)
-    elif fault.endswith("html 503"):
-        slack.fail(fault.split()[0], status=503, html=True)
+    elif " " in fault:
+        method, page = fault.split()
+        slack.fail(method, status=503, page=page)
     else:
         slack.fail("auth.test", error=fault)
     served = Served(serve_env(slack.api_url, sim, sqlite_url), tmp_path / "s.log")

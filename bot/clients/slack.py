@@ -49,12 +49,22 @@ def web_client(settings: Settings, *, retries: bool = True) -> AsyncWebClient:
 
 def error_code(error: SlackApiError) -> str:
     """Slack's error code (``not_in_channel``), or ``HTTP 503`` when the answer was no Slack
-    JSON at all: an outage or a proxy answers with an HTML page, which slack-sdk hands over as
-    a string (``error.response.get`` would raise AttributeError on it)."""
-    data = error.response.data
+    JSON: an outage or a proxy answers with a page of its own. slack-sdk then hands over a
+    ``text/plain`` body as a string (``error.response.get`` raises AttributeError on it), an
+    HTML one as ``{}``, and one mislabelled as JSON as aiohttp's raw response."""
+    response = error.response
+    data = getattr(response, "data", None)
     if isinstance(data, dict) and data.get("error"):
         return str(data["error"])
-    return f"HTTP {error.response.status_code}"
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    return f"HTTP {status}" if status else "no answer Slack's API would give"
+
+
+def server_trouble(error: SlackApiError) -> bool:
+    """True when the failure is Slack's (or a proxy's) trouble, not a refusal of ours."""
+    response = error.response
+    status = getattr(response, "status_code", None) or getattr(response, "status", None) or 0
+    return int(status) >= 500 or error_code(error) in TRANSIENT_ERRORS
 
 
 async def delivery_problems(client: AsyncWebClient, channels: dict[str, str]) -> list[str]:
@@ -70,7 +80,7 @@ async def delivery_problems(client: AsyncWebClient, channels: dict[str, str]) ->
         await client.auth_test()
     except SlackApiError as error:
         code = error_code(error)
-        if error.response.status_code >= 500 or code in TRANSIENT_ERRORS:
+        if server_trouble(error):
             return [f"Slack is not answering at SLACK_API_URL ({code}); alerts wait in the "
                     "outbox until it answers"]  # fmt: skip
         return [f"SLACK_BOT_TOKEN is refused by Slack ({code}): set the bot token (xoxb-…) "
