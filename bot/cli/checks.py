@@ -46,8 +46,8 @@ async def _select(db: Database, kvks: list[str]) -> list[Customer]:
     async with db.transaction() as session:
         customers = await by_kvk(kvks, session=session)
     unknown = sorted(set(kvks) - {c.kvk for c in customers})
-    if unknown:
-        raise ConfigError([f"no customer with KvK {kvk}" for kvk in unknown])
+    if unknown:  # a usage mistake, not a configuration problem (exit 2 all the same)
+        raise click.UsageError("; ".join(f"no customer with KvK {kvk}" for kvk in unknown))
     return customers
 
 
@@ -95,10 +95,13 @@ def check(ctx: click.Context, kvks: tuple[str, ...], as_json: bool) -> None:
     Exit 0 when every checked customer is healthy, 1 when any is not, 2 on a configuration
     error or a KvK that is malformed or unknown.
     """
+    bad = [k for k in kvks if normalize_kvk(k) is None]
+    if bad:
+        raise click.UsageError(
+            "; ".join(f"`{k[:40]}` is not a KvK number (8 digits, e.g. 12345678)" for k in bad)
+        )
     settings = settings_from(ctx)
     problems = settings.problems_for_checks()
-    bad = [k for k in kvks if normalize_kvk(k) is None]
-    problems += [f"`{k[:40]}` is not a KvK number (8 digits)" for k in bad]
     if problems:
         raise ConfigError(problems)
     migrated_database(settings)

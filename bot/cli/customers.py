@@ -86,7 +86,7 @@ async def _export(settings: Settings, with_state: bool) -> None:
 @click.option(
     "--with-state",
     is_flag=True,
-    help="Add state,granted_scopes,missing_scopes,state_since,last_checked_at.",
+    help="Add the columns state, granted_scopes, missing_scopes, state_since, last_checked_at.",
 )
 @click.pass_context
 @config_errors_exit_2

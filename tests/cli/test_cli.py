@@ -103,6 +103,8 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(
     result = run(*args)  # type: ignore[operator]
     assert result.returncode == 2 and needle in result.stderr
     assert "Traceback" not in result.stderr
+    assert "configuration error" not in result.stderr  # a usage mistake, said as one
+    assert "Usage: brincr-bot check [OPTIONS] [KVKS]..." in result.stderr
 
 
 def test_missing_settings_exit_2(run: object, tmp_path: Path) -> None:

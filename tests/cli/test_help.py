@@ -42,3 +42,10 @@ def test_the_summaries_name_exactly_the_commands_and_match_their_own_help() -> N
         if isinstance(command, click.Group):  # a group's summary names its subcommands
             for sub in command.list_commands(ctx):
                 assert sub in SUMMARIES[name], (name, sub)
+
+
+def test_option_help_breaks_no_word() -> None:
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(main, ["customers", "export", "--help"], terminal_width=80)
+    assert "last_checked_at" in result.output and "last_check\n" not in result.output
