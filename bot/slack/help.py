@@ -27,6 +27,27 @@ HELP_LINES = (
 )
 
 
+def usage_lines(subcommand: str) -> list[str]:
+    """The help lines of ``subcommand`` (``maintenance`` has three)."""
+    return [
+        f"`/brincr {usage}`: {what}"
+        for usage, what in HELP_LINES
+        if usage.split(" ", 1)[0] == subcommand
+    ]
+
+
+def render_suggestion(typed: str, suggestion: str) -> Message:
+    """A near miss (``staus``): the one subcommand it most likely meant and its usage, not
+    the whole help. ``typed`` must already be escaped."""
+    lines = usage_lines(suggestion)
+    text = f"I don't know `{typed}`. Did you mean `{suggestion}`?"
+    body = "\n".join([text, *lines])
+    return Message(
+        text=text,
+        blocks=[section(body), context("Everything I do: `/brincr help`")],
+    )
+
+
 def render_help(note: str | None = None) -> Message:
     lines = "\n".join(f"`/brincr {usage}`: {what}" for usage, what in HELP_LINES)
     examples = (

@@ -62,6 +62,22 @@ async def test_a_customer_is_found_by_tenant_id_and_by_part_of_its_name(bot: Bot
         assert "Timmerfabriek Noord" in text_of(await bot.reply(key)), query
 
 
+@pytest.mark.parametrize(
+    ("typed", "meant"), [("staus", "status"), ("lsit", "list"), ("histroy", "history")]
+)
+async def test_a_typo_gets_did_you_mean_and_the_one_usage_line(
+    bot: BotHarness, typed: str, meant: str
+) -> None:
+    _, key = await bot.command(f"{typed} 12345678")
+    reply = await bot.reply(key)
+    text = text_of(reply)
+    assert reply["response_type"] == "ephemeral"
+    assert f"I don't know `{typed}`. Did you mean `{meant}`?" in text
+    assert f"`/brincr {meant}" in text
+    assert len([line for line in text.splitlines() if line.startswith("`/brincr ")]) == 1
+    assert "/brincr snooze" not in text  # not the whole help
+
+
 async def test_an_ambiguous_name_lists_the_candidates(bot: BotHarness) -> None:
     await bot.add_customer("11111111", "Bouw Oost")
     await bot.add_customer("22222222", "Bouw West")
