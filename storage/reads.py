@@ -133,6 +133,9 @@ async def open_invitation(customer_id: int, *, session: AsyncSession) -> Invitat
 
 LIST_FILTERS: dict[str, tuple[State, ...] | None] = {
     "all": None,
+    # `failing` is the older name of `problems`: every customer that is not healthy for a
+    # reason that needs someone (the title says so, not the state word `failing`)
+    "problems": (State.REVOKED, State.SCOPES_MISSING, State.FAILING, State.UNKNOWN),
     "failing": (State.REVOKED, State.SCOPES_MISSING, State.FAILING, State.UNKNOWN),
     "pending": (State.INVITED, State.PENDING),
     "revoked": (State.REVOKED,),

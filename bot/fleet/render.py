@@ -193,11 +193,31 @@ def _counts_line(counts: dict[str, int]) -> str:
     return " · ".join(parts)
 
 
+# What each list shows, in words: a filter's name is not a state word's meaning (`failing`,
+# the older name of `problems`, lists scopes_missing and revoked customers too).
+LIST_TITLES = {
+    "all": "All customers",
+    "problems": "Customers with a problem",
+    "failing": "Customers with a problem",
+    "pending": "Customers not connected yet",
+    "revoked": "Customers who removed the app",
+}
+LIST_STATES = {
+    "problems": "revoked, scopes_missing, failing or unknown",
+    "failing": "revoked, scopes_missing, failing or unknown",
+    "pending": "invited or pending",
+}
+
+
 def render_list(page: FleetPage, which: str, now: datetime) -> Message:
     total_all = sum(page.counts.values())
+    title = LIST_TITLES.get(which, f"Customers: {which}")
+    counts = _counts_line(page.counts) + f" · :zzz: snoozed {page.snoozed}"
+    if which in LIST_STATES:
+        counts = f"Showing {LIST_STATES[which]}. All: {counts}"
     blocks: list[Block] = [
-        header(f"Customers: {which} ({page.total} of {total_all})"),
-        context(_counts_line(page.counts) + (f" · :zzz: snoozed {page.snoozed}")),
+        header(f"{title} ({page.total} of {total_all})"),
+        context(counts),
     ]
     if not page.customers:
         blocks.append(section("No customers in this list."))
@@ -211,7 +231,7 @@ def render_list(page: FleetPage, which: str, now: datetime) -> Message:
     nav = _page_buttons(page, which)
     if nav:
         blocks.append(ActionsBlock(elements=nav))
-    text = f"{page.total} customers ({which})"
+    text = f"{title}: {page.total} of {total_all}"
     return Message(text=text, blocks=fit(blocks))
 
 

@@ -36,7 +36,7 @@ MAX_SNOOZE = timedelta(days=30)
 # A check started by a person costs a token request against a budget Brincr validates:
 # once per customer per MANUAL_CHECK_EVERY, across replicas (customers.last_manual_check_at).
 MANUAL_CHECK_EVERY = timedelta(minutes=1)
-LIST_USAGE = "`/brincr list [failing|pending|revoked|all]`"
+LIST_USAGE = "`/brincr list [problems|pending|revoked|all]`"
 
 
 class Fleet:

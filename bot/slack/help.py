@@ -8,7 +8,7 @@ from bot.slack.blocks import Message, context, section
 
 HELP_LINES = (
     ("status <customer>", "connection state, scopes, last check and history"),
-    ("list [failing|pending|revoked|all]", "the fleet, worst first"),
+    ("list [problems|pending|revoked|all]", "the fleet, worst first (`problems`: not healthy)"),
     ("check <customer>", "check now and show the result"),
     ("history <customer>", "state changes, incidents and who did what, newest first"),
     ("invite [<kvk> <code>]", "send onboarding instructions (admins)"),

@@ -45,7 +45,7 @@ def test_the_tour_shows_status_list_handoff_and_an_acknowledged_alert() -> None:
     assert "healthy since" in out
     for scope in ("brincr:category", "brincr:country", "brincr:order"):
         assert f"✅ `{scope}`" in out
-    assert "Customers: all (6 of 6)" in out
+    assert "All customers (6 of 6)" in out
     assert "healthy 4 · 🟠 scopes_missing 1" in out
     assert "Installatiebedrijf Bakker & Zn. (KvK" in out  # escaped for Slack, readable here
     assert "❌ `brincr:order` missing" in out

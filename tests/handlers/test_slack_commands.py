@@ -163,7 +163,7 @@ async def test_list_is_worst_first_with_counts_and_pages(bot: BotHarness) -> Non
     _, key = await bot.command("list")
     first = await bot.reply(key)
     text = text_of(first)
-    assert "Customers: all (26 of 26)" in text
+    assert "All customers (26 of 26)" in text
     assert "revoked 1" in text and "healthy 25" in text
     assert text.index("Kapotte Klant") < text.index("Klant 00")
     nav = next(b for b in first["blocks"] if b["type"] == "actions")["elements"]
@@ -173,7 +173,13 @@ async def test_list_is_worst_first_with_counts_and_pages(bot: BotHarness) -> Non
     assert second["replace_original"] is True
     assert "Klant 24" in text_of(second) and "Kapotte" not in text_of(second)
     _, key = await bot.command("list revoked")
-    assert "Customers: revoked (1 of 26)" in text_of(await bot.reply(key))
+    assert "Customers who removed the app (1 of 26)" in text_of(await bot.reply(key))
+    for which in ("problems", "failing"):  # `failing` keeps working, titled for what it shows
+        _, key = await bot.command(f"list {which}")
+        text = text_of(await bot.reply(key))
+        assert "Customers with a problem (1 of 26)" in text
+        assert "Showing revoked, scopes_missing, failing or unknown" in text
+        assert "Customers: failing" not in text
 
 
 async def test_check_now_button_refreshes_the_status(bot: BotHarness) -> None:
