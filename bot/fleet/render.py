@@ -67,15 +67,38 @@ def _scopes_line(customer: Customer, required: Sequence[str]) -> str:
     return "Scopes:\n" + "\n".join(parts)
 
 
+# What the token request's outcome (bot.domain.outcomes.TokenOutcome) means, in the words a
+# support person uses with a customer.
+TOKEN_WORDS = {
+    "ok": "Visma Connect let us in",
+    "app_credentials": "Visma Connect refused our app's credentials (our side, not the customer's)",
+    "tenant_access": "Visma Connect refused access to this customer (app removed or not approved)",
+    "scopes": "Visma Connect refused or left out permissions we need",
+    "transient": "Visma Connect did not answer properly (their side; we keep trying)",
+    "rate_limited": "Visma Connect asked us to slow down (we keep trying)",
+    "not_configured": "not checked: this environment's app credentials are not configured",
+    "other": "Visma Connect refused us",
+}
+
+
+def _probe_words(status: int) -> str:
+    if 200 <= status < 300:
+        return f"the Brincr API answered normally (HTTP {status})"
+    if status in (401, 403):
+        return f"the Brincr API refused us (HTTP {status})"
+    if status >= 500:
+        return f"the Brincr API had an error on its side (HTTP {status})"
+    return f"the Brincr API answered HTTP {status}"
+
+
 def _last_check(last: CheckResult | None, now: datetime) -> str:
     if last is None:
         return "Last check: none yet"
-    bits = [f"token {last.token_outcome}"]
+    bits = [TOKEN_WORDS.get(last.token_outcome, f"token request: {last.token_outcome}")]
     if last.probe_status is not None:
-        bits.append(f"probe HTTP {last.probe_status}")
+        bits.append(_probe_words(last.probe_status))
     latency = (last.token_ms or 0) + (last.probe_ms or 0)
-    bits.append(f"{latency} ms")
-    line = f"Last check: {ago(last.checked_at, now)}: {', '.join(bits)}"
+    line = f"Last check {ago(last.checked_at, now)}: {'; '.join(bits)}; took {latency} ms"
     if last.error_code or last.error_text:
         error = escape(cut(f"{last.error_code or ''} {last.error_text or ''}".strip(), 500))
         line += f"\nUpstream said: `{error}`"

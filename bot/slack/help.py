@@ -52,7 +52,7 @@ def render_help(note: str | None = None) -> Message:
     lines = "\n".join(f"`/brincr {usage}`: {what}" for usage, what in HELP_LINES)
     examples = (
         "Examples: `/brincr status 12345678` · `/brincr status Bouwbedrijf` · "
-        "`/brincr list failing` · `/brincr snooze 12345678 4h`\n"
+        "`/brincr list problems` · `/brincr snooze 12345678 4h`\n"
         "A customer is named by KvK number (spaces and dots ignored), tenant ID, "
         "or a unique part of its name."
     )

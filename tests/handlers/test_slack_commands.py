@@ -32,7 +32,7 @@ async def test_status_shows_state_scopes_last_check_and_buttons(bot: BotHarness)
     assert "Bouwbedrijf De Vries B.V." in text
     for scope in ("brincr:country", "brincr:category", "brincr:order"):
         assert scope in text
-    assert "probe HTTP 200" in text
+    assert "Visma Connect let us in; the Brincr API answered normally (HTTP 200)" in text
     assert "<!date^" in text
     assert "🟩" in text
     assert final["response_type"] == "ephemeral"
@@ -76,6 +76,21 @@ async def test_a_typo_gets_did_you_mean_and_the_one_usage_line(
     assert f"`/brincr {meant}" in text
     assert len([line for line in text.splitlines() if line.startswith("`/brincr ")]) == 1
     assert "/brincr snooze" not in text  # not the whole help
+
+
+async def test_the_last_check_is_said_in_support_words_not_internal_codes(
+    bot: BotHarness,
+) -> None:
+    await bot.add_customer("12345678", "Bouwbedrijf", approve=("brincr:category",))
+    await bot.add_customer("23456789", "Dakwerken", approve=None)  # unknown to Visma
+    await bot.runtime.bot.checker.check_many([1, 2])
+    _, key = await bot.command("status 12345678")
+    text = text_of(await bot.reply(key))
+    assert "Last check " in text and "Visma Connect refused or left out permissions we need" in text
+    assert "token scopes" not in text and "token_outcome" not in text
+    _, key = await bot.command("status 23456789")
+    text = text_of(await bot.reply(key))
+    assert "Visma Connect refused access to this customer (app removed or not approved)" in text
 
 
 async def test_an_ambiguous_name_lists_the_candidates(bot: BotHarness) -> None:
