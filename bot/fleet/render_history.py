@@ -15,7 +15,7 @@ from bot.domain import format_duration
 from bot.fleet.timeline import HistoryPage
 from bot.slack.blocks import Message, button, context, fit, header, section, state_word
 from bot.slack.ids import Action
-from bot.slack.text import cut, escape
+from bot.slack.text import cut, date, escape
 from storage.timeline import Entry
 
 ENTRY_LIMIT = 900  # characters of reason or detail shown per entry
@@ -31,6 +31,10 @@ ACTIONS = {
     "check": "checked by hand",
     "forget": "removed the customer",
 }
+
+
+# Slack renders this in each reader's own time zone (the fallback: TIMEZONE, named).
+HISTORY_DATE = "{date_short_pretty} {time}"
 
 
 def when(at: datetime, tz: ZoneInfo) -> str:
@@ -75,10 +79,10 @@ def render_history(page: HistoryPage, tz: ZoneInfo) -> Message:
     if not page.entries:
         blocks.append(section("Nothing on record yet."))
     for entry in page.entries:
-        blocks.append(section(f"*{when(entry.at, tz)}* · {describe(entry)}"))
+        blocks.append(section(f"*{date(entry.at, HISTORY_DATE, tz)}* · {describe(entry)}"))
     shown = f"{page.offset + 1}–{page.offset + len(page.entries)} of {page.total}"
-    blocks.append(context(f"Newest first · {shown} · times in {tz.key} · state changes are "
-                          "kept 35 days"))  # fmt: skip
+    blocks.append(context(f"Newest first · {shown} · times in your own time zone · state "
+                          "changes are kept 35 days"))  # fmt: skip
     blocks += _nav(page)
     lines = [f"{when(e.at, tz)}: {describe(e)}" for e in page.entries[:5]]
     text = f"History of {escape(c.name)} (KvK {c.kvk})\n" + "\n".join(lines)
