@@ -196,9 +196,11 @@ class Demo:
     # --- talking to the bot ---------------------------------------------------------------
 
     async def command(self, text: str) -> list[Delivery]:
-        """Send ``/brincr <text>`` and wait for its replies."""
+        """Send ``/brincr <text>`` and wait for its replies, or the form it opens (a modal is
+        the whole answer to `/brincr invite`: no reply follows it)."""
+        since = time.monotonic()
         key = await self.user.command(text)
-        return await self._settle(lambda d: d.key == key)
+        return await self._settle(lambda d: d.key == key or (d.where == "modal" and d.at >= since))
 
     async def click(self, button: Clickable) -> list[Delivery]:
         """Press ``button``; wait for what follows (a reply, or e.g. an alert's update)."""

@@ -84,9 +84,20 @@ def test_typed_commands_answer_in_the_terminal_and_ctrl_d_quits_cleanly() -> Non
     deadline = time.monotonic() + 30
     seen = bytearray()
     try:
-        assert _read_until(master, seen, b"Ctrl-D, Ctrl-C or quit", deadline), seen.decode()
+        assert _read_until(master, seen, b"Ready. Try", deadline), seen.decode()
+        assert _read_until(master, seen, b"slack> ", deadline), seen.decode()  # readline's
         os.write(master, b"/brincr status 12345678\n")
         assert _read_until(master, seen, b"healthy since", deadline), seen.decode()
+        answered = len(seen)
+        while b"slack> " not in seen[answered:]:  # the prompt is back under the answer
+            assert _read_until(master, seen, b"\x00never", time.monotonic() + 0.2) is False
+            assert time.monotonic() < deadline, seen.decode()
+        os.write(master, b"\x1b[A\n")  # ↑ recalls the last line (readline's history)
+        assert _read_until(master, seen, b"\x00never", time.monotonic() + 3) is False
+        assert seen.count(b"healthy since") == 2 and b"^[[A" not in seen, seen.decode()
+        while seen.count(b"slack> ") < 3:  # waiting for the third line (alerts may follow)
+            assert _read_until(master, seen, b"\x00never", time.monotonic() + 0.2) is False
+            assert time.monotonic() < deadline, seen.decode()
         os.write(master, b"\x04")  # Ctrl-D on an empty line: end of input
         _read_until(master, seen, b"\x00never", deadline)  # drain until the process is gone
         assert process.wait(timeout=max(1.0, deadline - time.monotonic())) == 0
@@ -255,3 +266,12 @@ async def test_the_demo_prints_the_pagerduty_events_the_bot_sends(demo: Demo) ->
     assert "Installatiebedrijf Bakker" not in "".join(
         str(e.get("payload")) for e in demo.pagerduty.events
     )  # sandbox pages nobody
+
+
+async def test_invite_without_arguments_shows_the_form_at_once(demo: Demo) -> None:
+    started = time.monotonic()
+    replies = await demo.command("invite")
+    took = time.monotonic() - started
+    assert [d.where for d in replies] == ["modal"]
+    assert took < 3, f"the demo waited {took:.1f} s for a reply a modal never sends"
+    assert "a form opens" in output(demo)
