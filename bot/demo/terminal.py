@@ -63,7 +63,9 @@ def _elements(elements: list[dict[str, Any]]) -> str:
         if element.get("type") == "button":
             parts.append(f"[ {_text_of(element.get('text'))} ]")
         elif element.get("type") in ("static_select", "external_select", "users_select"):
-            parts.append(f"[ {_text_of(element.get('placeholder')) or 'choose'} ▾ ]")
+            choices = " | ".join(_text_of(o.get("text")) for o in element.get("options", []))
+            menu = _text_of(element.get("placeholder")) or "choose"
+            parts.append(f"[ {menu} ▾ {choices} ]" if choices else f"[ {menu} ▾ ]")
         elif "text" in element:
             parts.append(_text_of(element) if isinstance(element["text"], str) else "")
         else:

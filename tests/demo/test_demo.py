@@ -275,3 +275,19 @@ async def test_invite_without_arguments_shows_the_form_at_once(demo: Demo) -> No
     assert [d.where for d in replies] == ["modal"]
     assert took < 3, f"the demo waited {took:.1f} s for a reply a modal never sends"
     assert "a form opens" in output(demo)
+
+
+async def test_an_option_of_the_snooze_menu_can_be_chosen(demo: Demo) -> None:
+    await demo.seed()
+    await demo.settle()
+    options = [
+        b for b in demo.printer.buttons.values()
+        if b.action_id == Action.SNOOZE and b.delivery.channel == ALERTS
+    ]  # fmt: skip
+    assert options and all(b.menu for b in options)
+    text = output(demo)
+    assert f"{options[0].number}: {options[0].label}" in text  # numbered inside the menu
+    await handle_line(demo, Tour(demo), f"click {options[0].number}")
+    text = output(demo)
+    assert "── #alerts · updated ──" in text and "snoozed until" in text.lower()
+    assert "no answer" not in text
