@@ -26,6 +26,9 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
     monkeypatch.setenv("BRINCR_SCOPES", "brincr:category")
     monkeypatch.setenv("PRODUCTION_CLIENT_ID", "app")
     monkeypatch.setenv("PRODUCTION_CLIENT_SECRET", "not-a-real-secret")
+    # In-process runs: the commands' logging set-up would replace this pytest process's root
+    # handlers and filters for every later test (their own output is what these tests read).
+    monkeypatch.setattr("bot.core.logs.configure_logging", lambda *args, **kwargs: None)
     return CliRunner()
 
 
