@@ -44,8 +44,7 @@ def _named(inv: Invocation, usage: str) -> str:
 
 
 async def status(inv: Invocation) -> None:
-    customer = await inv.bot.fleet.resolve(_named(inv, STATUS_USAGE))
-    data = await inv.bot.fleet.status(customer.id)
+    data = await inv.bot.fleet.status(_named(inv, STATUS_USAGE))
     await inv.reply(render_status(data, inv.bot.settings.brincr_scopes, utcnow()))
 
 
@@ -90,8 +89,7 @@ async def check_now(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, 
 async def share(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot: Bot) -> None:
     await ack()
     press = Press.of(body)
-    customer = await bot.fleet.resolve(press.value)
-    data = await bot.fleet.status(customer.id)
+    data = await bot.fleet.status(press.value)
     message = render_shared(data, bot.settings.brincr_scopes, utcnow(), press.user_id)
     await respond(**message.kwargs(), response_type="in_channel", replace_original=False)
 

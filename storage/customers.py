@@ -174,11 +174,6 @@ async def insert_state_changes(rows: Sequence[dict[str, Any]], *, session: Async
         await session.execute(insert(cast(Table, StateChange.__table__)), list(rows))
 
 
-async def count_by_state(*, session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(select(Customer.state, func.count()).group_by(Customer.state))
-    return {state: count for state, count in rows}
-
-
 async def remove_customer(customer: Customer, *, session: AsyncSession) -> None:
     """Delete the customer, its incidents and (by cascade) everything else it owns."""
     await session.execute(delete(Incident).where(Incident.customer_id == customer.id))

@@ -11,12 +11,12 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import STATE_SEVERITY, State
+from storage.facts import counts_by_state, facts_for
 from storage.models import (
     CheckResult,
     CheckRollup,
     Customer,
     Incident,
-    IncidentMember,
     Invitation,
     MaintenanceWindow,
     Notification,
@@ -64,13 +64,13 @@ async def status_data(customer: Customer, *, session: AsyncSession, now: datetim
         .where(CheckRollup.customer_id == customer.id, CheckRollup.hour >= now - WEEK)
     )  # fmt: skip
     checks, failures = week.one()
+    facts = await facts_for(customer, session=session)
     return StatusData(
         customer=customer,
-        last=recent[0] if recent else None,
+        last=facts.last,
         recent=recent,
         week=Uptime(int(checks), int(failures)),
-        incident=await open_incident(customer.id, session=session)
-        or await open_group_incident(customer.id, session=session),
+        incident=facts.incident,
         invitation=await open_invitation(customer.id, session=session),
         maintenance_until=await maintenance_end(customer.environment, session=session, now=now),
         delivery=await delivery_problems(session=session, now=now),
@@ -88,21 +88,6 @@ async def maintenance_end(
             MaintenanceWindow.ends_at > now,
             MaintenanceWindow.end_announced_at.is_(None),
         )
-    )
-
-
-async def open_incident(customer_id: int, *, session: AsyncSession) -> Incident | None:
-    return await session.scalar(
-        select(Incident).where(Incident.customer_id == customer_id, Incident.resolved_at.is_(None))
-    )
-
-
-async def open_group_incident(customer_id: int, *, session: AsyncSession) -> Incident | None:
-    """The open grouped incident (bot.alerts.grouping) the customer is counted in."""
-    return await session.scalar(
-        select(Incident)
-        .join(IncidentMember, IncidentMember.incident_id == Incident.id)
-        .where(IncidentMember.customer_id == customer_id, Incident.resolved_at.is_(None))
     )
 
 
@@ -156,12 +141,7 @@ async def fleet_page(
     limit: int,
 ) -> FleetPage:
     """Customers worst first (then longest in that state), with counts per state on top."""
-    counts = {
-        str(s): int(n)
-        for s, n in await session.execute(
-            select(Customer.state, func.count()).group_by(Customer.state)
-        )
-    }
+    counts = await counts_by_state(session=session)
     where = [Customer.state.in_([s.value for s in states])] if states else []
     total = await session.scalar(select(func.count()).select_from(Customer).where(*where)) or 0
     rows = await session.scalars(
@@ -231,7 +211,6 @@ async def gauge_counts(*, session: AsyncSession) -> GaugeCounts:
     """Customers by state (``ix_customers_state``), open incidents by kind
     (``ix_incidents_open``), and the outbox's pending and failed rows only (``ix_outbox_due``
     starts with ``status``): never a scan of the delivered rows."""
-    states = await session.execute(select(Customer.state, func.count()).group_by(Customer.state))
     kinds = await session.execute(
         select(Incident.kind, func.count())
         .where(Incident.resolved_at.is_(None))
@@ -241,7 +220,7 @@ async def gauge_counts(*, session: AsyncSession) -> GaugeCounts:
     pending = await session.scalar(outbox.where(Notification.status == NotificationStatus.PENDING))
     failed = await session.scalar(outbox.where(Notification.status == NotificationStatus.FAILED))
     return GaugeCounts(
-        customers_by_state={str(k): int(n) for k, n in states},
+        customers_by_state=await counts_by_state(session=session),
         open_incidents_by_kind={str(k): int(n) for k, n in kinds},
         outbox_pending=int(pending or 0),
         outbox_failed=int(failed or 0),

@@ -32,7 +32,6 @@ from storage.reads import status_data as read_status
 log = logging.getLogger(__name__)
 ForgetListener = Callable[[AsyncSession, Customer], Awaitable[None]]
 """Called in the forgetting transaction before the customer is removed."""
-MAX_SNOOZE = timedelta(days=30)
 # A check started by a person costs a token request against a budget Brincr validates:
 # once per customer per MANUAL_CHECK_EVERY, across replicas (customers.last_manual_check_at).
 MANUAL_CHECK_EVERY = timedelta(minutes=1)
@@ -58,12 +57,11 @@ class Fleet:
         async with self.db.transaction() as session:
             return await find_customer(query, session=session)
 
-    async def status(self, customer_id: int) -> StatusData:
-        """The customer's status as stored (no check)."""
+    async def status(self, query: str) -> StatusData:
+        """The status, as stored (no check), of the customer ``query`` names (see
+        :meth:`resolve`): one transaction, the customer row read once."""
         async with self.db.transaction() as session:
-            customer = await session.get(Customer, customer_id)
-            if customer is None:
-                raise UserError("That customer was removed a moment ago.")
+            customer = await find_customer(query, session=session)
             return await read_status(customer, session=session, now=utcnow())
 
     async def start_manual_check(self, customer_id: int, user_id: str) -> None:

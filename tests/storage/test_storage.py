@@ -12,10 +12,10 @@ from storage.customers import (
     NewCustomer,
     add_customer,
     change_state,
-    count_by_state,
     find_customer,
 )
 from storage.db import Database, async_url, safe_url, sync_url
+from storage.facts import counts_by_state
 
 TENANT = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 
@@ -69,7 +69,7 @@ async def test_state_changes_are_recorded_once(db: Database) -> None:
         assert await change_state(customer, State.HEALTHY, session=session, reason="ok")
         assert not await change_state(customer, State.HEALTHY, session=session)
     async with db.transaction() as session:
-        counts = await count_by_state(session=session)
+        counts = await counts_by_state(session=session)
     assert counts == {"healthy": 1, "invited": 2}
 
 
