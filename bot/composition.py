@@ -35,7 +35,9 @@ from bot.core.logs import quiet_payload_logs
 from bot.fleet import digest
 from bot.fleet.service import Fleet
 from bot.onboarding import invitations
+from bot.onboarding import rollout as rollouts
 from bot.onboarding.linking import Linking
+from bot.onboarding.rollout import Rollout
 from bot.onboarding.tenant_events import RETRY_EVERY, TenantEvents
 from bot.outbox import OutboxSender
 from bot.services import Services
@@ -63,6 +65,7 @@ class Bot:
     upkeep: AlertUpkeep  # reminders, ended snoozes, upstream incidents (a scheduled job)
     maintenance: Maintenance  # planned-downtime windows
     fleet: Fleet
+    rollout: Rollout  # scope rollouts: tracked, never alerted
     linking: Linking
     tenant_events: TenantEvents  # Visma webhook deliveries, processed in the background
     scheduler: Scheduler
@@ -102,10 +105,11 @@ def build_bot(
 
     services = Services(settings=settings, db=db, wake_outbox=wake_senders)
     alerts = Alerts(services)
+    rollout = Rollout(services)
     checker = CheckService(
         settings,
         db,
-        listeners=(alerts.on_check, invitations.tracker(services)),
+        listeners=(rollout.on_check, alerts.on_check, invitations.tracker(services)),
         transport=transport,
     )
     linking = Linking(services, checker)
@@ -124,6 +128,9 @@ def build_bot(
     async def weekly_digest() -> bool:
         return await digest.digest_tick(services)
 
+    async def rollout_tracker() -> int:
+        return await rollout.tracker_tick(utcnow())
+
     tenant_events = TenantEvents(services, linking, worker_id=worker)
 
     async def webhook_retry() -> int:
@@ -135,6 +142,7 @@ def build_bot(
         Job("maintenance-ends", maintenance_ends, maintenance.TICK),
         Job("digest", weekly_digest, digest.TICK_EVERY),
         Job("webhook-retry", webhook_retry, RETRY_EVERY),
+        Job("rollout-tracker", rollout_tracker, rollouts.TICK),
     )
     quiet_payload_logs()  # payloads that carry invitation codes stay out of debug logs
     return Bot(
@@ -149,6 +157,7 @@ def build_bot(
         upkeep=upkeep,
         maintenance=windows,
         fleet=Fleet(services, checker, before_forget=(alerts.forgetting,)),
+        rollout=rollout,
         linking=linking,
         tenant_events=tenant_events,
         scheduler=Scheduler(services, checker, worker_id=worker, jobs=jobs),

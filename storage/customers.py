@@ -359,6 +359,7 @@ class ExportRow:
     missing_scopes: str
     state_since: datetime
     last_check_at: datetime | None
+    rollout_missing_scopes: str
 
 
 async def export_rows(*, session: AsyncSession) -> AsyncIterator[list[ExportRow]]:
@@ -376,6 +377,7 @@ async def export_rows(*, session: AsyncSession) -> AsyncIterator[list[ExportRow]
             Customer.missing_scopes,
             Customer.state_since,
             Customer.last_check_at,
+            Customer.rollout_missing_scopes,
         ).order_by(Customer.kvk)
     )
     async for rows in result.partitions(BULK_CHUNK):

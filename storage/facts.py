@@ -37,6 +37,11 @@ class CustomerFacts:
     def missing_scopes(self) -> list[str]:
         return self.customer.missing_scopes.split()
 
+    @property
+    def rollout_missing_scopes(self) -> list[str]:
+        """Rollout scopes not switched ON yet, as last asked (tracked, never alerted)."""
+        return (self.customer.rollout_missing_scopes or "").split()
+
 
 async def facts_for(customer: Customer, *, session: AsyncSession) -> CustomerFacts:
     """The facts of one customer."""

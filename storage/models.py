@@ -69,6 +69,10 @@ class Customer(Base):
     required_scopes: Mapped[str] = mapped_column(Text, default="")  # checked against, space-sep
     granted_scopes: Mapped[str] = mapped_column(Text, default="")
     missing_scopes: Mapped[str] = mapped_column(Text, default="")
+    # scope rollouts (#17): the rollout scopes not switched ON yet, as last asked (space-sep),
+    # and when a token request last named them (asked again at most hourly while missing)
+    rollout_missing_scopes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    rollout_asked_at: Mapped[datetime | None]
     last_check_at: Mapped[datetime | None]
     last_result_id: Mapped[int | None] = mapped_column(BigId)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import STATE_SEVERITY, State
@@ -120,7 +120,9 @@ LIST_FILTERS: dict[str, tuple[State, ...] | None] = {
     "failing": (State.REVOKED, State.SCOPES_MISSING, State.FAILING, State.UNKNOWN),
     "pending": (State.INVITED, State.PENDING),
     "revoked": (State.REVOKED,),
+    "rollout": None,  # not a state: the customers that have not switched rollout scopes ON
 }
+ROLLOUT_LIST = "rollout"
 
 
 @dataclass(frozen=True)
@@ -139,10 +141,16 @@ async def fleet_page(
     now: datetime,
     offset: int,
     limit: int,
+    rollout: bool = False,
 ) -> FleetPage:
-    """Customers worst first (then longest in that state), with counts per state on top."""
+    """Customers worst first (then longest in that state), with counts per state on top;
+    with ``rollout`` only those known not to have switched the rollout scopes ON."""
     counts = await counts_by_state(session=session)
-    where = [Customer.state.in_([s.value for s in states])] if states else []
+    where: list[ColumnElement[bool]] = (
+        [Customer.state.in_([s.value for s in states])] if states else []
+    )
+    if rollout:
+        where.append(Customer.rollout_missing_scopes != "")
     total = await session.scalar(select(func.count()).select_from(Customer).where(*where)) or 0
     rows = await session.scalars(
         select(Customer)

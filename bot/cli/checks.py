@@ -39,6 +39,7 @@ def _row(facts: CustomerFacts, outcome: CheckOutcome | None) -> dict[str, Any]:
         "state": customer.state,
         "granted_scopes": facts.granted_scopes,
         "missing_scopes": facts.missing_scopes,
+        "rollout_missing_scopes": facts.rollout_missing_scopes,
         "probe_status": outcome.probe_status if outcome else None,
         "error": (outcome.error_text or outcome.error_code) if outcome else None,
     }

@@ -21,6 +21,7 @@ from storage.customers import claim_manual_check, find_customer, get_by_kvk, rem
 from storage.models import Customer
 from storage.reads import (
     LIST_FILTERS,
+    ROLLOUT_LIST,
     FleetPage,
     HomeData,
     StatusData,
@@ -35,7 +36,7 @@ ForgetListener = Callable[[AsyncSession, Customer], Awaitable[None]]
 # A check started by a person costs a token request against a budget Brincr validates:
 # once per customer per MANUAL_CHECK_EVERY, across replicas (customers.last_manual_check_at).
 MANUAL_CHECK_EVERY = timedelta(minutes=1)
-LIST_USAGE = "`/brincr list [failing|pending|revoked|all]`"
+LIST_USAGE = "`/brincr list [failing|pending|revoked|rollout|all]`"
 
 
 class Fleet:
@@ -108,6 +109,7 @@ class Fleet:
                 now=utcnow(),
                 offset=max(0, offset),
                 limit=limit,
+                rollout=which == ROLLOUT_LIST,
             )
 
     async def home(self) -> HomeData:

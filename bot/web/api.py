@@ -153,6 +153,7 @@ def customer_json(facts: CustomerFacts) -> dict[str, Any]:
         "state_reason": customer.state_reason,
         "granted_scopes": facts.granted_scopes,
         "missing_scopes": facts.missing_scopes,
+        "rollout_missing_scopes": facts.rollout_missing_scopes,
         "last_checked_at": _iso(customer.last_check_at),
         "snoozed_until": _iso(customer.snoozed_until),
         "open_incident": incident_json(facts.incident),
