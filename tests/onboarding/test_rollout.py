@@ -4,6 +4,7 @@ fake Slack Web API, signed commands through Bolt, the stand-in's request counter
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from bot.demo.fake_slack import FakeSlack
 from bot.simulator import Simulator
 from storage.models import AuditEntry, Customer, Incident, Notification
 from storage.statuses import NotificationStatus
+from tests.conftest import _truncate
 from tests.harness import ADMIN, ALERTS, SUPPORT, BotHarness, eventually, start_bot, text_of
 
 REQUIRED = ("brincr:country", "brincr:category")
@@ -243,3 +245,32 @@ async def test_from_the_deadline_on_the_rollout_scope_is_required(
         assert "The deadline has come" in text_of(thread[-1])
     finally:
         await bot.close()
+
+
+@pytest.mark.postgres
+async def test_two_replicas_post_one_tracker_and_update_it_once_per_change(
+    postgres_url: str, slack: FakeSlack, sim: Simulator
+) -> None:
+    _truncate(postgres_url)
+    sim.set_options(name_scope_in_error=False)
+    one = await start_bot(postgres_url, slack, sim, worker_id="one", **rollout_settings())
+    two = await start_bot(postgres_url, slack, sim, worker_id="two", **rollout_settings())
+    try:
+        ids = [await one.add_customer(f"6100007{i}", f"Replica {i}", approve=REQUIRED,
+                                      tenant_id=f"7777777{i}-7777-4777-8777-777777777777")
+               for i in range(3)]  # fmt: skip
+        await one.runtime.bot.checker.check_many(ids)
+        ticks = [one.runtime.bot.rollout.tracker_tick, two.runtime.bot.rollout.tracker_tick]
+        posted = await asyncio.gather(*(tick() for tick in ticks * 3))
+        assert sum(posted) == 1
+        sim.approve("77777770-7777-4777-8777-777777777777", "production", [*REQUIRED, NEW])
+        await two.runtime.bot.checker.check_customer(ids[0])
+        updated = await asyncio.gather(*(tick() for tick in ticks * 3))
+        assert sum(updated) == 1  # one update, from one replica
+        await deliver(one)
+        await deliver(two)
+        tops = [m for m in slack.messages(ONBOARDING) if "thread_ts" not in m]
+        assert len(tops) == 1 and "1 of 3 production customers" in text_of(tops[0])
+    finally:
+        await one.close()
+        await two.close()
