@@ -15,7 +15,7 @@ ALL_SETTINGS = [
     "BRINCR_PROBE_PATH", "CHECK_INTERVAL", "CHECK_CONCURRENCY", "FAILURE_THRESHOLD",
     "ALERT_REPEAT", "INVITE_STALE_AFTER", "VISMA_WEBHOOK_SECRETS", "HOST", "PORT", "LOG_FORMAT",
     "SANDBOX_ALERT_CHANNEL", "ALERT_MENTION", "PAGERDUTY_ROUTING_KEY", "PAGERDUTY_EVENTS_URL",
-    "PAGERDUTY_ENVIRONMENTS",
+    "PAGERDUTY_ENVIRONMENTS", "BRINCR_ROLLOUT_SCOPES", "BRINCR_ROLLOUT_DEADLINE",
 ]  # fmt: skip
 
 
@@ -171,3 +171,23 @@ def test_an_unusable_database_url_is_one_readable_line_without_the_password(
     (line,) = caught.value.problems
     assert line.startswith("DATABASE_URL: ") and problem in line
     assert "hunter2" not in line
+
+
+def test_the_rollout_deadline_counts_from_its_first_day_in_the_team_timezone() -> None:
+    from datetime import UTC, datetime
+
+    s = load_settings(
+        brincr_scopes="brincr:category",
+        brincr_rollout_scopes="brincr:order",
+        brincr_rollout_deadline="2027-01-31",
+        timezone="Europe/Amsterdam",
+    )
+    before = datetime(2027, 1, 30, 22, 59, tzinfo=UTC)  # 23:59 on the 30th in Amsterdam
+    on = datetime(2027, 1, 30, 23, 0, tzinfo=UTC)  # midnight: the 31st in Amsterdam
+    assert s.rollout_scopes(before) == ("brincr:order",)
+    assert s.required_scopes(before) == ("brincr:category",)
+    assert s.rollout_scopes(on) == ()
+    assert s.required_scopes(on) == ("brincr:category", "brincr:order")
+    past = load_settings(brincr_scopes="a", brincr_rollout_scopes="b",
+                         brincr_rollout_deadline="2020-01-01")  # fmt: skip
+    assert past.rollout_enforced(before)  # a deadline already past is valid: enforce now

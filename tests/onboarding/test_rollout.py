@@ -83,6 +83,8 @@ async def test_a_customer_lacking_only_the_rollout_scope_stays_healthy_and_quiet
     _, key = await bot.command("status 61000001")
     status = text_of(await bot.reply(key))
     assert f"`{NEW}` not switched ON yet (rollout" in status
+    _, key = await bot.command("history 61000001")
+    assert "switched" not in text_of(await bot.reply(key))  # the first answer is no switch
     _, key = await bot.command("status 61000002")
     assert f"`{NEW}` switched ON (rollout)" in text_of(await bot.reply(key))
 
