@@ -92,3 +92,13 @@ async def counts_by_state(*, session: AsyncSession) -> dict[str, int]:
     """How many customers are in each state (``ix_customers_state``); absent states: none."""
     rows = await session.execute(select(Customer.state, func.count()).group_by(Customer.state))
     return {str(state): int(n) for state, n in rows}
+
+
+async def rollout_pending(*, session: AsyncSession) -> list[Customer]:
+    """Customers known not to have switched the rollout scopes ON yet, by name."""
+    rows = await session.scalars(
+        select(Customer)
+        .where(Customer.rollout_missing_scopes != "")
+        .order_by(Customer.name, Customer.kvk)
+    )
+    return list(rows)

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import STATE_SEVERITY, State
-from storage.facts import counts_by_state, facts_for
+from storage.facts import counts_by_state, facts_for, rollout_pending
 from storage.models import (
     CheckResult,
     CheckRollup,
@@ -172,6 +172,7 @@ class HomeData:
     incidents: list[tuple[Incident, Customer | None]]
     invitations: list[tuple[Invitation, Customer]]  # waiting longest first
     delivery: list[DeliveryProblem] = field(default_factory=list)  # Slack refusing messages
+    rollout_pending: list[Customer] = field(default_factory=list)  # scopes not switched ON
 
 
 async def home_data(*, session: AsyncSession, now: datetime, limit: int = 15) -> HomeData:
@@ -202,6 +203,7 @@ async def home_data(*, session: AsyncSession, now: datetime, limit: int = 15) ->
         incidents=[(i, c) for i, c in incidents],
         invitations=[(i, c) for i, c in invitations],
         delivery=await delivery_problems(session=session, now=now),
+        rollout_pending=await rollout_pending(session=session),
     )
 
 

@@ -28,7 +28,7 @@ from bot.fleet.digest_data import DigestData, WeekIncident
 from bot.fleet.render_digest import render_digest
 from bot.outbox import enqueue
 from bot.services import Services
-from storage.facts import counts_by_state
+from storage.facts import counts_by_state, rollout_pending
 from storage.models import Customer, Invitation
 from storage.reporting import (
     claim_key,
@@ -64,7 +64,8 @@ async def build_digest(
         for i, c in incidents
         if i.opened_at < now
     ]
-    return DigestData(now, since, counts, before, missing, revoked, dict(waiting), week)
+    pending = await rollout_pending(session=session)
+    return DigestData(now, since, counts, before, missing, revoked, dict(waiting), week, pending)
 
 
 async def post_digest(services: Services, now: datetime, *, slot: str | None = None) -> bool:

@@ -8,12 +8,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 
 from bot.core.clock import utcnow
 from bot.demo.fake_slack import FakeSlack
+from bot.fleet.digest import build_digest
+from bot.fleet.render_digest import render_digest
 from bot.simulator import Simulator
 from storage.models import AuditEntry, Customer, Incident, Notification
 from storage.statuses import NotificationStatus
@@ -188,6 +191,14 @@ async def test_rollout_command_and_reminders(bot: BotHarness) -> None:
     assert "0 of 4 production customers switched it ON" in text and "Klant 2" in text
     _, key = await bot.command("list rollout")
     assert "Customers: rollout (4 of 4)" in text_of(await bot.reply(key))
+
+    await bot.event({"type": "app_home_opened", "user": SUPPORT, "tab": "home"})
+    (home,) = await bot.slack.wait_for("views.publish")
+    assert "4 customers have not switched the new scopes ON yet" in text_of(home.params["view"])
+    async with bot.runtime.bot.db.transaction() as session:
+        digest = await build_digest(session, utcnow(), stale_after=timedelta(days=7))
+    digest_text = text_of(render_digest(digest, ZoneInfo("Europe/Amsterdam")).kwargs())
+    assert "Scope rollout: not switched ON yet" in digest_text and "Klant 1" in digest_text
 
     _, key = await bot.command("rollout remind", user=SUPPORT)
     assert "Only bot admins may remind account managers" in text_of(await bot.reply(key))
