@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -287,3 +287,37 @@ async def test_two_replicas_post_one_tracker_and_update_it_once_per_change(
     finally:
         await one.close()
         await two.close()
+
+
+async def test_reminders_7_and_1_days_before_the_deadline_and_a_final_note_when_all_have_it(
+    sqlite_url: str, slack: FakeSlack, sim: Simulator
+) -> None:
+    sim.set_options(name_scope_in_error=False)
+    deadline = (utcnow() + timedelta(days=30)).date()
+    settings = rollout_settings(brincr_rollout_deadline=deadline.isoformat())
+    bot = await start_bot(sqlite_url, slack, sim, **settings)
+    try:
+        cid = await bot.add_customer("61000081", "Herinnerd", approve=REQUIRED,
+                                     tenant_id=TENANT_OLD)  # fmt: skip
+        await bot.runtime.bot.checker.check_many([cid])
+        rollout = bot.runtime.bot.rollout
+        now = datetime.combine(utcnow().date(), time(11), UTC)  # the same day in Amsterdam
+        assert await rollout.tracker_tick(now) == 1
+        assert await rollout.tracker_tick(now + timedelta(days=22)) == 0  # 8 days before
+        assert await rollout.tracker_tick(now + timedelta(days=23, hours=1)) == 2  # 7 days
+        assert await rollout.tracker_tick(now + timedelta(days=24)) == 0  # once
+        assert await rollout.tracker_tick(now + timedelta(days=29, hours=1)) == 2  # 1 day
+        assert await rollout.tracker_tick(now + timedelta(days=29, hours=2)) == 0
+        bot.sim.approve(TENANT_OLD, "production", [*REQUIRED, NEW])
+        await bot.runtime.bot.checker.check_customer(cid)
+        assert await rollout.tracker_tick(now + timedelta(days=29, hours=3)) == 2  # final
+        assert await rollout.tracker_tick(now + timedelta(days=29, hours=4)) == 0
+        await deliver(bot)
+        (tracker,) = [m for m in bot.slack.messages(ONBOARDING) if "thread_ts" not in m]
+        assert "1 of 1 production customers switched it ON (100 %)" in text_of(tracker)
+        thread = [text_of(m) for m in bot.slack.messages(ONBOARDING) if "thread_ts" in m]
+        assert "is in 7 days" in thread[0] and "is tomorrow" in thread[1]
+        assert "*Herinnerd* (KvK 61000081) switched" in thread[2]
+        assert "Every customer switched it ON" in thread[3]
+    finally:
+        await bot.close()
