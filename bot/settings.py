@@ -299,6 +299,12 @@ class Settings(BaseSettings):
         deadline has come (then they are required) or when no rollout runs."""
         return () if self.rollout_enforced(now) else self.brincr_rollout_scopes
 
+    @property
+    def requested_scopes(self) -> tuple[str, ...]:
+        """Every scope the app requests: required and being rolled out. A new customer is
+        asked to switch all of them ON (the hand-off)."""
+        return self.brincr_scopes + self.brincr_rollout_scopes
+
     def terms(self, now: datetime) -> ScopeTerms:
         """The scopes required and being rolled out at ``now``, with the deadline."""
         return ScopeTerms(

@@ -321,3 +321,13 @@ async def test_reminders_7_and_1_days_before_the_deadline_and_a_final_note_when_
         assert "Every customer switched it ON" in thread[3]
     finally:
         await bot.close()
+
+
+async def test_a_new_customer_is_asked_to_switch_the_rollout_scopes_on_too(
+    bot: BotHarness,
+) -> None:
+    from tests.onboarding.test_invite import invite_by_form
+
+    message = text_of((await invite_by_form(bot)).params)
+    for scope in (*REQUIRED, NEW):
+        assert scope in message
