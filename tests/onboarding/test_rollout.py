@@ -331,3 +331,26 @@ async def test_a_new_customer_is_asked_to_switch_the_rollout_scopes_on_too(
     message = text_of((await invite_by_form(bot)).params)
     for scope in (*REQUIRED, NEW):
         assert scope in message
+
+
+async def test_finishing_moves_the_scope_into_brincr_scopes_and_the_tracker_gets_its_final_note(
+    bot: BotHarness,
+) -> None:
+    done = await bot.add_customer("61000101", "Klaar", approve=(*REQUIRED, NEW))
+    late = await bot.add_customer("61000102", "Te Laat", approve=REQUIRED)
+    checker, rollout = bot.runtime.bot.checker, bot.runtime.bot.rollout
+    await checker.check_many([done, late])
+    assert await rollout.tracker_tick() == 1
+    settings = bot.runtime.bot.settings  # the operator's change, as after a restart
+    settings.brincr_scopes, settings.brincr_rollout_scopes = (*REQUIRED, NEW), ()
+    await checker.check_many([done, late])
+    await deliver(bot)
+    finished, missing = await customer_row(bot, done), await customer_row(bot, late)
+    assert finished.state == "healthy" and missing.state == "scopes_missing"
+    assert finished.rollout_missing_scopes == missing.rollout_missing_scopes == ""
+    assert [m for m in bot.slack.messages(ALERTS) if "Klaar" in text_of(m)] == []
+    assert await rollout.tracker_tick() == 2  # the final count and note, once
+    assert await rollout.tracker_tick() == 0
+    await deliver(bot)
+    thread = [text_of(m) for m in bot.slack.messages(ONBOARDING) if "thread_ts" in m]
+    assert "now in `BRINCR_SCOPES`" in thread[-1] and "*1 of 2* production" in thread[-1]
