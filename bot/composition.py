@@ -32,6 +32,7 @@ from bot.clients.pagerduty import EventsClient
 from bot.clients.slack import web_client
 from bot.core.clock import utcnow
 from bot.core.logs import quiet_payload_logs
+from bot.domain.roles import Role
 from bot.fleet import digest
 from bot.fleet.service import Fleet
 from bot.onboarding import invitations
@@ -67,6 +68,7 @@ class Bot:
     tenant_events: TenantEvents  # Visma webhook deliveries, processed in the background
     scheduler: Scheduler
     worker_id: str
+    role: Role = Role.ALL  # what this process is for (serve --role)
 
     async def aclose(self) -> None:
         """Release the upstream connection pool and the database (after stopping)."""
@@ -86,8 +88,10 @@ def build_bot(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     worker_id: str | None = None,
+    role: Role = Role.ALL,
 ) -> Bot:
-    """The whole bot for ``settings``. ``transport`` replaces the network for the Visma and
+    """The whole bot for ``settings``, for ``role`` (a web replica leaves webhook
+    deliveries to the workers). ``transport`` replaces the network for the Visma and
     Brincr requests (benchmarks); Slack is reached at ``SLACK_API_URL`` and PagerDuty at
     ``PAGERDUTY_EVENTS_URL`` (tests point them at local stand-ins)."""
     worker = worker_id or worker_name()
@@ -124,7 +128,7 @@ def build_bot(
     async def weekly_digest() -> bool:
         return await digest.digest_tick(services)
 
-    tenant_events = TenantEvents(services, linking, worker_id=worker)
+    tenant_events = TenantEvents(services, linking, worker_id=worker, process=role.works)
 
     async def webhook_retry() -> int:
         return await tenant_events.retry_due()
@@ -153,6 +157,7 @@ def build_bot(
         tenant_events=tenant_events,
         scheduler=Scheduler(services, checker, worker_id=worker, jobs=jobs),
         worker_id=worker,
+        role=role,
     )
 
 
