@@ -533,7 +533,7 @@ def write_doc(args: argparse.Namespace, where: str, rows: list[Row]) -> None:
         "target bot p99 ≤ 1.5 × a bare Bolt app's during a catch-up at `CHECK_INTERVAL=60s`, "
         "≤ 2.0 × when every customer is due every 15 s",
         "",
-        f"{where.removeprefix('machine: ').capitalize()} (the machine is shared: the load "
+        f"Machine: {where.removeprefix('machine: ')} (the machine is shared: the load "
         f"average before each run is in the table). Date: {when}. The Visma/Brincr stand-in "
         f"runs in a **separate process** ({args.customers:,} tenants, "
         f"{args.latency * 1000:.0f} ms latency), PostgreSQL on the same machine, "
