@@ -22,6 +22,8 @@ def free_port() -> int:
 
 
 def serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``serve`` with ``env``; alerts at once unless ``env`` sets ALERT_GROUP_WAIT."""
+    env = {"ALERT_GROUP_WAIT": "0", **env}
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             [sys.executable, "-c", "from bot.cli import main; main()", "serve"],
