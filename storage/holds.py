@@ -21,7 +21,6 @@ from storage.db import affected_rows
 from storage.models import AlertHold, Customer, PeerLook
 
 LOOK_SIZE = 10  # customers whose check a look brings forward
-FRESH = timedelta(seconds=10)  # a healthy check this recent already answers the question
 
 
 async def hold_of(customer_id: int, *, session: AsyncSession) -> AlertHold | None:
@@ -102,11 +101,18 @@ async def claim_look(
 
 
 async def bring_forward(
-    environment: str, held_id: int, now: datetime, *, session: AsyncSession, limit: int = LOOK_SIZE
+    environment: str,
+    held_id: int,
+    now: datetime,
+    *,
+    checked_before: datetime,
+    session: AsyncSession,
+    limit: int = LOOK_SIZE,
 ) -> int:
     """Make up to ``limit`` other linked customers of ``environment`` that were healthy at
-    their last check due now, soonest due first (the sweep checks them at its next tick);
-    customers being checked right now are left alone. Returns how many."""
+    their last check due now, soonest due first (the sweep checks them at its next tick).
+    Customers being checked right now, or checked since ``checked_before`` (that check
+    already answers), are left alone. Returns how many."""
     chosen = (
         select(Customer.id)
         .where(
@@ -115,7 +121,7 @@ async def bring_forward(
             Customer.id != held_id,
             Customer.state == State.HEALTHY,
             Customer.next_check_at > now,
-            or_(Customer.last_check_at.is_(None), Customer.last_check_at < now - FRESH),
+            or_(Customer.last_check_at.is_(None), Customer.last_check_at < checked_before),
             or_(Customer.claimed_until.is_(None), Customer.claimed_until < now),
         )
         .order_by(Customer.next_check_at)

@@ -147,16 +147,19 @@ class GroupAlerts:
         singles = await stored.singles_with_cause(
             cause.environment, cause.state, cause.signature, session=session
         )
+        folded = []
         for incident, customer in singles:
             if not await close_if_open(incident.id, now, session=session):
                 continue  # another replica folded or resolved it
             incident.resolved_at, incident.open_key = now, None
             await self._join(session, group, [customer.id], now)
-            await self._show_folded(session, incident, customer, group)
             await self.alerts.pager.resolve(session, incident)
+            folded.append((incident, customer))
             metrics.ALERT_FOLDS.inc()
             log.info("incident %s of %s folded into group %s", incident.id, customer.kvk,
                      group.id)  # fmt: skip
+        for incident, customer in folded:  # each names the group as it is with all of them
+            await self._show_folded(session, incident, customer, group)
 
     async def _show_folded(
         self, session: AsyncSession, incident: Incident, customer: Customer, group: Incident

@@ -28,12 +28,13 @@ release job next finishes it, and only one does (``storage.holds``).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts import grouping
+from bot.checks.scheduler import tick_seconds
 from bot.core import metrics
 from bot.core.clock import utcnow
 from bot.domain import State
@@ -86,7 +87,10 @@ class AlertHolds:
         every = self.settings.check_interval
         if not await stored.claim_look(cause.key, now, every, session=session):
             return  # looked for this cause within the interval already
+        # A healthy check within the last sweep tick (the same batch) already answers.
+        fresh = timedelta(seconds=tick_seconds(every))
         brought = await stored.bring_forward(customer.environment, customer.id, now,
+                                             checked_before=now - fresh,
                                              session=session)  # fmt: skip
         metrics.ALERT_LOOK_CHECKS.inc(brought)
         log.info("looking for others with %s: %d %s checks brought forward",
