@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import State
@@ -161,16 +161,27 @@ async def members(
     return [Member(name, kvk) for name, kvk in await session.execute(query)]
 
 
-async def singles_with_cause(
-    environment: str, state: str, signature: str, *, session: AsyncSession
-) -> list[tuple[Incident, Customer]]:
-    """Open single incidents whose customer is broken by this cause (to fold into its group)."""
-    rows = await session.execute(
+def _singles(environment: str, state: str, signature: str) -> Select[Incident, Customer]:
+    return (
         select(Incident, Customer)
         .join(Customer, Customer.id == Incident.customer_id)
         .where(Incident.kind == IncidentKind.CUSTOMER, Incident.resolved_at.is_(None))
         .where(Customer.environment == environment, Customer.state == state)
         .where(_with_cause(state, signature))
-        .order_by(Incident.id)
     )
+
+
+async def count_singles_with_cause(
+    environment: str, state: str, signature: str, *, session: AsyncSession
+) -> int:
+    """How many open single incidents have this cause."""
+    query = _singles(environment, state, signature).with_only_columns(func.count(Incident.id))
+    return int(await session.scalar(query) or 0)
+
+
+async def singles_with_cause(
+    environment: str, state: str, signature: str, *, session: AsyncSession
+) -> list[tuple[Incident, Customer]]:
+    """Open single incidents whose customer is broken by this cause (to fold into its group)."""
+    rows = await session.execute(_singles(environment, state, signature).order_by(Incident.id))
     return [(incident, customer) for incident, customer in rows]

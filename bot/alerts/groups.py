@@ -88,6 +88,12 @@ class GroupAlerts:
         if cause.state == State.FAILING and cause.signature and counted:
             counted += await stored.failing_soon(cause.environment, cause.signature, now,
                                                  session=session)  # fmt: skip
+        if counted and counted < grouping.group_threshold():
+            # Customers that alerted on their own with this cause count too: the group
+            # folds them in, so the end state is one incident per cause whatever the timing.
+            counted += await stored.count_singles_with_cause(
+                cause.environment, cause.state, cause.signature, session=session
+            )
         if counted < grouping.group_threshold():
             return False
         return await self._open(session, cause, ids, customer, now)

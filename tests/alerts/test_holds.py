@@ -398,3 +398,21 @@ async def test_one_look_per_cause_and_environment_per_interval(db: Database) -> 
         assert await stored_holds.claim_look("group:sandbox:x", now, every, session=session)
         later = now + every
         assert await stored_holds.claim_look("group:production:x", later, every, session=session)
+
+
+async def test_singles_with_one_cause_count_towards_a_group_that_folds_them_in(
+    bot: BotHarness, slack: FakeSlack, sim: Simulator
+) -> None:
+    """Whatever the timing (here: no hold at all, each alerted alone as it broke), the fifth
+    customer with the cause opens the group, and the four singles join it."""
+    ids = await spread_fleet(bot, 8)
+    tenants = await tenants_of(bot, ids)
+    for customer_id, tenant in zip(ids[:5], tenants[:5], strict=True):
+        sim.remove(tenant)
+        await bot.runtime.bot.checker.check_many([customer_id])
+    while await bot.runtime.bot.outbox.deliver_due():
+        pass
+    alerts = top_level(slack)
+    assert len(alerts) == 5  # four singles, then the group
+    assert all("Now part of the grouped incident (*5* customers" in text_of(a) for a in alerts[:4])
+    assert "*5*" in text_of(alerts[4]) and await members_of_open_group(bot) == 5
