@@ -416,3 +416,26 @@ async def test_singles_with_one_cause_count_towards_a_group_that_folds_them_in(
     assert len(alerts) == 5  # four singles, then the group
     assert all("Now part of the grouped incident (*5* customers" in text_of(a) for a in alerts[:4])
     assert "*5*" in text_of(alerts[4]) and await members_of_open_group(bot) == 5
+
+
+async def test_a_customer_snoozed_during_its_hold_is_released_muted_without_an_alert(
+    sqlite_url: str, slack: FakeSlack, sim: Simulator
+) -> None:
+    bot = await start_bot(sqlite_url, slack, sim, alert_group_wait="1m")
+    try:
+        ids = await spread_fleet(bot, 6)
+        (tenant,) = await tenants_of(bot, [ids[0]])
+        sim.remove(tenant)
+        await bot.runtime.bot.checker.check_many([ids[0]])
+        await bot.runtime.bot.alerts.snooze_customer(ids[0], timedelta(hours=1), "U0ADMIN")
+        await make_holds_due(bot)
+        muted = metric("brincr_alert_holds_total", outcome="muted")
+        assert await bot.runtime.bot.alerts.holds.release_due() == {"muted": 1}
+        assert metric("brincr_alert_holds_total", outcome="muted") == muted + 1
+        while await bot.runtime.bot.outbox.deliver_due():
+            pass
+        assert top_level(slack) == []
+        response, key = await bot.command("status 30000000")
+        assert "Alert held" not in text_of(await bot.reply(key))
+    finally:
+        await bot.close()
