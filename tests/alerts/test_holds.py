@@ -439,3 +439,35 @@ async def test_a_customer_snoozed_during_its_hold_is_released_muted_without_an_a
         assert "Alert held" not in text_of(await bot.reply(key))
     finally:
         await bot.close()
+
+
+async def test_failing_peers_count_before_their_own_threshold_and_join_when_they_reach_it(
+    sqlite_url: str, slack: FakeSlack, sim: Simulator
+) -> None:
+    """FAILURE_THRESHOLD 2: the held customer fails twice; four peers failed once with the
+    same error code. The release opens one group; the peers join at their second failure."""
+    bot = await start_bot(sqlite_url, slack, sim, alert_group_wait="1m")
+    checker = bot.runtime.bot.checker
+    try:
+        ids = await spread_fleet(bot, 8)
+        tenants = await tenants_of(bot, ids)
+        for tenant in tenants[:5]:
+            sim.fault("production", "api", "status", status=404, tenant_id=tenant)
+        await checker.check_many([ids[0]])
+        await checker.check_many([ids[0]])  # failing: held
+        await checker.check_many(ids[1:5])  # each below its threshold: still healthy
+        await make_holds_due(bot)
+        assert await bot.runtime.bot.alerts.holds.release_due() == {"group": 1}
+        await checker.check_many(ids[1:5])  # now failing: they join the group
+        assert await members_of_open_group(bot) == 5
+
+        async def updated() -> bool:
+            while await bot.runtime.bot.outbox.deliver_due():
+                pass
+            return any("*5*" in text_of(m) for m in top_level(slack))
+
+        await wait_until(updated, 10)  # the update waits for its message to be posted
+    finally:
+        await bot.close()
+    (alert,) = top_level(slack)
+    assert "*5*" in text_of(alert) and "404" in text_of(alert)
