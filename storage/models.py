@@ -11,6 +11,8 @@ Tables, by who writes them:
   them; a sender claims, posts and records them (exactly once, across crashes and replicas).
 - ``webhook_events``: Visma deliveries by notification id (idempotency).
 - ``audit_log``: who changed what. ``kv``: small shared facts (heartbeats, leases).
+- ``alert_holds``: a broken customer's alert held for ``ALERT_GROUP_WAIT`` while peers are
+  checked; ``peer_looks``: when each cause was last looked for (``bot.alerts.holds``).
 """
 
 from __future__ import annotations
