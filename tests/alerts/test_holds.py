@@ -435,7 +435,7 @@ async def test_a_customer_snoozed_during_its_hold_is_released_muted_without_an_a
         while await bot.runtime.bot.outbox.deliver_due():
             pass
         assert top_level(slack) == []
-        response, key = await bot.command("status 30000000")
+        _, key = await bot.command("status 30000000")
         assert "Alert held" not in text_of(await bot.reply(key))
     finally:
         await bot.close()
