@@ -201,7 +201,7 @@ async def test_status_says_the_alert_is_held_and_a_second_break_within_the_inter
         assert top_level(slack) == []  # held
         response, key = await bot.command("status 30000000")
         assert response.status_code == 200
-        status = text_of(await bot.reply(key))
+        status = text_of((await bot.replies(key, 1, timeout=20))[0])
         assert "Alert held until" in status and "whether others are affected" in status
 
         await push_back_slots(bot)
@@ -436,7 +436,7 @@ async def test_a_customer_snoozed_during_its_hold_is_released_muted_without_an_a
             pass
         assert top_level(slack) == []
         _, key = await bot.command("status 30000000")
-        assert "Alert held" not in text_of(await bot.reply(key))
+        assert "Alert held" not in text_of((await bot.replies(key, 1, timeout=20))[0])
     finally:
         await bot.close()
 
