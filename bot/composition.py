@@ -26,7 +26,7 @@ from bot.alerts.maintenance import Maintenance
 from bot.alerts.pager import PagerDutySender
 from bot.alerts.service import Alerts
 from bot.alerts.upkeep import AlertUpkeep
-from bot.checks.scheduler import Job, Scheduler
+from bot.checks.scheduler import Job, Scheduler, tick_seconds
 from bot.checks.service import CheckService
 from bot.clients.pagerduty import EventsClient
 from bot.clients.slack import web_client
@@ -122,6 +122,9 @@ def build_bot(
     async def alert_upkeep() -> None:
         await upkeep.run(utcnow())
 
+    async def alert_holds() -> dict[str, int]:
+        return await alerts.holds.release_due()
+
     async def maintenance_ends() -> int:
         return await windows.announce_ends(utcnow())
 
@@ -135,6 +138,8 @@ def build_bot(
 
     jobs = (
         Job("upkeep", alert_upkeep, upkeep_every(settings.check_interval)),
+        # Each sweep tick: a lone customer alerts ALERT_GROUP_WAIT + one tick after its check.
+        Job("alert-holds", alert_holds, timedelta(seconds=tick_seconds(settings.check_interval))),
         Job("stale-invitations", stale_invitations, invitations.STALE_EVERY),
         Job("maintenance-ends", maintenance_ends, maintenance.TICK),
         Job("digest", weekly_digest, digest.TICK_EVERY),

@@ -71,6 +71,8 @@ def bot_settings(database_url: str, sim: Simulator, slack: FakeSlack, **override
         "brincr_scopes": " ".join(SCOPES),
         "host": "127.0.0.1",
         "port": 0,
+        # Alerts at once; tests of a real hold ask for one (tests/alerts/test_holds.py).
+        "alert_group_wait": "0",
     }
     values.update({k.lower(): v for k, v in sim.settings_env().items()})
     values.update(overrides)

@@ -22,7 +22,9 @@ def free_port() -> int:
 
 
 def serve(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
-    """``brincr-bot serve`` with ``args`` (e.g. ``--role``, ``web``)."""
+    """``brincr-bot serve`` with ``env`` and ``args`` (e.g. ``--role``, ``web``); alerts at
+    once unless ``env`` sets ALERT_GROUP_WAIT."""
+    env = {"ALERT_GROUP_WAIT": "0", **env}
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             [sys.executable, "-c", "from bot.cli import main; main()", "serve", *args],
