@@ -26,12 +26,13 @@ from bot.alerts.maintenance import Maintenance
 from bot.alerts.pager import PagerDutySender
 from bot.alerts.service import Alerts
 from bot.alerts.upkeep import AlertUpkeep
-from bot.checks.scheduler import Job, Scheduler
+from bot.checks.scheduler import Job, Scheduler, tick_seconds
 from bot.checks.service import CheckService
 from bot.clients.pagerduty import EventsClient
 from bot.clients.slack import web_client
 from bot.core.clock import utcnow
 from bot.core.logs import quiet_payload_logs
+from bot.domain.roles import Role
 from bot.fleet import digest
 from bot.fleet.service import Fleet
 from bot.onboarding import invitations
@@ -70,6 +71,7 @@ class Bot:
     tenant_events: TenantEvents  # Visma webhook deliveries, processed in the background
     scheduler: Scheduler
     worker_id: str
+    role: Role = Role.ALL  # what this process is for (serve --role)
 
     async def aclose(self) -> None:
         """Release the upstream connection pool and the database (after stopping)."""
@@ -89,8 +91,10 @@ def build_bot(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     worker_id: str | None = None,
+    role: Role = Role.ALL,
 ) -> Bot:
-    """The whole bot for ``settings``. ``transport`` replaces the network for the Visma and
+    """The whole bot for ``settings``, for ``role`` (a web replica leaves webhook
+    deliveries to the workers). ``transport`` replaces the network for the Visma and
     Brincr requests (benchmarks); Slack is reached at ``SLACK_API_URL`` and PagerDuty at
     ``PAGERDUTY_EVENTS_URL`` (tests point them at local stand-ins)."""
     worker = worker_id or worker_name()
@@ -122,6 +126,9 @@ def build_bot(
     async def alert_upkeep() -> None:
         await upkeep.run(utcnow())
 
+    async def alert_holds() -> dict[str, int]:
+        return await alerts.holds.release_due()
+
     async def maintenance_ends() -> int:
         return await windows.announce_ends(utcnow())
 
@@ -131,13 +138,15 @@ def build_bot(
     async def rollout_tracker() -> int:
         return await rollout.tracker_tick(utcnow())
 
-    tenant_events = TenantEvents(services, linking, worker_id=worker)
+    tenant_events = TenantEvents(services, linking, worker_id=worker, process=role.works)
 
     async def webhook_retry() -> int:
         return await tenant_events.retry_due()
 
     jobs = (
         Job("upkeep", alert_upkeep, upkeep_every(settings.check_interval)),
+        # Each sweep tick: a lone customer alerts ALERT_GROUP_WAIT + one tick after its check.
+        Job("alert-holds", alert_holds, timedelta(seconds=tick_seconds(settings.check_interval))),
         Job("stale-invitations", stale_invitations, invitations.STALE_EVERY),
         Job("maintenance-ends", maintenance_ends, maintenance.TICK),
         Job("digest", weekly_digest, digest.TICK_EVERY),
@@ -162,6 +171,7 @@ def build_bot(
         tenant_events=tenant_events,
         scheduler=Scheduler(services, checker, worker_id=worker, jobs=jobs),
         worker_id=worker,
+        role=role,
     )
 
 

@@ -46,7 +46,15 @@ def _csv(value: Any) -> tuple[str, ...]:
     return tuple(part.strip() for part in str(value or "").split(",") if part.strip())
 
 
+def _wait(value: Any) -> timedelta:
+    """A duration that may be ``0`` (off): ``ALERT_GROUP_WAIT``."""
+    if isinstance(value, str) and re.fullmatch(r"\s*0+\s*[smhd]?\s*", value):
+        return timedelta(0)
+    return _duration(value)
+
+
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+Wait = Annotated[timedelta, BeforeValidator(_wait)]
 CsvList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_csv)]
 
 
@@ -95,6 +103,7 @@ class Settings(BaseSettings):
     check_timeout: Duration = timedelta(seconds=10)
     failure_threshold: int = Field(default=2, ge=1, le=100)
     alert_repeat: Duration = timedelta(hours=4)
+    alert_group_wait: Wait = timedelta(seconds=60)  # bot.alerts.holds; 0: alert at once
     invite_stale_after: Duration = timedelta(days=7)
     visma_webhook_secrets: Annotated[tuple[SecretStr, ...], NoDecode] = ()
 

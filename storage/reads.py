@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain import STATE_SEVERITY, State
 from storage.facts import counts_by_state, facts_for, rollout_pending
 from storage.models import (
+    AlertHold,
     CheckResult,
     CheckRollup,
     Customer,
@@ -47,6 +48,7 @@ class StatusData:
     invitation: Invitation | None
     maintenance_until: datetime | None = None  # a maintenance window of its environment (#13)
     delivery: list[DeliveryProblem] = field(default_factory=list)  # Slack refusing messages
+    held_until: datetime | None = None  # its alert waits for peers (bot.alerts.holds, #23)
 
 
 async def status_data(customer: Customer, *, session: AsyncSession, now: datetime) -> StatusData:
@@ -74,6 +76,14 @@ async def status_data(customer: Customer, *, session: AsyncSession, now: datetim
         invitation=await open_invitation(customer.id, session=session),
         maintenance_until=await maintenance_end(customer.environment, session=session, now=now),
         delivery=await delivery_problems(session=session, now=now),
+        held_until=await held_until(customer.id, session=session),
+    )
+
+
+async def held_until(customer_id: int, *, session: AsyncSession) -> datetime | None:
+    """When the customer's held alert is due, while one is held."""
+    return await session.scalar(
+        select(AlertHold.due_at).where(AlertHold.customer_id == customer_id)
     )
 
 

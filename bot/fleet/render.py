@@ -30,6 +30,8 @@ from storage.reads import FleetPage, StatusData
 from storage.slack_delivery import DeliveryProblem
 from storage.statuses import IncidentKind
 
+BROKEN_STATES = {State.SCOPES_MISSING, State.REVOKED, State.FAILING}
+
 STRIP = {
     State.HEALTHY: "🟩",
     State.UNKNOWN: "⬜",
@@ -104,6 +106,16 @@ def history_strip(recent: Sequence[CheckResult]) -> str:
     return "".join(STRIP.get(r.state, "⬛") for r in reversed(recent))  # type: ignore[call-overload]
 
 
+def _held_line(data: StatusData) -> str | None:
+    """A broken customer whose alert waits for peers (bot.alerts.holds)."""
+    if data.held_until is None or data.customer.state not in BROKEN_STATES:
+        return None
+    return (
+        f":hourglass_flowing_sand: Alert held until {date(data.held_until, '{time}')} "
+        "while checking whether others are affected"
+    )
+
+
 def _incident_line(incident: Incident | None, now: datetime) -> str | None:
     if incident is None:
         return None
@@ -168,7 +180,10 @@ def render_status(data: StatusData, terms: ScopeTerms, now: datetime) -> Message
         ok = 100 * (data.week.checks - data.week.failures) / data.week.checks
         history += f" · last 7 days: {ok:.1f}% healthy of {data.week.checks} checks"
     blocks.append(context(history))
-    extra = [_incident_line(data.incident, now), _invitation_line(data, now)]
+    extra = [
+        _incident_line(data.incident, now) or _held_line(data),
+        _invitation_line(data, now),
+    ]
     blocks += [section(line) for line in extra if line]
     if data.delivery:
         blocks.append(section("\n".join(delivery_lines(data.delivery))))

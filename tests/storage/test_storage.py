@@ -100,6 +100,7 @@ def test_head_is_the_newest_migration_and_an_older_schema_is_still_upgraded(
         assert connection.execute(text("SELECT version_num FROM alembic_version")).all() == [
             (HEAD,)
         ]
-        names = connection.execute(text("SELECT name FROM sqlite_master")).scalars()
-        assert "ix_webhook_events_body_hash" in set(names)  # made by 0003
+        names = set(connection.execute(text("SELECT name FROM sqlite_master")).scalars())
+        assert "ix_webhook_events_body_hash" in names  # made by 0003
+        assert "alert_holds" in names and "peer_looks" in names  # made by 0006
     engine.dispose()

@@ -2,7 +2,7 @@
 request last asked for them
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0006
 Create Date: 2026-12-03 06:30:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import storage.types
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
