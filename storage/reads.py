@@ -7,16 +7,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import STATE_SEVERITY, State
+from storage.facts import counts_by_state, facts_for, rollout_pending
 from storage.models import (
+    AlertHold,
     CheckResult,
     CheckRollup,
     Customer,
     Incident,
-    IncidentMember,
     Invitation,
     MaintenanceWindow,
     Notification,
@@ -48,6 +49,7 @@ class StatusData:
     invitation: Invitation | None
     maintenance_until: datetime | None = None  # a maintenance window of its environment (#13)
     delivery: list[DeliveryProblem] = field(default_factory=list)  # Slack refusing messages
+    held_until: datetime | None = None  # its alert waits for peers (bot.alerts.holds, #23)
 
 
 async def status_data(customer: Customer, *, session: AsyncSession, now: datetime) -> StatusData:
@@ -65,16 +67,24 @@ async def status_data(customer: Customer, *, session: AsyncSession, now: datetim
         .where(CheckRollup.customer_id == customer.id, CheckRollup.hour >= now - WEEK)
     )  # fmt: skip
     checks, failures = week.one()
+    facts = await facts_for(customer, session=session)
     return StatusData(
         customer=customer,
-        last=recent[0] if recent else None,
+        last=facts.last,
         recent=recent,
         week=Uptime(int(checks), int(failures)),
-        incident=await open_incident(customer.id, session=session)
-        or await open_group_incident(customer.id, session=session),
+        incident=facts.incident,
         invitation=await open_invitation(customer.id, session=session),
         maintenance_until=await maintenance_end(customer.environment, session=session, now=now),
         delivery=await delivery_problems(session=session, now=now),
+        held_until=await held_until(customer.id, session=session),
+    )
+
+
+async def held_until(customer_id: int, *, session: AsyncSession) -> datetime | None:
+    """When the customer's held alert is due, while one is held."""
+    return await session.scalar(
+        select(AlertHold.due_at).where(AlertHold.customer_id == customer_id)
     )
 
 
@@ -89,21 +99,6 @@ async def maintenance_end(
             MaintenanceWindow.ends_at > now,
             MaintenanceWindow.end_announced_at.is_(None),
         )
-    )
-
-
-async def open_incident(customer_id: int, *, session: AsyncSession) -> Incident | None:
-    return await session.scalar(
-        select(Incident).where(Incident.customer_id == customer_id, Incident.resolved_at.is_(None))
-    )
-
-
-async def open_group_incident(customer_id: int, *, session: AsyncSession) -> Incident | None:
-    """The open grouped incident (bot.alerts.grouping) the customer is counted in."""
-    return await session.scalar(
-        select(Incident)
-        .join(IncidentMember, IncidentMember.incident_id == Incident.id)
-        .where(IncidentMember.customer_id == customer_id, Incident.resolved_at.is_(None))
     )
 
 
@@ -139,7 +134,9 @@ LIST_FILTERS: dict[str, tuple[State, ...] | None] = {
     "failing": (State.REVOKED, State.SCOPES_MISSING, State.FAILING, State.UNKNOWN),
     "pending": (State.INVITED, State.PENDING),
     "revoked": (State.REVOKED,),
+    "rollout": None,  # not a state: the customers that have not switched rollout scopes ON
 }
+ROLLOUT_LIST = "rollout"
 
 
 @dataclass(frozen=True)
@@ -158,15 +155,16 @@ async def fleet_page(
     now: datetime,
     offset: int,
     limit: int,
+    rollout: bool = False,
 ) -> FleetPage:
-    """Customers worst first (then longest in that state), with counts per state on top."""
-    counts = {
-        str(s): int(n)
-        for s, n in await session.execute(
-            select(Customer.state, func.count()).group_by(Customer.state)
-        )
-    }
-    where = [Customer.state.in_([s.value for s in states])] if states else []
+    """Customers worst first (then longest in that state), with counts per state on top;
+    with ``rollout`` only those known not to have switched the rollout scopes ON."""
+    counts = await counts_by_state(session=session)
+    where: list[ColumnElement[bool]] = (
+        [Customer.state.in_([s.value for s in states])] if states else []
+    )
+    if rollout:
+        where.append(Customer.rollout_missing_scopes != "")
     total = await session.scalar(select(func.count()).select_from(Customer).where(*where)) or 0
     rows = await session.scalars(
         select(Customer)
@@ -188,6 +186,7 @@ class HomeData:
     incidents: list[tuple[Incident, Customer | None]]
     invitations: list[tuple[Invitation, Customer]]  # waiting longest first
     delivery: list[DeliveryProblem] = field(default_factory=list)  # Slack refusing messages
+    rollout_pending: list[Customer] = field(default_factory=list)  # scopes not switched ON
 
 
 async def home_data(*, session: AsyncSession, now: datetime, limit: int = 15) -> HomeData:
@@ -218,6 +217,7 @@ async def home_data(*, session: AsyncSession, now: datetime, limit: int = 15) ->
         incidents=[(i, c) for i, c in incidents],
         invitations=[(i, c) for i, c in invitations],
         delivery=await delivery_problems(session=session, now=now),
+        rollout_pending=await rollout_pending(session=session),
     )
 
 

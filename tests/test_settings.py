@@ -14,9 +14,11 @@ ALL_SETTINGS = [
     "PRODUCTION_CLIENT_SECRET", "PRODUCTION_TOKEN_URL", "PRODUCTION_API_URL", "SANDBOX_CLIENT_ID",
     "SANDBOX_CLIENT_SECRET", "SANDBOX_TOKEN_URL", "SANDBOX_API_URL", "BRINCR_SCOPES",
     "BRINCR_PROBE_PATH", "CHECK_INTERVAL", "CHECK_CONCURRENCY", "FAILURE_THRESHOLD",
-    "ALERT_REPEAT", "INVITE_STALE_AFTER", "VISMA_WEBHOOK_SECRETS", "HOST", "PORT", "LOG_FORMAT",
+    "ALERT_REPEAT", "ALERT_GROUP_WAIT", "INVITE_STALE_AFTER", "VISMA_WEBHOOK_SECRETS", "HOST",
+    "PORT", "LOG_FORMAT",
     "SANDBOX_ALERT_CHANNEL", "ALERT_MENTION", "PAGERDUTY_ROUTING_KEY", "PAGERDUTY_EVENTS_URL",
-    "PAGERDUTY_ENVIRONMENTS", "SECRETS_DIR", "DATABASE_PASSWORD",
+    "PAGERDUTY_ENVIRONMENTS", "BRINCR_ROLLOUT_SCOPES", "BRINCR_ROLLOUT_DEADLINE", "SECRETS_DIR",
+    "DATABASE_PASSWORD",
 ]  # fmt: skip
 
 
@@ -39,6 +41,7 @@ def test_defaults_match_the_contract() -> None:
     assert s.check_interval == timedelta(minutes=15)
     assert (s.check_concurrency, s.failure_threshold) == (50, 2)
     assert s.alert_repeat == timedelta(hours=4)
+    assert s.alert_group_wait == timedelta(seconds=60)
     assert s.invite_stale_after == timedelta(days=7)
     assert (s.host, s.port, s.log_format) == ("0.0.0.0", 3000, "text")
     assert s.bot_admins == () and s.visma_webhook_secrets == ()
@@ -108,6 +111,25 @@ def test_a_bad_duration_is_not_echoed_back(monkeypatch: pytest.MonkeyPatch) -> N
         load_settings()
     assert "hunter2" not in str(caught.value)
     assert caught.value.problems[0].startswith("CHECK_INTERVAL: not a duration")
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("0", 0), ("0s", 0), ("90s", 90), ("2m", 120)])
+def test_alert_group_wait_is_a_duration_and_zero_turns_the_hold_off(
+    monkeypatch: pytest.MonkeyPatch, value: str, seconds: int
+) -> None:
+    monkeypatch.setenv("ALERT_GROUP_WAIT", value)
+    assert load_settings().alert_group_wait == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("value", ["soon", "-5s", "01x"])
+def test_a_bad_alert_group_wait_is_one_readable_line(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("ALERT_GROUP_WAIT", value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.problems == [caught.value.problems[0]]
+    assert caught.value.problems[0].startswith("ALERT_GROUP_WAIT: not a duration")
 
 
 def test_secrets_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -249,3 +271,23 @@ def test_database_password_goes_into_a_postgres_url_without_one(
     assert make_url(load_settings().database_url).password == "own"  # the URL's own wins
     monkeypatch.setenv("DATABASE_URL", "sqlite:///x.db")
     assert load_settings().database_url == "sqlite:///x.db"
+
+
+def test_the_rollout_deadline_counts_from_its_first_day_in_the_team_timezone() -> None:
+    from datetime import UTC, datetime
+
+    s = load_settings(
+        brincr_scopes="brincr:category",
+        brincr_rollout_scopes="brincr:order",
+        brincr_rollout_deadline="2027-01-31",
+        timezone="Europe/Amsterdam",
+    )
+    before = datetime(2027, 1, 30, 22, 59, tzinfo=UTC)  # 23:59 on the 30th in Amsterdam
+    on = datetime(2027, 1, 30, 23, 0, tzinfo=UTC)  # midnight: the 31st in Amsterdam
+    assert s.rollout_scopes(before) == ("brincr:order",)
+    assert s.required_scopes(before) == ("brincr:category",)
+    assert s.rollout_scopes(on) == ()
+    assert s.required_scopes(on) == ("brincr:category", "brincr:order")
+    past = load_settings(brincr_scopes="a", brincr_rollout_scopes="b",
+                         brincr_rollout_deadline="2020-01-01")  # fmt: skip
+    assert past.rollout_enforced(before)  # a deadline already past is valid: enforce now

@@ -76,7 +76,10 @@ async def _export(settings: Settings, with_state: bool) -> None:
     db = Database(settings.database_url)
     try:
         async with db.transaction() as session:
-            async for chunk in export_customers(session=session, with_state=with_state):
+            rollout = bool(settings.brincr_rollout_scopes)
+            async for chunk in export_customers(
+                session=session, with_state=with_state, rollout=rollout
+            ):
                 click.echo(chunk, nl=False)
     finally:
         await db.close()
@@ -86,7 +89,8 @@ async def _export(settings: Settings, with_state: bool) -> None:
 @click.option(
     "--with-state",
     is_flag=True,
-    help="Add the columns state, granted_scopes, missing_scopes, state_since, last_checked_at.",
+    help="Add the columns state, granted_scopes, missing_scopes, state_since, last_checked_at "
+    "(and rollout_missing_scopes while a rollout runs).",
 )
 @click.pass_context
 @config_errors_exit_2

@@ -48,6 +48,20 @@ OUTBOX_DELIVERED = Counter("brincr_outbox_delivered_total", "Slack notifications
 OUTBOX_FAILURES = Counter(
     "brincr_outbox_delivery_failures_total", "Failed Slack delivery attempts", ["permanent"]
 )
+ALERT_HOLDS = Counter(
+    "brincr_alert_holds_total",
+    "Alerts held while the bot looked for customers with the same cause, by how the hold "
+    "ended: group (a group covers it), single (alerted alone), healed, muted (snoozed or "
+    "a maintenance window), gone (customer removed)",
+    ["outcome"],
+)
+ALERT_LOOK_CHECKS = Counter(
+    "brincr_alert_look_checks_total",
+    "Checks brought forward to look for customers sharing a held alert's cause",
+)
+ALERT_FOLDS = Counter(
+    "brincr_alert_folds_total", "Single incidents folded into a group with the same cause"
+)
 CUSTOMERS = Gauge(
     "brincr_customers", "Customers per connection state and environment", ["state", "environment"]
 )

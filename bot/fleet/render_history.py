@@ -31,6 +31,10 @@ ACTIONS = {
     "check": "checked by hand",
     "forget": "removed the customer",
 }
+ROLLOUT_ACTIONS = {
+    "rollout-on": "ON (scope rollout)",
+    "rollout-off": "OFF again (scope rollout: not an incident)",
+}
 
 
 # Slack renders this in each reader's own time zone (the fallback: TIMEZONE, named).
@@ -55,6 +59,9 @@ def describe(entry: Entry) -> str:
         down = format_duration(entry.downtime) if entry.downtime is not None else "?"
         return f":white_check_mark: Incident resolved after {down} of downtime"
     action = entry.action or ""
+    if action in ROLLOUT_ACTIONS:  # seen by a check, not done by a person (bot/onboarding/rollout)
+        scopes = " ".join(f"`{escape(s)}`" for s in (entry.detail or "").split())
+        return f"The customer switched {scopes} {ROLLOUT_ACTIONS[action]}"
     verb = ACTIONS.get(action, f"did `{escape(action[:50])}`")
     return f"<@{entry.who}> {verb}" + (f" ({detail})" if detail else "")
 

@@ -21,6 +21,7 @@ from storage.customers import claim_manual_check, find_customer, get_by_kvk, rem
 from storage.models import Customer
 from storage.reads import (
     LIST_FILTERS,
+    ROLLOUT_LIST,
     FleetPage,
     HomeData,
     StatusData,
@@ -32,11 +33,10 @@ from storage.reads import status_data as read_status
 log = logging.getLogger(__name__)
 ForgetListener = Callable[[AsyncSession, Customer], Awaitable[None]]
 """Called in the forgetting transaction before the customer is removed."""
-MAX_SNOOZE = timedelta(days=30)
 # A check started by a person costs a token request against a budget Brincr validates:
 # once per customer per MANUAL_CHECK_EVERY, across replicas (customers.last_manual_check_at).
 MANUAL_CHECK_EVERY = timedelta(minutes=1)
-LIST_USAGE = "`/brincr list [problems|pending|revoked|all]`"
+LIST_USAGE = "`/brincr list [problems|pending|revoked|rollout|all]`"
 
 
 class Fleet:
@@ -58,12 +58,11 @@ class Fleet:
         async with self.db.transaction() as session:
             return await find_customer(query, session=session)
 
-    async def status(self, customer_id: int) -> StatusData:
-        """The customer's status as stored (no check)."""
+    async def status(self, query: str) -> StatusData:
+        """The status, as stored (no check), of the customer ``query`` names (see
+        :meth:`resolve`): one transaction, the customer row read once."""
         async with self.db.transaction() as session:
-            customer = await session.get(Customer, customer_id)
-            if customer is None:
-                raise UserError("That customer was removed a moment ago.")
+            customer = await find_customer(query, session=session)
             return await read_status(customer, session=session, now=utcnow())
 
     async def start_manual_check(self, customer_id: int, user_id: str) -> None:
@@ -110,6 +109,7 @@ class Fleet:
                 now=utcnow(),
                 offset=max(0, offset),
                 limit=limit,
+                rollout=which == ROLLOUT_LIST,
             )
 
     async def home(self) -> HomeData:

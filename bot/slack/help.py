@@ -8,7 +8,10 @@ from bot.slack.blocks import Message, context, section
 
 HELP_LINES = (
     ("status <customer>", "connection state, scopes, last check and history"),
-    ("list [problems|pending|revoked|all]", "the fleet, worst first (`problems`: not healthy)"),
+    (
+        "list [problems|pending|revoked|rollout|all]",
+        "the fleet, worst first (`problems`: not healthy)",
+    ),
     ("check <customer>", "check now and show the result"),
     ("history <customer>", "state changes, incidents and who did what, newest first"),
     ("invite [<kvk> <code>]", "send onboarding instructions (admins)"),
@@ -24,6 +27,8 @@ HELP_LINES = (
     ("maintenance end <production|sandbox|all>", "end a maintenance window early (admins)"),
     ("maintenance", "list the maintenance windows"),
     ("digest", "post the weekly digest into the digest channel now (admins)"),
+    ("rollout", "who has switched the new scopes (`BRINCR_ROLLOUT_SCOPES`) ON, per environment"),
+    ("rollout remind", "DM each account manager their customers still to switch ON (admins)"),
 )
 
 

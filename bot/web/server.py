@@ -35,11 +35,15 @@ REQUEST_TIMEOUT = 30.0
 
 
 def build_web_app(bot: Bot, bolt: AsyncApp | None) -> web.Application:
-    """Every route of ``serve``; ``/slack/events`` only when ``bolt`` is given (HTTP mode)."""
+    """Every route of ``serve``; ``/slack/events`` only when ``bolt`` is given (HTTP mode).
+    A worker (``bot.role``) serves only ``/healthz``, ``/readyz`` and ``/metrics``."""
+    role = bot.role
     app = web.Application(client_max_size=1024 * 1024, middlewares=[_request_id, _time_limit])
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz(bot))
     app.router.add_get("/metrics", _metrics(bot.db))
+    if not role.answers:
+        return app
     app.router.add_post(WEBHOOK_PATH, webhook_handler(bot.settings, bot.tenant_events))
     if bolt is not None:
         secret = bot.settings.slack_signing_secret
@@ -78,17 +82,22 @@ async def _healthz(_request: web.Request) -> web.Response:
 
 
 def _readyz(bot: Bot) -> Handler:
-    probes: dict[str, Probe] = {
-        "database": _database_probe(bot.db),
-        "scheduler": bot.scheduler.readiness,
-    }  # only what this replica needs to serve: Slack delivery trouble is in /metrics
+    role = bot.role
+    # Only what this replica needs to serve: Slack delivery trouble is in /metrics, and a
+    # web replica runs no scheduler, so it is ready while its database answers.
+    probes: dict[str, Probe] = {"database": _database_probe(bot.db)}
+    if role.works:
+        probes["scheduler"] = bot.scheduler.readiness
 
     async def readyz(_request: web.Request) -> web.Response:
         results = await asyncio.gather(*(_bounded(probe()) for probe in probes.values()))
         pairs = zip(probes, results, strict=True)
         detail = {name: {"ok": ok, "detail": text} for name, (ok, text) in pairs}
         ready = all(ok for ok, _ in results)
-        return web.json_response({"ok": ready, "checks": detail}, status=200 if ready else 503)
+        return web.json_response(
+            {"ok": ready, "role": role.value, "purpose": role.purpose, "checks": detail},
+            status=200 if ready else 503,
+        )
 
     return readyz
 

@@ -49,6 +49,9 @@ def test_the_tour_shows_status_list_handoff_and_an_acknowledged_alert() -> None:
     assert "healthy 4 · 🟠 scopes_missing 1" in out
     assert "Installatiebedrijf Bakker & Zn. (KvK" in out  # escaped for Slack, readable here
     assert "❌ `brincr:order` missing" in out
+    assert "> /brincr rollout" in out and "production customers switched it ON" in out
+    assert "Dakdekkers Smit (KvK 67890123, production)" in out  # not switched ON: no alert
+    assert "Brincr connection scopes missing: Dakdekkers Smit" not in out
     assert "── #support ──" in out and "Invitation: Timmerfabriek Noord" in out
     assert "only visible to you · replaces the message above" in out
     assert "Brincr connection scopes missing: Schildersbedrijf Visser" in out
