@@ -44,9 +44,8 @@ def _named(inv: Invocation, usage: str) -> str:
 
 
 async def status(inv: Invocation) -> None:
-    customer = await inv.bot.fleet.resolve(_named(inv, STATUS_USAGE))
-    data = await inv.bot.fleet.status(customer.id)
-    await inv.reply(render_status(data, inv.bot.settings.brincr_scopes, utcnow()))
+    data = await inv.bot.fleet.status(_named(inv, STATUS_USAGE))
+    await inv.reply(render_status(data, inv.bot.settings.terms(utcnow()), utcnow()))
 
 
 async def check(inv: Invocation) -> None:
@@ -55,7 +54,7 @@ async def check(inv: Invocation) -> None:
     await inv.bot.fleet.start_manual_check(customer.id, inv.user_id, admin=admin)
     await inv.reply(render_notice(f":hourglass_flowing_sand: Checking *{escape(customer.name)}*…"))
     data = await inv.bot.fleet.check(customer.id)
-    message = render_status(data, inv.bot.settings.brincr_scopes, utcnow())
+    message = render_status(data, inv.bot.settings.terms(utcnow()), utcnow())
     await inv.reply(message, replace_original=True)
 
 
@@ -85,7 +84,7 @@ async def check_now(
     data = await bot.fleet.check(customer.id)
     # An ephemeral status is refreshed in place; from a channel message (an alert), the
     # clicker gets the fresh status for their eyes only.
-    message = render_status(data, bot.settings.brincr_scopes, utcnow())
+    message = render_status(data, bot.settings.terms(utcnow()), utcnow())
     await respond(
         **message.kwargs(), response_type="ephemeral", replace_original=press.in_ephemeral
     )
@@ -96,8 +95,8 @@ async def share(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot:
     press = Press.of(body)
     customer = await bot.fleet.resolve(press.value)
     await bot.fleet.start_share(customer.id, press.user_id, press.channel_id or press.user_id)
-    data = await bot.fleet.status(customer.id)
-    message = render_shared(data, bot.settings.brincr_scopes, utcnow(), press.user_id)
+    data = await bot.fleet.status(press.value)
+    message = render_shared(data, bot.settings.terms(utcnow()), utcnow(), press.user_id)
     await respond(**message.kwargs(), response_type="in_channel", replace_original=False)
 
 

@@ -100,6 +100,15 @@ async def test_an_empty_slack_app_token_as_in_env_example_runs_http_mode(
                     "this private channel: /invite the bot to it"),
         ("invalid_auth", "cannot post to Slack: SLACK_BOT_TOKEN is refused by Slack "
                          "(invalid_auth): set the bot token"),
+        # Slack's edge (or a proxy) answering with an error page, not Slack's JSON
+        ("auth.test text/html", "cannot post to Slack: Slack is not answering at SLACK_API_URL "
+                                "(HTTP 503)"),
+        ("auth.test text/plain", "cannot post to Slack: Slack is not answering at "
+                                 "SLACK_API_URL (HTTP 503)"),
+        ("auth.test application/json", "cannot post to Slack: Slack is not answering at "
+                                       "SLACK_API_URL (HTTP 503)"),
+        ("conversations.info text/plain", "cannot post to Slack: ALERT_CHANNEL C0ALERTS: Slack "
+                                          "answers HTTP 503 for this channel"),
     ],
 )  # fmt: skip
 async def test_serve_says_at_start_what_stops_it_posting_alerts_and_still_runs(
@@ -108,6 +117,9 @@ async def test_serve_says_at_start_what_stops_it_posting_alerts_and_still_runs(
     slack, sim = fakes
     if fault == "outside":
         slack.outside_channels.add(ALERTS)
+    elif " " in fault:
+        method, page = fault.split()
+        slack.fail(method, status=503, page=page)
     else:
         slack.fail("auth.test", error=fault)
     served = Served(serve_env(slack.api_url, sim, sqlite_url), tmp_path / "s.log")
@@ -129,6 +141,7 @@ async def test_serve_checks_at_start_that_it_can_post_to_the_alert_channel(
     await served.wait_for_log("Slack delivery checked: the bot can post to ALERT_CHANNEL")
     served.terminate_and_time()
     assert [c.params["channel"] for c in slack.calls_to("conversations.info")] == [ALERTS]
+    assert [c.verb for c in slack.calls_to("conversations.info")] == ["GET"]  # as slack-sdk sends
     assert unexpected_errors(served.text()) == []
 
 

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clients.pagerduty import Answer, EventsClient
 from bot.core.clock import utcnow
+from bot.core.metrics import pager_answered
 from bot.domain import Environment
 from bot.settings import Settings
 from bot.ticker import Ticker
@@ -274,6 +275,10 @@ class PagerDutySender:
 
     async def _record(self, event: PagerEvent, answer: Answer) -> None:
         values: dict[str, Any] = {"claimed_until": None}
+        given_up = not answer.accepted and (
+            answer.permanent or event.attempts + 1 >= self._max_attempts
+        )
+        pager_answered(answer.accepted, given_up=given_up)
         if answer.accepted:
             values.update(status="sent", sent_at=utcnow(), last_error=None)
             log.info("pagerduty %s sent for incident %s", event.action, event.incident_id)

@@ -195,3 +195,36 @@ def render_customer_snooze_ended(customer: Customer) -> Message:
         f":bell: Snooze for *{escape(customer.name)}* (KvK {customer.kvk}) ended: "
         f"it is *{customer.state}*."
     )
+
+
+# --- fold-in (#23): a single incident that joined the group with its cause --------------
+
+
+def _group_words(group: Incident) -> str:
+    return f"*{group.affected_count}* customers, {escape(cut(group.reason or 'no details', 300))}"
+
+
+def render_folded(incident: Incident, customer: Customer, group: Incident) -> Message:
+    """A single alert's message once it joined a group: it points there, without buttons
+    (the group's message takes Acknowledge, Snooze and Resolve)."""
+    facts = [
+        f"{customer_label(customer)} · {customer.environment} · {state_word(incident.state)}",
+        f"Since {date(incident.opened_at)}",
+    ]
+    blocks: list[Block] = [
+        header(f"Brincr connection {incident.state.replace('_', ' ')}: {customer.name}"),
+        section("\n".join(facts)),
+        context(
+            f":link: Now part of the grouped incident ({_group_words(group)}): "
+            "updates and paging continue there."
+        ),
+    ]
+    text = f"{escape(customer.name)} (KvK {customer.kvk}): part of a grouped incident"
+    return Message(text=text, blocks=blocks)
+
+
+def folded_note(group: Incident) -> str:
+    return (
+        f":link: Others broke the same way: this alert joined the grouped incident "
+        f"({_group_words(group)}); its page is resolved and the group pages instead."
+    )

@@ -40,6 +40,7 @@ from storage.models import Customer
 
 COLUMNS = ("kvk", "name", "environment", "tenant_id", "account_manager")
 STATE_COLUMNS = ("state", "granted_scopes", "missing_scopes", "state_since", "last_checked_at")
+ROLLOUT_COLUMN = "rollout_missing_scopes"  # with --with-state while a rollout runs
 LIMITS = {c: Customer.__table__.c[c].type.length for c in COLUMNS}  # type: ignore[attr-defined]
 MAX_NAME = LIMITS["name"]
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -157,7 +158,8 @@ def parse_csv(text: str) -> ParsedFile:
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise ImportRejected([f"line 1: missing column(s): {', '.join(missing)}"])
-    parsed = ParsedFile(extra_columns=[c for c in header if c not in COLUMNS + STATE_COLUMNS])
+    known = (*COLUMNS, *STATE_COLUMNS, ROLLOUT_COLUMN)
+    parsed = ParsedFile(extra_columns=[c for c in header if c not in known])
     seen: dict[str, dict[str, int]] = {"kvk": {}, "tenant_id": {}}
     for row in reader:
         line = reader.line_num
@@ -229,23 +231,28 @@ def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
 
 
-def _cells(row: ExportRow, with_state: bool) -> list[str]:
+def _cells(row: ExportRow, with_state: bool, rollout: bool) -> list[str]:
     cells = [row.kvk, row.name, row.environment, row.tenant_id or "", row.account_manager or ""]
     if with_state:
         cells += [row.state, row.granted_scopes, row.missing_scopes, _when(row.state_since),
                   _when(row.last_check_at)]  # fmt: skip
+        if rollout:
+            cells.append(row.rollout_missing_scopes)
     return [neutralise(cell) for cell in cells]
 
 
 async def export_customers(
-    *, session: AsyncSession, with_state: bool = False
+    *, session: AsyncSession, with_state: bool = False, rollout: bool = False
 ) -> AsyncIterator[str]:
-    """The CSV, a chunk of lines at a time (header first), every cell neutralised."""
+    """The CSV, a chunk of lines at a time (header first), every cell neutralised. With
+    ``with_state`` and ``rollout`` (a rollout runs) the state columns end with
+    ``rollout_missing_scopes``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS + STATE_COLUMNS if with_state else COLUMNS)
+    header = COLUMNS + STATE_COLUMNS if with_state else COLUMNS
+    writer.writerow((*header, ROLLOUT_COLUMN) if with_state and rollout else header)
     async for rows in export_rows(session=session):
-        writer.writerows(_cells(row, with_state) for row in rows)
+        writer.writerows(_cells(row, with_state, rollout) for row in rows)
         yield out.getvalue()
         out.seek(0)
         out.truncate()

@@ -77,6 +77,11 @@ def _action_sections(data: DigestData, tz: ZoneInfo) -> list[Block]:
         lines = [f"• {_customer(c)}: waiting {format_duration(data.now - i.created_at)}"
                  for i, c in waiting]  # fmt: skip
         blocks.append(_group(title, lines))
+    if data.rollout_pending:
+        title = "*Scope rollout: not switched ON yet* (`/brincr rollout remind`)"
+        lines = [f"• {_customer(c)}: {', '.join(map(code, c.rollout_missing_scopes.split()))}"
+                 for c in data.rollout_pending]  # fmt: skip
+        blocks.append(_group(title, lines))
     if not blocks:
         blocks.append(section(":tada: No customer needs action."))
     return blocks

@@ -21,6 +21,7 @@ from storage.customers import claim_manual_check, find_customer, get_by_kvk, rem
 from storage.models import Customer
 from storage.reads import (
     LIST_FILTERS,
+    ROLLOUT_LIST,
     FleetPage,
     HomeData,
     StatusData,
@@ -32,7 +33,6 @@ from storage.reads import status_data as read_status
 log = logging.getLogger(__name__)
 ForgetListener = Callable[[AsyncSession, Customer], Awaitable[None]]
 """Called in the forgetting transaction before the customer is removed."""
-MAX_SNOOZE = timedelta(days=30)
 # A check started by a person costs a token request against a budget Brincr validates:
 # once per customer per MANUAL_CHECK_EVERY, across replicas (customers.last_manual_check_at).
 MANUAL_CHECK_EVERY = timedelta(minutes=1)
@@ -45,7 +45,7 @@ MANUAL_OVERALL = 100
 # "Share in channel" posts the status for everyone (and mentions the account manager):
 # one share of a customer per channel per SHARE_EVERY, counted from the audit log.
 SHARE_EVERY = timedelta(minutes=5)
-LIST_USAGE = "`/brincr list [failing|pending|revoked|all]`"
+LIST_USAGE = "`/brincr list [problems|pending|revoked|rollout|all]`"
 
 
 async def _within_budget(session: AsyncSession, user_id: str, now: datetime) -> None:
@@ -86,12 +86,11 @@ class Fleet:
         async with self.db.transaction() as session:
             return await find_customer(query, session=session)
 
-    async def status(self, customer_id: int) -> StatusData:
-        """The customer's status as stored (no check)."""
+    async def status(self, query: str) -> StatusData:
+        """The status, as stored (no check), of the customer ``query`` names (see
+        :meth:`resolve`): one transaction, the customer row read once."""
         async with self.db.transaction() as session:
-            customer = await session.get(Customer, customer_id)
-            if customer is None:
-                raise UserError("That customer was removed a moment ago.")
+            customer = await find_customer(query, session=session)
             return await read_status(customer, session=session, now=utcnow())
 
     async def start_manual_check(
@@ -168,6 +167,7 @@ class Fleet:
                 now=utcnow(),
                 offset=max(0, offset),
                 limit=limit,
+                rollout=which == ROLLOUT_LIST,
             )
 
     async def home(self) -> HomeData:

@@ -4,7 +4,8 @@ zone, and cutting text to Slack's limits (docs/domain.md, Slack)."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from bot.domain import format_duration
 
@@ -56,9 +57,13 @@ def cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def date(when: datetime, token: str = "{date_short_pretty} {time}") -> str:
-    """Slack date formatting: each reader sees ``when`` in their own time zone."""
-    fallback = when.strftime("%Y-%m-%d %H:%M UTC")
+def date(
+    when: datetime, token: str = "{date_short_pretty} {time}", tz: ZoneInfo | None = None
+) -> str:
+    """Slack date formatting: each reader sees ``when`` in their own time zone. Where Slack
+    cannot render it (notifications, old clients) the fallback shows ``tz`` (the team's
+    ``TIMEZONE`` where the caller has it, else UTC), with the zone's name."""
+    fallback = when.astimezone(tz or UTC).strftime("%Y-%m-%d %H:%M %Z")
     return f"<!date^{int(when.timestamp())}^{token}|{fallback}>"
 
 

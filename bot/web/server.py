@@ -40,11 +40,15 @@ READ_BUFFER = 16 * 1024
 
 
 def build_web_app(bot: Bot, bolt: AsyncApp | None) -> web.Application:
-    """Every route of ``serve``; ``/slack/events`` only when ``bolt`` is given (HTTP mode)."""
+    """Every route of ``serve``; ``/slack/events`` only when ``bolt`` is given (HTTP mode).
+    A worker (``bot.role``) serves only ``/healthz``, ``/readyz`` and ``/metrics``."""
+    role = bot.role
     app = web.Application(client_max_size=1024 * 1024, middlewares=[_request_id, _time_limit])
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz(bot))
     app.router.add_get("/metrics", _metrics(bot.db))
+    if not role.answers:
+        return app
     budget = BodyBudget()  # one for every route that reads a body before it is verified
     app.router.add_post(WEBHOOK_PATH, webhook_handler(bot.settings, bot.tenant_events, budget))
     if bolt is not None:
@@ -84,10 +88,12 @@ async def _healthz(_request: web.Request) -> web.Response:
 
 
 def _readyz(bot: Bot) -> Handler:
-    probes: dict[str, Probe] = {
-        "database": _database_probe(bot.db),
-        "scheduler": bot.scheduler.readiness,
-    }  # only what this replica needs to serve: Slack delivery trouble is in /metrics
+    role = bot.role
+    # Only what this replica needs to serve: Slack delivery trouble is in /metrics, and a
+    # web replica runs no scheduler, so it is ready while its database answers.
+    probes: dict[str, Probe] = {"database": _database_probe(bot.db)}
+    if role.works:
+        probes["scheduler"] = bot.scheduler.readiness
 
     said: dict[str, str] = {}  # the last detail logged per check: a line per change
 
@@ -101,7 +107,10 @@ def _readyz(bot: Bot) -> Handler:
         # public: which check fails, in a word; the detail (server names, ports) is logged
         checks = {name: {"ok": ok, "detail": "ok" if ok else "failing"} for name, (ok, _) in pairs}
         ready = all(ok for ok, _ in results)
-        return web.json_response({"ok": ready, "checks": checks}, status=200 if ready else 503)
+        return web.json_response(
+            {"ok": ready, "role": role.value, "purpose": role.purpose, "checks": checks},
+            status=200 if ready else 503,
+        )
 
     return readyz
 

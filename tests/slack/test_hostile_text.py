@@ -30,6 +30,7 @@ from bot.alerts.render_maintenance import (
 )
 from bot.core.clock import utcnow
 from bot.domain import State
+from bot.domain.scopes import ScopeTerms
 from bot.fleet.digest_data import DigestData, WeekIncident
 from bot.fleet.render import (
     render_candidates,
@@ -56,6 +57,11 @@ from storage.timeline import Entry
 NOW = utcnow()
 UTC_ZONE = ZoneInfo("UTC")
 REQUIRED = ("brincr:category", "brincr:country")
+
+
+def _terms(o: Outside) -> ScopeTerms:
+    return ScopeTerms(REQUIRED, rollout=("brincr:product", *o.scopes), deadline=NOW.date())
+
 
 #: What the templates themselves may write: Slack dates, mentions of stored user IDs (an
 #: imported account manager shaped like a user ID is meant to be mentioned) and channels, the
@@ -90,6 +96,7 @@ def _customer(o: Outside, **extra: Any) -> Customer:
         "required_scopes": " ".join((*REQUIRED, *o.scopes)),
         "granted_scopes": REQUIRED[0], "missing_scopes": " ".join(o.scopes),
         "consecutive_failures": 1, "snoozed_until": None,
+        "rollout_missing_scopes": " ".join(o.scopes) or "brincr:product",
     }  # fmt: skip
     values.update(extra)
     return Customer(**values)
@@ -123,14 +130,14 @@ def _renders(o: Outside) -> list[dict[str, Any] | str]:
     digest = DigestData(NOW, NOW - timedelta(days=7), {"failing": 1}, {}, [c], [failing],
                         {"U0ADMIN": [(invitation, c)]},
                         [WeekIncident(_incident(o), c, timedelta(hours=1), True),
-                         WeekIncident(group, None, timedelta(hours=1), False)])  # fmt: skip
+                         WeekIncident(group, None, timedelta(hours=1), False)], [c])  # fmt: skip
     window = WindowView("production", NOW, NOW + timedelta(hours=1), o.upstream, "U0ADMIN")
     delivery = [DeliveryProblem("C0ALERTS", o.upstream, NOW, 2, False)]
     home = HomeData({"failing": 1}, [c], [(_incident(o), c), (group, None)], [(invitation, c)],
-                    delivery=delivery)  # fmt: skip
+                    delivery=delivery, rollout_pending=[c])  # fmt: skip
     messages: list[Message] = [
-        render_status(status, REQUIRED, NOW),
-        render_shared(status, REQUIRED, NOW, "U0SHARER"),
+        render_status(status, _terms(o), NOW),
+        render_shared(status, _terms(o), NOW, "U0SHARER"),
         render_list(FleetPage({"failing": 1}, [c, failing], 2, 0, 1), "all", NOW),
         render_incident(_incident(o), c, NOW, mention="<!subteam^S0ONCALL>"),
         render_incident(_incident(o, state="failing"), failing, NOW),

@@ -14,10 +14,10 @@ from storage.customers import (
     NewCustomer,
     add_customer,
     change_state,
-    count_by_state,
     find_customer,
 )
 from storage.db import Database, async_url, safe_url, sync_url
+from storage.facts import counts_by_state
 from storage.migrate import upgrade
 
 TENANT = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
@@ -72,7 +72,7 @@ async def test_state_changes_are_recorded_once(db: Database) -> None:
         assert await change_state(customer, State.HEALTHY, session=session, reason="ok")
         assert not await change_state(customer, State.HEALTHY, session=session)
     async with db.transaction() as session:
-        counts = await count_by_state(session=session)
+        counts = await counts_by_state(session=session)
     assert counts == {"healthy": 1, "invited": 2}
 
 
@@ -103,8 +103,9 @@ def test_head_is_the_newest_migration_and_an_older_schema_is_still_upgraded(
         assert connection.execute(text("SELECT version_num FROM alembic_version")).all() == [
             (HEAD,)
         ]
-        names = connection.execute(text("SELECT name FROM sqlite_master")).scalars()
-        assert "ix_webhook_events_body_hash" in set(names)  # made by 0003
+        names = set(connection.execute(text("SELECT name FROM sqlite_master")).scalars())
+        assert "ix_webhook_events_body_hash" in names  # made by 0003
+        assert "alert_holds" in names and "peer_looks" in names  # made by 0006
     engine.dispose()
 
 

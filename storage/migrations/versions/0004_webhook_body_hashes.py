@@ -1,7 +1,7 @@
 """webhook body hashes kept beyond their rows (replays of bodies without a timestamp)
 
 Revision ID: 0004
-Revises: 0003
+Revises: 0005
 Create Date: 2026-12-03 06:50:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import storage.types
 
 revision: str = "0004"
-down_revision: str | None = "0003"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
