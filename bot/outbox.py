@@ -59,7 +59,7 @@ from bot.core.clock import utcnow
 from bot.core.metrics import OUTBOX_DELIVERED, OUTBOX_FAILURES, record_upstream
 from bot.domain.slack_errors import BUG_ERRORS, TRANSIENT_ERRORS, fix_for
 from bot.ticker import Ticker
-from storage import notifications as rows
+from storage import notifications
 from storage.db import Database
 from storage.models import Notification
 from storage.statuses import NotificationStatus as Status
@@ -88,7 +88,7 @@ async def enqueue(
     exists, the existing row is returned and nothing is added.
     """
     if dedupe_key is not None:
-        existing = await rows.by_dedupe_key(dedupe_key, session=session)
+        existing = await notifications.by_dedupe_key(dedupe_key, session=session)
         if existing is not None:
             return existing
     if kind in ("update", "reply") and target_id is None:
@@ -244,7 +244,9 @@ class OutboxSender:
 
     async def _due_ids(self, now: datetime) -> list[int]:
         async with self._db.transaction() as session:
-            return await rows.due_ids(now, list(self._paused), session=session, limit=self._batch)
+            return await notifications.due_ids(
+                now, list(self._paused), session=session, limit=self._batch
+            )
 
     async def _deliver(self, row_id: int) -> _Step:
         claimed = await self._claim(row_id)
@@ -271,7 +273,9 @@ class OutboxSender:
         """Claim one due row in its own transaction: only one worker's UPDATE matches."""
         now = utcnow()
         async with self._db.transaction() as session:
-            if not await rows.claim(row_id, now, self._claim_for, self.worker_id, session=session):
+            if not await notifications.claim(
+                row_id, now, self._claim_for, self.worker_id, session=session
+            ):
                 return None
             row = await session.get_one(Notification, row_id)
             target = None
@@ -302,14 +306,14 @@ class OutboxSender:
         """
         now = utcnow()
         async with self._db.transaction() as session:
-            if await rows.pending_updates(row, newer=True, session=session):
-                await rows.set_row(
+            if await notifications.pending_updates(row, newer=True, session=session):
+                await notifications.set_row(
                     row.id, session=session, status=Status.SUPERSEDED, last_error="newer update"
                 )
                 return _Step.SKIPPED
-            await rows.supersede_older_free(row, now, session=session)
-            if await rows.pending_updates(row, newer=False, session=session):
-                await rows.set_row(row.id, session=session)  # release; not an attempt
+            await notifications.supersede_older_free(row, now, session=session)
+            if await notifications.pending_updates(row, newer=False, session=session):
+                await notifications.set_row(row.id, session=session)  # release; not an attempt
                 return _Step.SKIPPED
         return None
 
@@ -328,12 +332,12 @@ class OutboxSender:
 
     async def _release(self, row_id: int) -> None:
         async with self._db.transaction() as session:
-            await rows.set_row(row_id, session=session)
+            await notifications.set_row(row_id, session=session)
 
     async def _record_sent(self, row: Notification, response: AsyncSlackResponse) -> None:
         channel, ts = response.get("channel"), response.get("ts")
         async with self._db.transaction() as session:
-            await rows.set_row(
+            await notifications.set_row(
                 row.id,
                 session=session,
                 status=Status.SENT,
@@ -363,7 +367,7 @@ class OutboxSender:
         """Make rows waiting out a backoff after a failure (of ``channel``, or all) due now:
         after a fix, the backlog goes out at once instead of after up to 15 minutes."""
         async with self._db.transaction() as session:
-            count = await rows.retry_waiting_now(utcnow(), channel, session=session)
+            count = await notifications.retry_waiting_now(utcnow(), channel, session=session)
         if count:
             self.wake()
         return count
@@ -373,7 +377,7 @@ class OutboxSender:
         values, outcome = self._after_failure(row, failure)
         values["last_error"] = failure.error
         async with self._db.transaction() as session:
-            await rows.set_row(row.id, session=session, **values)
+            await notifications.set_row(row.id, session=session, **values)
         given_up = values.get("status") == Status.FAILED
         OUTBOX_FAILURES.labels(permanent=str(given_up).lower()).inc()
         logger.info("outbox %s (%s) failed: %s; %s", row.id, row.kind, failure.error, outcome)

@@ -24,8 +24,7 @@ from bot.core.clock import utcnow
 from bot.outbox import enqueue
 from bot.settings import Settings
 from bot.slack.blocks import Message
-from storage import groups as stored
-from storage import notifications
+from storage import groups, notifications
 from storage.db import forget
 from storage.incidents import OPEN_INVOLVEMENT, close_if_open, open_by_key
 from storage.models import Customer, Incident
@@ -63,7 +62,7 @@ class GroupAlerts:
         """True when a group covers the broken customer: it was in one, joined one, or its
         cause reached the threshold and it opened one. False: it alerts on its own."""
         cause = grouping.Cause.of(customer)
-        current = await stored.group_of(customer.id, session=session)
+        current = await groups.group_of(customer.id, session=session)
         if current is not None:
             if current.open_key == cause.key:
                 return True
@@ -74,7 +73,7 @@ class GroupAlerts:
             await self._note_joined(session, group, customer)
             await self.refresh(session, group, now)
             return True
-        ids = await stored.peers(
+        ids = await groups.peers(
             cause.environment, cause.state, cause.signature, now, session=session
         )
         if len(ids) < grouping.group_threshold():
@@ -101,7 +100,7 @@ class GroupAlerts:
 
     async def recovered(self, session: AsyncSession, customer: Customer, now: datetime) -> None:
         """A healthy customer leaves its group (if any)."""
-        group = await stored.group_of(customer.id, session=session)
+        group = await groups.group_of(customer.id, session=session)
         if group is not None:
             await self.leave(session, group, customer, now)
 
@@ -109,7 +108,7 @@ class GroupAlerts:
         self, session: AsyncSession, group: Incident, customer: Customer, now: datetime
     ) -> None:
         """The last customer leaving resolves the group (once, whichever replica)."""
-        left = await stored.remove_member(group, customer.id, session=session)
+        left = await groups.remove_member(group, customer.id, session=session)
         if left == 0:
             if await close_if_open(group.id, now, session=session):
                 await self.alerts.resolve(session, group, None, now)
@@ -122,14 +121,14 @@ class GroupAlerts:
         forget(session, OPEN_INVOLVEMENT)
         try:
             async with session.begin_nested():
-                await stored.add_members(group, ids, now, session=session)
+                await groups.add_members(group, ids, now, session=session)
         except IntegrityError:  # another replica added them first
-            group.affected_count = await stored.member_count(group.id, session=session)
+            group.affected_count = await groups.member_count(group.id, session=session)
 
     # --- the message and its thread --------------------------------------------------------
 
     async def render(self, session: AsyncSession, group: Incident, now: datetime) -> Message:
-        shown = await stored.members(group.id, session=session, limit=grouping.SHOWN)
+        shown = await groups.members(group.id, session=session, limit=grouping.SHOWN)
         mention = self.alerts.mention(group, None)
         return render_group(group, shown, now, mention=mention)
 
@@ -178,7 +177,7 @@ class GroupAlerts:
         total = group.affected_count
         if total <= grouping.SHOWN:
             return
-        everyone = await stored.members(group.id, session=session)
+        everyone = await groups.members(group.id, session=session)
         for start in range(0, len(everyone), grouping.THREAD_CHUNK):
             chunk = everyone[start : start + grouping.THREAD_CHUNK]
             message = render_member_list(chunk, start + 1, total)

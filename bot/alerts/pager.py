@@ -40,7 +40,7 @@ from bot.core.clock import utcnow
 from bot.domain import Environment
 from bot.settings import Settings
 from bot.ticker import Ticker
-from storage import pager as events
+from storage import pager
 from storage.db import Database
 from storage.models import Customer, Incident, Notification, PagerEvent
 
@@ -156,13 +156,13 @@ class Pager:
             await self._add(session, incident, "resolve", {})
 
     async def _triggered(self, session: AsyncSession, incident: Incident) -> bool:
-        return await events.has_event(dedup_key(incident), "trigger", session=session)
+        return await pager.has_event(dedup_key(incident), "trigger", session=session)
 
     async def _add(
         self, session: AsyncSession, incident: Incident, action: str, body: dict[str, Any]
     ) -> None:
         key = dedup_key(incident)
-        if await events.has_event(key, action, session=session):
+        if await pager.has_event(key, action, session=session):
             return  # each incident triggers, acknowledges and resolves once
         now = utcnow()
         event = PagerEvent(
@@ -243,7 +243,7 @@ class PagerDutySender:
 
     async def _due_ids(self, now: datetime) -> list[int]:
         async with self._db.transaction() as session:
-            return await events.due_ids(now, session=session, limit=self._batch)
+            return await pager.due_ids(now, session=session, limit=self._batch)
 
     async def _deliver(self, event_id: int) -> Answer | None:
         claimed = await self._claim(event_id)
@@ -257,7 +257,7 @@ class PagerDutySender:
     async def _claim(self, event_id: int) -> tuple[PagerEvent, dict[str, Any]] | None:
         now = utcnow()
         async with self._db.transaction() as session:
-            claimed = await events.claim(
+            claimed = await pager.claim(
                 event_id, now, self._claim_for, self.worker_id, session=session
             )
             if not claimed:
@@ -294,4 +294,4 @@ class PagerDutySender:
                     event.action, event.incident_id, answer.error, int(delay.total_seconds()),
                 )  # fmt: skip
         async with self._db.transaction() as session:
-            await events.record(event.id, values, session=session)
+            await pager.record(event.id, values, session=session)

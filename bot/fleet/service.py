@@ -1,6 +1,6 @@
 """What support and account managers ask of the fleet: one customer's status, the list, the
 App Home, and removing a customer (forget). Handlers call these; they return domain
-data, never Block Kit (the renderers in ``bot.slack.blocks`` turn it into messages)."""
+data, never Block Kit (the renderers in ``bot/fleet/render*.py`` turn it into messages)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ from storage.reads import status_data as read_status
 log = logging.getLogger(__name__)
 ForgetListener = Callable[[AsyncSession, Customer], Awaitable[None]]
 """Called in the forgetting transaction before the customer is removed."""
-MAX_SNOOZE = timedelta(days=30)
 # A check started by a person costs a token request against a budget Brincr validates:
 # once per customer per MANUAL_CHECK_EVERY, across replicas (customers.last_manual_check_at).
 MANUAL_CHECK_EVERY = timedelta(minutes=1)

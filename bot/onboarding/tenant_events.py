@@ -35,7 +35,7 @@ from bot.core.errors import UpstreamError, UserError
 from bot.domain.delivery import Delivery, WebhookEventKind, event_kind, staleness
 from bot.onboarding.linking import Linking
 from bot.services import Services
-from storage import webhook_events as stored
+from storage import webhook_events
 from storage.models import WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,9 @@ class TenantEvents:
     async def _seen(delivery: Delivery, session: AsyncSession) -> Receipt | None:
         if await session.get(WebhookEvent, delivery.notification_id) is not None:
             return Receipt.DUPLICATE
-        if delivery.body_hash and await stored.body_seen(delivery.body_hash, session=session):
+        if delivery.body_hash and await webhook_events.body_seen(
+            delivery.body_hash, session=session
+        ):
             return Receipt.REPLAY
         return None
 
@@ -210,12 +212,12 @@ class TenantEvents:
 
     async def _finish(self, notification_id: str, outcome: str) -> None:
         async with self.services.db.transaction() as session:
-            await stored.finish(notification_id, outcome, utcnow(), session=session)
+            await webhook_events.finish(notification_id, outcome, utcnow(), session=session)
 
     async def _release(self, notification_id: str) -> None:
         """Leave an unprocessed row to the retry job at once."""
         async with self.services.db.transaction() as session:
-            await stored.release(notification_id, session=session)
+            await webhook_events.release(notification_id, session=session)
 
     async def _failed(self, delivery: Delivery, reason: str) -> None:
         """Count the attempt; release the row with a backoff, or give up after MAX_ATTEMPTS."""
@@ -247,11 +249,11 @@ class TenantEvents:
         conditional update, so two replicas never take the same one."""
         now = now or utcnow()
         async with self.services.db.transaction() as session:
-            ids = await stored.claimable_ids(now, session=session, limit=RETRY_BATCH)
+            ids = await webhook_events.claimable_ids(now, session=session, limit=RETRY_BATCH)
         claimed: list[WebhookEvent] = []
         for notification_id in ids:
             async with self.services.db.transaction() as session:
-                row = await stored.claim(
+                row = await webhook_events.claim(
                     notification_id, now, CLAIM, self.worker_id, session=session
                 )
                 if row is not None:
