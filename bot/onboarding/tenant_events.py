@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core.clock import utcnow
 from bot.core.errors import UpstreamError, UserError
 from bot.domain.delivery import Delivery, WebhookEventKind, event_kind, staleness
+from bot.domain.retrying import Backoff
 from bot.onboarding.linking import Linking
 from bot.services import Services
 from storage import webhook_events
@@ -54,10 +55,9 @@ class Receipt(StrEnum):
     STALE = "stale"  # the notification timestamp is outside the window: dropped
 
 
-def backoff(attempts: int) -> timedelta:
-    """How long a failed delivery waits before the retry job takes it again: 30 s, 1, 2, 4
-    minutes, ... at most an hour."""
-    return min(timedelta(seconds=30) * 2 ** max(0, attempts - 1), timedelta(hours=1))
+# How long a failed delivery waits before the retry job takes it again: 30 s, 1, 2, 4
+# minutes, ... at most an hour (each shortened by up to a quarter at random).
+BACKOFF = Backoff(first=timedelta(seconds=30), cap=timedelta(hours=1))
 
 
 class TenantEvents:
@@ -232,7 +232,7 @@ class TenantEvents:
                 row.processed_at, row.claimed_until = now, None
                 row.outcome = f"given up after {row.attempts} attempts: {reason}"[:1000]
             else:
-                row.claimed_until = now + backoff(row.attempts)
+                row.claimed_until = now + BACKOFF.delay(row.attempts)
                 row.outcome = f"retrying (attempt {row.attempts}): {reason}"[:1000]
             outcome = row.outcome
         log.warning(
