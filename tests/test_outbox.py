@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select, update
 
 import bot.outbox
+import bot.sending
 from bot.core.clock import utcnow
 from bot.demo.fake_slack import FakeSlack
 from bot.outbox import OutboxSender, enqueue
@@ -27,7 +28,8 @@ BLOCKS_V2 = [{"type": "section", "text": {"type": "mrkdwn", "text": "*Acme* reco
 
 
 class Clock:
-    """Stands in for ``bot.outbox.utcnow``: time moves only when a test says so."""
+    """Stands in for ``utcnow`` in ``bot.outbox`` and ``bot.sending``: time moves only when a
+    test says so."""
 
     def __init__(self) -> None:
         self.now = utcnow()
@@ -43,12 +45,18 @@ class Clock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
     monkeypatch.setattr(bot.outbox, "utcnow", fake)
+    monkeypatch.setattr(bot.sending, "utcnow", fake)
     return fake
 
 
 @pytest.fixture
 def sender(db: Database, slack: FakeSlack) -> OutboxSender:
     return OutboxSender(db, _client(slack), worker_id="worker-1")
+
+
+def _waits(row: Notification, clock: Clock) -> float:
+    """Seconds until the row is due again."""
+    return (row.next_attempt_at - clock.now).total_seconds()
 
 
 def _client(slack: FakeSlack) -> AsyncWebClient:
@@ -192,7 +200,8 @@ async def test_server_errors_are_retried_with_backoff_and_delivered_exactly_once
         assert await sender.deliver_due() == 0
         row = await _row(db, row_id)
         assert (row.attempts, row.last_error) == (attempt, "HTTP 500 fatal_error")
-        assert row.next_attempt_at == clock.now + timedelta(seconds=backoff)
+        assert _waits(row, clock) == pytest.approx(backoff, rel=0.25)  # jittered
+        assert _waits(row, clock) <= backoff
         assert await sender.deliver_due() == 0  # not due yet
         clock.advance(seconds=backoff)
 
@@ -214,7 +223,7 @@ async def test_a_network_error_is_transient_and_names_only_the_exception(
 
     row = await _row(db, row_id)
     assert (row.status, row.attempts, row.last_error) == ("pending", 1, "ClientConnectorError")
-    assert row.next_attempt_at == clock.now + timedelta(seconds=2)
+    assert 1.5 <= _waits(row, clock) <= 2
 
 
 async def test_a_long_outage_never_gives_a_row_up_and_backs_off_at_most_15_minutes(
@@ -229,7 +238,8 @@ async def test_a_long_outage_never_gives_a_row_up_and_backs_off_at_most_15_minut
             clock.advance(minutes=15)
         row = await _row(db, row_id)
         assert (row.status, row.attempts, row.last_error) == ("pending", 30, "service_unavailable")
-        assert row.next_attempt_at - clock.now == timedelta(0)  # 15 minutes after the last one
+        # at most 15 minutes after the last one (less by the jitter)
+        assert timedelta(minutes=-15 * 0.25) <= row.next_attempt_at - clock.now <= timedelta(0)
         slack.clear_failures()
         assert await sender.deliver_due() == 1
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import bot.outbox
+import bot.sending
 from bot.core.clock import utcnow
 from bot.demo.fake_slack import FakeSlack, SlackCall
 from bot.outbox import enqueue
@@ -23,7 +24,8 @@ GONE = "U0GONE"  # a deactivated account manager
 
 
 class Clock:
-    """Stands in for the outbox's clock, so a 15-minute backoff passes at once."""
+    """Stands in for the senders' clock (bot.outbox, bot.sending): a 15-minute backoff
+    passes at once."""
 
     def __init__(self) -> None:
         self.now = utcnow()
@@ -36,6 +38,7 @@ class Clock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
     monkeypatch.setattr(bot.outbox, "utcnow", fake)
+    monkeypatch.setattr(bot.sending, "utcnow", fake)
     return fake
 
 
