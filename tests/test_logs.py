@@ -56,6 +56,18 @@ def signed(body: str | bytes, ts: str | None = None) -> dict[str, str]:
             "Content-Type": "application/x-www-form-urlencoded"}  # fmt: skip
 
 
+async def logged(log_file: Path, *texts: str, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+    """Wait until the process has written every one of ``texts`` to its log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = log_file.read_text() if log_file.exists() else ""  # noqa: ASYNC240
+        missing = [t for t in texts if t not in text]
+        if not missing:
+            return
+        assert time.monotonic() < deadline, f"never logged: {missing}"
+        await asyncio.sleep(0.05)
+
+
 async def send_command(client: httpx.AsyncClient, port: int, slack: FakeSlack, text: str) -> None:
     body = command_body(slack, text)
     response = await client.post(
@@ -164,7 +176,7 @@ async def test_a_serve_session_logs_json_lines_without_secrets_tokens_or_codes(
             for text in ("status 11111111", "check 11111111", f"invite 22222222 {CODE}",
                          "list", "help"):  # fmt: skip
                 await send_command(client, port, slack, text)
-            await asyncio.sleep(1.0)
+            await logged(log_file, "for 22222222 (", "/brincr help")  # the invitation is stored
             sim.approve(TENANT, "production", list(SCOPES))
             await send_command(client, port, slack, f"link 22222222 {TENANT}")
             await send_refused_requests(client, port, slack)
@@ -182,7 +194,9 @@ async def test_a_serve_session_logs_json_lines_without_secrets_tokens_or_codes(
                          "x-vwd-tenant-id": TENANT, "x-vwd-notification-id": "n-1"},
             )  # fmt: skip
             assert response.status_code == 202
-            await asyncio.sleep(2.5)  # a sweep, the outbox sender, the webhook's processing
+            # a sweep, the outbox sender, the webhook's processing, the failed write
+            await logged(log_file, '"sweep-', "visma webhook n-1: ", "simulated write failure",
+                         "outbox ")  # fmt: skip
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
@@ -242,7 +256,7 @@ async def test_a_socket_mode_session_in_text_format_logs_no_codes_urls_or_forged
                     headers={"X-VWD-Signature-V1": "bad"},
                 )  # fmt: skip
                 assert response.status_code == 401
-            await asyncio.sleep(1.5)
+            await logged(log_file, "Received message", "visma webhook refused", "/brincr help")
         finally:
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=30) == 0
