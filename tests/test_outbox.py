@@ -167,7 +167,7 @@ async def test_a_late_retry_of_an_older_update_never_overwrites_a_newer_one(
 async def test_a_429_reschedules_without_sleeping_and_posts_once_after_retry_after(
     db: Database, slack: FakeSlack, sender: OutboxSender, clock: Clock
 ) -> None:
-    slack.fail("chat.postMessage", status=429, retry_after=30, times=1)
+    slack.fail("chat.postMessage", status=429, retry_after=45, times=1)  # not the default 30
     first = await _enqueue(db, "first")
     await _enqueue(db, "second")
     await _enqueue(db, "elsewhere", channel_id="C0OTHER")
@@ -177,10 +177,10 @@ async def test_a_429_reschedules_without_sleeping_and_posts_once_after_retry_aft
     assert time.monotonic() - started < 2
     assert len(slack.calls_to("chat.postMessage")) == 1  # the tick stopped at the 429
     limited = await _row(db, first)
-    assert limited.next_attempt_at == clock.now + timedelta(seconds=30)
+    assert limited.next_attempt_at == clock.now + timedelta(seconds=45)
     assert (limited.status, limited.attempts, limited.last_error) == ("pending", 0, "ratelimited")
 
-    clock.advance(seconds=29)
+    clock.advance(seconds=44)
     assert await sender.deliver_due() == 1  # another channel goes on; this one waits
     assert [m["text"] for m in slack.messages("C0OTHER")] == ["elsewhere"]
     clock.advance(seconds=1)
@@ -261,11 +261,12 @@ async def test_a_configuration_error_keeps_the_row_and_its_reply_until_slack_is_
     reply = await _enqueue(db, "more detail", kind="reply", target_id=post)
 
     with caplog.at_level(logging.INFO, logger="bot.outbox"):
-        for _ in range(5):
+        for _ in range(40):  # ten hours: well past any attempt limit a sender might have
             assert await sender.deliver_due() == 0
             clock.advance(minutes=15)
     waiting = await _row(db, post)
     assert (waiting.status, waiting.last_error, waiting.claimed_until) == ("pending", error, None)
+    assert waiting.attempts == 40
     assert (await _row(db, reply)).status == "pending"
 
     slack.clear_failures()  # someone invited the bot, or set the right token
