@@ -20,8 +20,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
+import pytest
 
-from bot.core.logs import TextFormatter, _LibraryPayloads
+from bot.core.logs import TextFormatter, _LibraryPayloads, quiet_payload_logs
 from bot.demo.fake_slack import FakeSlack
 from bot.domain import Environment, State
 from bot.simulator import Simulator, sign_webhook
@@ -287,3 +288,24 @@ def test_bolt_s_invalid_signature_line_keeps_no_body_at_any_level() -> None:
         assert _LibraryPayloads().filter(record)
         records.append(record.getMessage())
     assert records == ["Invalid request signature detected (payload not logged)"] * 3
+
+
+@pytest.mark.parametrize(
+    ("logger", "message", "args"),
+    [
+        ("slack_sdk.web.async_base_client",
+         "Sending a request - url: https://slack.com/api/chat.postMessage, json: %s",
+         ({"text": f"Your code: {CODE}"},)),
+        ("slack_sdk.webhook.async_client",
+         "Received the following response - status: 200, body: %s", (f"ok {CODE}",)),
+        ("aiosqlite", "executing %s", ((f"INSERT INTO invitations VALUES ('{CODE}')",),)),
+    ],
+)  # fmt: skip
+def test_debug_payloads_of_slack_sdk_and_aiosqlite_never_reach_the_log(
+    logger: str, message: str, args: tuple[object, ...]
+) -> None:
+    quiet_payload_logs()
+    record = logging.LogRecord(logger, logging.DEBUG, __file__, 1, message, args, None)
+    assert all(f.filter(record) for f in logging.getLogger(logger).filters)
+    text = record.getMessage()
+    assert CODE not in text and ("not logged" in text), text

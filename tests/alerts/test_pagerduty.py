@@ -19,7 +19,7 @@ from bot.simulator import Simulator
 from bot.slack.ids import Action
 from storage.models import Incident, Notification, PagerEvent
 from tests.fakes.pagerduty import ROUTING_KEY, FakePagerDuty
-from tests.harness import ADMIN, ALERTS, BotHarness, start_bot, text_of
+from tests.harness import ADMIN, ALERTS, SCOPES, BotHarness, start_bot, text_of
 
 SANDBOX_ALERTS = "C0SANDBOX"
 
@@ -179,6 +179,28 @@ async def test_a_rate_limited_event_waits_minutes_and_is_sent_once_by_two_replic
         assert pd.requests == 2  # the 429 and the one that went through
     finally:
         await other.close()
+        await bot.close()
+
+
+async def test_a_resolve_never_overtakes_its_trigger_that_is_waiting_for_a_retry(
+    sqlite_url: str, slack: FakeSlack, sim: Simulator, pd: FakePagerDuty
+) -> None:
+    bot = await start_bot(sqlite_url, slack, sim, **paging(pd))
+    try:
+        tenant = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+        cid = await bot.add_customer("12345678", "Bouwbedrijf", tenant_id=tenant)
+        pd.fail(503)
+        sim.remove(tenant)
+        await check(bot, cid)  # the trigger fails once and waits out its backoff
+        sim.approve(tenant, "production", list(SCOPES))
+        await check(bot, cid)  # recovered: the resolve is due now, the trigger is not
+        assert [(r.action, r.status) for r in await pager_rows(bot)] == [
+            ("trigger", "pending"), ("resolve", "pending")]  # fmt: skip
+        assert pd.actions() == []
+        await make_due(bot)
+        await page(bot)
+        assert pd.actions() == ["trigger", "resolve"]
+    finally:
         await bot.close()
 
 
