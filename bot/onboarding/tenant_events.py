@@ -32,8 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import utcnow
 from bot.core.errors import UpstreamError, UserError
-from bot.domain.delivery import Delivery, WebhookEventKind, event_kind, staleness
 from bot.domain.retrying import Backoff
+from bot.domain.visma_webhooks import Delivery, WebhookEventKind, event_kind, staleness
 from bot.onboarding.linking import Linking
 from bot.services import Services
 from storage import webhook_events
