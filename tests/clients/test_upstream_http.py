@@ -4,6 +4,7 @@ server trickles (the check's own timeout is a second lock behind this one)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -35,11 +36,40 @@ async def test_an_answer_is_read_up_to_the_body_cap_and_no_further(
     assert len(response.content) == MAX_BODY == 256 * 1024
 
 
+class EndlessBody(httpx.AsyncByteStream):
+    """An answer that never ends, counting what the client took of it."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while True:
+            await asyncio.sleep(0)
+            self.taken += CHUNK
+            yield b" " * CHUNK
+
+
+CHUNK = 64 * 1024
+
+
+async def test_the_reader_stops_taking_bytes_at_the_cap() -> None:
+    body = EndlessBody()
+    transport = httpx.MockTransport(lambda request: httpx.Response(500, stream=body))
+    client = UpstreamHttp(transport, httpx.Timeout(5.0), deadline=2.0)
+    try:
+        response = await client.get("https://upstream.invalid/token", headers={})
+    finally:
+        await client.aclose()
+    assert len(response.content) == MAX_BODY
+    assert body.taken <= MAX_BODY + CHUNK  # what it did not need, it never read
+
+
 async def test_a_trickling_answer_ends_at_the_deadline(sim: Simulator, http: UpstreamHttp) -> None:
     sim.fault("production", "token", "trickle")  # one byte at a time, each within the timeout
     started = time.monotonic()
-    with pytest.raises(httpx.ReadTimeout):
-        await http.post(
-            sim.token_url("production"), content=b"grant_type=client_credentials", headers=FORM
-        )
+    async with asyncio.timeout(3):  # a client without its deadline fails here, not hangs
+        with pytest.raises(httpx.ReadTimeout):
+            await http.post(
+                sim.token_url("production"), content=b"grant_type=client_credentials", headers=FORM
+            )
     assert time.monotonic() - started < 1.0
