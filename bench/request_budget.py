@@ -10,6 +10,14 @@ bot recorded in that window are read back (their ``checked_at`` give the real pe
 
 Target (issue #5): requests per healthy customer per day = (86400 ÷ interval) × 2, i.e.
 one token request and one probe per check and one check per interval.
+
+``--rollout`` (issue #17): ``brincr:order`` becomes a rollout scope (``BRINCR_ROLLOUT_SCOPES``);
+half the customers have switched it ON, half have not. The hourly ask of a customer known to
+lack it is scaled like the interval (``ROLLOUT_ASK_EVERY`` = 4 intervals, as 1 h is 4 × 15 m),
+so the window shows it. Target: switched ON = 2 per interval, as without a rollout; not
+switched ON = 2 per interval + 1 token request per ``ROLLOUT_ASK_EVERY``::
+
+    .venv/bin/python bench/request_budget.py --customers 50 --interval 2 --intervals 12 --rollout
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import select
 
+from bot.checks import service
 from bot.checks.scheduler import tick_seconds
 from bot.core.clock import utcnow
 from bot.demo.fake_slack import FakeSlack
@@ -49,22 +58,33 @@ Checks = dict[int, list[datetime]]
 Counts = tuple[dict[int, int], dict[int, int]]  # token requests, probes; per customer id
 
 
-def build(db_url: str, sim: Simulator, slack: FakeSlack, interval: float) -> Runtime:
+ROLLOUT_ASKS_PER_INTERVAL = 0.25  # production: once an hour at a 15-minute interval
+
+
+def build(db_url: str, sim: Simulator, slack: FakeSlack, interval: float, rollout: bool) -> Runtime:
     values = {k.lower(): v for k, v in sim.settings_env().items()}
+    scopes = {"brincr_scopes": " ".join(SCOPES[:2]), "brincr_rollout_scopes": SCOPES[2]}
     settings = load_settings(
         **values, database_url=db_url, slack_bot_token=TOKEN, slack_signing_secret="s" * 32,
-        slack_api_url=slack.api_url, alert_channel="C0ALERTS", brincr_scopes=" ".join(SCOPES),
+        slack_api_url=slack.api_url, alert_channel="C0ALERTS",
+        **(scopes if rollout else {"brincr_scopes": " ".join(SCOPES)}),
         check_interval=f"{interval:g}s", host="127.0.0.1", port=0,
     )  # fmt: skip
     return Runtime(settings)
 
 
-async def seed(runtime: Runtime, sim: Simulator, count: int) -> dict[int, str]:
+def lacks_rollout(n: int, rollout: bool) -> bool:
+    return rollout and n % 2 == 1
+
+
+async def seed(runtime: Runtime, sim: Simulator, count: int, rollout: bool) -> dict[int, str]:
     tenants: dict[int, str] = {}
     async with runtime.bot.db.transaction() as session:
         for n in range(count):
             tenant = str(uuid.uuid4())
-            sim.approve(tenant, "production", list(SCOPES))
+            sim.approve(
+                tenant, "production", list(SCOPES[:2] if lacks_rollout(n, rollout) else SCOPES)
+            )
             new = NewCustomer(f"{20_000_000 + n}", f"Klant {n}", Environment.PRODUCTION, tenant)
             customer = await add_customer(new, session=session, state=State.PENDING)
             tenants[customer.id] = tenant
@@ -136,14 +156,34 @@ def summarise(counts: Counts, checks: Checks, args: argparse.Namespace) -> None:
           f"(lag scaled to the 10s production tick: {lag_15m:.1f}s)")  # fmt: skip
 
 
+def summarise_rollout(counts: Counts, lacking: set[int], args: argparse.Namespace) -> None:
+    """Requests per customer per interval for each kind of customer in a rollout."""
+    tokens, probes = counts
+    m = args.intervals
+    for name, ids in (("switched_on", set(tokens) - lacking), ("not_switched_on", lacking)):
+        token_rate = sum(tokens[c] for c in ids) / len(ids) / m
+        probe_rate = sum(probes[c] for c in ids) / len(ids) / m
+        extra = ROLLOUT_ASKS_PER_INTERVAL if name == "not_switched_on" else 0.0
+        print(f"rollout {name}: customers={len(ids)} token_requests_per_interval="
+              f"{token_rate:.3f} probes_per_interval={probe_rate:.3f} "
+              f"(target {1 + extra:.2f} and 1.00)")  # fmt: skip
+        per_day = 86400 / PRODUCTION_INTERVAL
+        print(f"rollout {name}: per_day_at_15m formula={per_day * (2 + extra):.0f} "
+              f"measured_rate={per_day * (token_rate + probe_rate):.1f}")  # fmt: skip
+
+
 def tick_seconds_for(interval: float) -> float:
     return tick_seconds(timedelta(seconds=interval))
 
 
 async def run(args: argparse.Namespace, db_url: str) -> None:
     async with Simulator(latency=args.latency) as sim, FakeSlack() as slack:
-        runtime = build(db_url, sim, slack, args.interval)
-        tenants = await seed(runtime, sim, args.customers)
+        if args.rollout:  # the hourly ask, scaled like the interval (1 h = 4 × 15 m)
+            service.ROLLOUT_ASK_EVERY = timedelta(seconds=args.interval / ROLLOUT_ASKS_PER_INTERVAL)
+        sim.set_options(name_scope_in_error=False)  # Visma usually names no scope
+        runtime = build(db_url, sim, slack, args.interval, args.rollout)
+        tenants = await seed(runtime, sim, args.customers, args.rollout)
+        lacking = {cid for n, cid in enumerate(tenants) if lacks_rollout(n, args.rollout)}
         await runtime.start(schedule=True)
         try:
             await wait_all_checked(runtime, timeout=args.interval * 5 + 10)
@@ -158,7 +198,13 @@ async def run(args: argparse.Namespace, db_url: str) -> None:
             )
         finally:
             await runtime.stop()
-    summarise(counts, await checks_between(db_url, since, until), args)
+    if args.rollout:
+        summarise_rollout(counts, lacking, args)
+        tokens, probes = counts
+        counts = ({c: tokens[c] for c in tokens if c not in lacking},
+                  {c: probes[c] for c in probes if c not in lacking})  # fmt: skip
+    checks = await checks_between(db_url, since, until)
+    summarise(counts, {c: t for c, t in checks.items() if c not in lacking}, args)
 
 
 def main() -> None:
@@ -167,6 +213,8 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=2.0, help="CHECK_INTERVAL, seconds")
     parser.add_argument("--intervals", type=int, default=10)
     parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--rollout", action="store_true", help="half the customers lack a "
+                        "rollout scope (BRINCR_ROLLOUT_SCOPES)")  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/budget.db"

@@ -26,16 +26,19 @@ from bot.alerts.maintenance import Maintenance
 from bot.alerts.pager import PagerDutySender
 from bot.alerts.service import Alerts
 from bot.alerts.upkeep import AlertUpkeep
-from bot.checks.scheduler import Job, Scheduler
+from bot.checks.scheduler import Job, Scheduler, tick_seconds
 from bot.checks.service import CheckService
 from bot.clients.pagerduty import EventsClient
 from bot.clients.slack import web_client
 from bot.core.clock import utcnow
 from bot.core.logs import quiet_payload_logs
+from bot.domain.roles import Role
 from bot.fleet import digest
 from bot.fleet.service import Fleet
 from bot.onboarding import invitations
+from bot.onboarding import rollout as rollouts
 from bot.onboarding.linking import Linking
+from bot.onboarding.rollout import Rollout
 from bot.onboarding.tenant_events import RETRY_EVERY, TenantEvents
 from bot.outbox import OutboxSender
 from bot.services import Services
@@ -63,10 +66,12 @@ class Bot:
     upkeep: AlertUpkeep  # reminders, ended snoozes, upstream incidents (a scheduled job)
     maintenance: Maintenance  # planned-downtime windows
     fleet: Fleet
+    rollout: Rollout  # scope rollouts: tracked, never alerted
     linking: Linking
     tenant_events: TenantEvents  # Visma webhook deliveries, processed in the background
     scheduler: Scheduler
     worker_id: str
+    role: Role = Role.ALL  # what this process is for (serve --role)
 
     async def aclose(self) -> None:
         """Release the upstream connection pool and the database (after stopping)."""
@@ -86,8 +91,10 @@ def build_bot(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     worker_id: str | None = None,
+    role: Role = Role.ALL,
 ) -> Bot:
-    """The whole bot for ``settings``. ``transport`` replaces the network for the Visma and
+    """The whole bot for ``settings``, for ``role`` (a web replica leaves webhook
+    deliveries to the workers). ``transport`` replaces the network for the Visma and
     Brincr requests (benchmarks); Slack is reached at ``SLACK_API_URL`` and PagerDuty at
     ``PAGERDUTY_EVENTS_URL`` (tests point them at local stand-ins)."""
     worker = worker_id or worker_name()
@@ -102,10 +109,11 @@ def build_bot(
 
     services = Services(settings=settings, db=db, wake_outbox=wake_senders)
     alerts = Alerts(services)
+    rollout = Rollout(services)
     checker = CheckService(
         settings,
         db,
-        listeners=(alerts.on_check, invitations.tracker(services)),
+        listeners=(rollout.on_check, alerts.on_check, invitations.tracker(services)),
         transport=transport,
     )
     linking = Linking(services, checker)
@@ -118,23 +126,32 @@ def build_bot(
     async def alert_upkeep() -> None:
         await upkeep.run(utcnow())
 
+    async def alert_holds() -> dict[str, int]:
+        return await alerts.holds.release_due()
+
     async def maintenance_ends() -> int:
         return await windows.announce_ends(utcnow())
 
     async def weekly_digest() -> bool:
         return await digest.digest_tick(services)
 
-    tenant_events = TenantEvents(services, linking, worker_id=worker)
+    async def rollout_tracker() -> int:
+        return await rollout.tracker_tick(utcnow())
+
+    tenant_events = TenantEvents(services, linking, worker_id=worker, process=role.works)
 
     async def webhook_retry() -> int:
         return await tenant_events.retry_due()
 
     jobs = (
         Job("upkeep", alert_upkeep, upkeep_every(settings.check_interval)),
+        # Each sweep tick: a lone customer alerts ALERT_GROUP_WAIT + one tick after its check.
+        Job("alert-holds", alert_holds, timedelta(seconds=tick_seconds(settings.check_interval))),
         Job("stale-invitations", stale_invitations, invitations.STALE_EVERY),
         Job("maintenance-ends", maintenance_ends, maintenance.TICK),
         Job("digest", weekly_digest, digest.TICK_EVERY),
         Job("webhook-retry", webhook_retry, RETRY_EVERY),
+        Job("rollout-tracker", rollout_tracker, rollouts.TICK),
     )
     quiet_payload_logs()  # payloads that carry invitation codes stay out of debug logs
     return Bot(
@@ -149,10 +166,12 @@ def build_bot(
         upkeep=upkeep,
         maintenance=windows,
         fleet=Fleet(services, checker, before_forget=(alerts.forgetting,)),
+        rollout=rollout,
         linking=linking,
         tenant_events=tenant_events,
         scheduler=Scheduler(services, checker, worker_id=worker, jobs=jobs),
         worker_id=worker,
+        role=role,
     )
 
 

@@ -22,6 +22,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.clients.slack import delivery_problems
 from bot.composition import Bot, build_bot
+from bot.domain.roles import Role
 from bot.settings import Settings
 from bot.web import server as web_server
 from bot.web.server import build_web_app
@@ -53,9 +54,11 @@ class Runtime:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         worker_id: str | None = None,
+        role: Role = Role.ALL,
     ) -> None:
         self.settings = settings
-        self.bot: Bot = build_bot(settings, transport=transport, worker_id=worker_id)
+        self.role = role
+        self.bot: Bot = build_bot(settings, transport=transport, worker_id=worker_id, role=role)
         self.app: AsyncApp = create_app(self.bot)
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
@@ -68,18 +71,22 @@ class Runtime:
         """Start the outbox sender and the scheduler (``schedule``: tests that drive checks
         themselves leave it off), then the HTTP listener (and Socket Mode when configured).
         ``verify_slack`` (``serve``) checks in the background that the bot can post where it
-        must, and says what to fix if not; the bot runs either way."""
-        if verify_slack:
+        must, and says what to fix if not; the bot runs either way. A web replica starts no
+        sender and no scheduler; a worker listens only for /healthz, /readyz and /metrics
+        (:mod:`bot.domain.roles`)."""
+        works = self.role.works
+        if verify_slack and works:
             self._in_background(self._verify_slack(), "verify-slack")
-        await self.bot.outbox.start()
-        if self.bot.pager is not None:
-            await self.bot.pager.start()
-        if schedule:
+        if works:
+            await self.bot.outbox.start()
+            if self.bot.pager is not None:
+                await self.bot.pager.start()
+        if schedule and works:
             await self.bot.scheduler.start()
         if listen:
             await self._listen()
         settle_heap()
-        if self.settings.socket_mode:
+        if self.settings.socket_mode and self.role.answers:
             assert self.settings.slack_app_token is not None
             self._socket = AsyncSocketModeHandler(
                 self.app, self.settings.slack_app_token.get_secret_value()
@@ -89,9 +96,23 @@ class Runtime:
             self._in_background(self._connect_socket(self._socket), "socket-mode-connect")
 
     def _in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``work`` beside the bot. However it ends, it ends in a log line of ours: an
+        exception it did not handle is logged here (ERROR, with its traceback), never left to
+        asyncio's "Task exception was never retrieved" at garbage collection."""
         task = asyncio.create_task(work, name=name)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.error(
+                "background task %s failed: %s", task.get_name(), type(error).__name__,
+                exc_info=error,
+            )  # fmt: skip
 
     async def _verify_slack(self) -> None:
         channels = {"ALERT_CHANNEL": self.settings.alert_channel or ""}
@@ -120,6 +141,7 @@ class Runtime:
         self._runner = web.AppRunner(
             build_web_app(self.bot, bolt), access_log=None,
             keepalive_timeout=web_server.HEADER_TIMEOUT, shutdown_timeout=LISTENER_GRACE,
+            read_bufsize=web_server.READ_BUFFER,
         )  # fmt: skip
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
@@ -127,7 +149,7 @@ class Runtime:
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
-        log.info("listening on %s:%s", self.settings.host, self.port)
+        log.info("listening on %s:%s as %s", self.settings.host, self.port, self.role.value)
 
     async def stop(self) -> None:
         """Stop taking work, let in-flight work finish, release connections: within

@@ -6,17 +6,21 @@ Wrong values become :class:`~bot.core.errors.ConfigError` with one readable line
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dotenv import dotenv_values
 from pydantic import (
     BeforeValidator,
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -25,7 +29,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.core.errors import ConfigError, UserError
+from bot.core.redact import hide_url_secrets
 from bot.domain import Environment, parse_duration, parse_scopes
+from bot.domain.scopes import ScopeTerms
 from bot.domain.weekly import parse_weekly
 
 
@@ -44,7 +50,15 @@ def _csv(value: Any) -> tuple[str, ...]:
     return tuple(part.strip() for part in str(value or "").split(",") if part.strip())
 
 
+def _wait(value: Any) -> timedelta:
+    """A duration that may be ``0`` (off): ``ALERT_GROUP_WAIT``."""
+    if isinstance(value, str) and re.fullmatch(r"\s*0+\s*[smhd]?\s*", value):
+        return timedelta(0)
+    return _duration(value)
+
+
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+Wait = Annotated[timedelta, BeforeValidator(_wait)]
 CsvList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_csv)]
 
 
@@ -60,11 +74,22 @@ class EnvironmentConfig:
 
 
 class Settings(BaseSettings):
+    # Sources, strongest first: keyword arguments, the environment, .env, files in SECRETS_DIR
+    # (see load_settings). An empty variable (NAME=, as in .env.example) is no value at all, so
+    # it neither shadows a secret file nor overrides a default.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,
     )
 
     database_url: str = "sqlite:///brincr-bot.db"
+    # The password for a postgresql DATABASE_URL that has none, kept apart so that it can be a
+    # secret file (compose.yml hands the same file to the postgres container).
+    database_password: SecretStr | None = None
+    secrets_dir: str = "/run/secrets"
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -85,11 +110,15 @@ class Settings(BaseSettings):
 
     brincr_scopes: Annotated[tuple[str, ...], NoDecode] = ()
     brincr_probe_path: str = "categories"
+    # scope rollouts (#17): requested, tracked, not alerted until the deadline
+    brincr_rollout_scopes: Annotated[tuple[str, ...], NoDecode] = ()
+    brincr_rollout_deadline: date | None = None
     check_interval: Duration = timedelta(minutes=15)
     check_concurrency: int = Field(default=50, ge=1, le=1000)
     check_timeout: Duration = timedelta(seconds=10)
     failure_threshold: int = Field(default=2, ge=1, le=100)
     alert_repeat: Duration = timedelta(hours=4)
+    alert_group_wait: Wait = timedelta(seconds=60)  # bot.alerts.holds; 0: alert at once
     invite_stale_after: Duration = timedelta(days=7)
     visma_webhook_secrets: Annotated[tuple[SecretStr, ...], NoDecode] = ()
 
@@ -168,12 +197,49 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported database {name!r}: use sqlite:/// or postgresql://")
         return value.strip()
 
-    @field_validator("brincr_scopes", mode="before")
+    @model_validator(mode="after")
+    def _database_password(self) -> Settings:
+        """Put DATABASE_PASSWORD into a postgresql DATABASE_URL that has no password."""
+        password = self.database_password.get_secret_value() if self.database_password else ""
+        if not password:
+            return self
+        url = make_url(self.database_url.replace("postgres://", "postgresql://", 1))
+        if url.get_backend_name() == "postgresql" and not url.password:
+            self.database_url = url.set(password=password).render_as_string(hide_password=False)
+        return self
+
+    @field_validator("brincr_scopes", "brincr_rollout_scopes", mode="before")
     @classmethod
     def _scopes(cls, value: Any) -> tuple[str, ...]:
         if isinstance(value, list | tuple):
             return tuple(value)
         return parse_scopes(str(value or ""))
+
+    @field_validator("brincr_rollout_scopes")
+    @classmethod
+    def _rollout_not_required(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        both = [s for s in value if s in info.data.get("brincr_scopes", ())]
+        if both:
+            raise ValueError(
+                f"{' '.join(both)} also in BRINCR_SCOPES: a scope is either required or being "
+                "rolled out (when the rollout is done, keep it in BRINCR_SCOPES only)"
+            )
+        return value
+
+    @field_validator("brincr_rollout_deadline", mode="before")
+    @classmethod
+    def _deadline(cls, value: Any) -> date | None:
+        if value is None or isinstance(value, date):
+            return value
+        text = str(value).strip()
+        if not text:
+            return None
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise ValueError("not a date in the form YYYY-MM-DD, e.g. 2027-01-31")
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise ValueError("not a date in the form YYYY-MM-DD, e.g. 2027-01-31") from None
 
     @field_validator("visma_webhook_secrets", mode="before")
     @classmethod
@@ -221,7 +287,7 @@ class Settings(BaseSettings):
     def __repr_args__(self) -> Any:
         """``repr`` and ``str``: secrets are SecretStr already; URLs lose their password."""
         for name, value in super().__repr_args__():
-            yield name, _without_password(value) if isinstance(value, str) else value
+            yield name, hide_url_secrets(value) if isinstance(value, str) else value
 
     @property
     def onboarding_channel_id(self) -> str | None:
@@ -251,6 +317,35 @@ class Settings(BaseSettings):
             api_url=getattr(self, f"{prefix}_api_url"),
         )
 
+    def rollout_enforced(self, now: datetime) -> bool:
+        """From ``BRINCR_ROLLOUT_DEADLINE`` on (in ``TIMEZONE``) rollout scopes are required."""
+        deadline = self.brincr_rollout_deadline
+        return deadline is not None and now.astimezone(self.tz).date() >= deadline
+
+    def required_scopes(self, now: datetime) -> tuple[str, ...]:
+        """The scopes every customer must grant at ``now``: ``BRINCR_SCOPES``, and the rollout
+        scopes too once the deadline has come."""
+        if self.rollout_enforced(now):
+            return self.brincr_scopes + self.brincr_rollout_scopes
+        return self.brincr_scopes
+
+    def rollout_scopes(self, now: datetime) -> tuple[str, ...]:
+        """The scopes being rolled out at ``now`` (tracked, never alerted): none once the
+        deadline has come (then they are required) or when no rollout runs."""
+        return () if self.rollout_enforced(now) else self.brincr_rollout_scopes
+
+    @property
+    def requested_scopes(self) -> tuple[str, ...]:
+        """Every scope the app requests: required and being rolled out. A new customer is
+        asked to switch all of them ON (the hand-off)."""
+        return self.brincr_scopes + self.brincr_rollout_scopes
+
+    def terms(self, now: datetime) -> ScopeTerms:
+        """The scopes required and being rolled out at ``now``, with the deadline."""
+        return ScopeTerms(
+            self.required_scopes(now), self.rollout_scopes(now), self.brincr_rollout_deadline
+        )
+
     def configured_environments(self) -> list[EnvironmentConfig]:
         return [cfg for env in Environment if (cfg := self.environment(env)) is not None]
 
@@ -268,14 +363,6 @@ class Settings(BaseSettings):
         return problems
 
 
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@", re.I)
-
-
-def _without_password(text: str) -> str:
-    """``postgresql://user:secret@host/db`` → ``postgresql://user:***@host/db``."""
-    return _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
-
-
 def _readable(error: ValidationError) -> list[str]:
     lines = []
     for item in error.errors():
@@ -285,12 +372,24 @@ def _readable(error: ValidationError) -> list[str]:
     return lines
 
 
+def secrets_directory(overrides: dict[str, Any] | None = None) -> Path | None:
+    """SECRETS_DIR (keyword, environment, ``.env``, else ``/run/secrets``) when it is a
+    directory; None when it is missing: most deployments mount no secrets, and that is fine."""
+    named = (overrides or {}).get("secrets_dir") or os.environ.get("SECRETS_DIR")
+    if not named and Path(".env").is_file():
+        named = dotenv_values(".env", encoding="utf-8").get("SECRETS_DIR")
+    path = Path(str(named or "/run/secrets")).expanduser()
+    return path if path.is_dir() else None
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Read the settings (environment, ``.env``, then ``overrides``); ConfigError if wrong.
+    """Read the settings (``overrides``, environment, ``.env``, then a file per setting in
+    SECRETS_DIR); ConfigError if wrong.
 
     Messages never echo the offending value: it could be a secret.
     """
+    directory = secrets_directory(overrides)
     try:
-        return Settings(**overrides)
+        return Settings(**overrides, _secrets_dir=directory)
     except ValidationError as error:
         raise ConfigError(_readable(error)) from None

@@ -17,13 +17,23 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
 from bot.clients.respond import RetryingRespond
 from bot.composition import Bot
-from handlers import alerts, digest, fleet, history, invite, link, maintenance, router
+from handlers import (
+    alerts,
+    digest,
+    fleet,
+    history,
+    invite,
+    link,
+    maintenance,
+    rollout,
+    router,
+)
 from handlers.errors import on_error
 from handlers.gate import Gate
 from handlers.router import CommandRouter
 from handlers.wiring import Listeners
 
-MODULES = (router, fleet, alerts, invite, link, maintenance, history, digest)
+MODULES = (router, fleet, alerts, invite, link, maintenance, history, digest, rollout)
 Next = Callable[[], Awaitable[None]]
 
 

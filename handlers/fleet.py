@@ -26,6 +26,7 @@ from bot.slack.blocks import render_notice
 from bot.slack.help import render_help
 from bot.slack.ids import Action
 from bot.slack.text import escape
+from handlers.gate import Gate
 from handlers.payloads import Press
 from handlers.router import CommandRouter, Invocation
 from handlers.wiring import Listeners
@@ -43,17 +44,17 @@ def _named(inv: Invocation, usage: str) -> str:
 
 
 async def status(inv: Invocation) -> None:
-    customer = await inv.bot.fleet.resolve(_named(inv, STATUS_USAGE))
-    data = await inv.bot.fleet.status(customer.id)
-    await inv.reply(render_status(data, inv.bot.settings.brincr_scopes, utcnow()))
+    data = await inv.bot.fleet.status(_named(inv, STATUS_USAGE))
+    await inv.reply(render_status(data, inv.bot.settings.terms(utcnow()), utcnow()))
 
 
 async def check(inv: Invocation) -> None:
     customer = await inv.bot.fleet.resolve(_named(inv, CHECK_USAGE))
-    await inv.bot.fleet.start_manual_check(customer.id, inv.user_id)
+    admin = await inv.gate.is_admin(inv.user_id)
+    await inv.bot.fleet.start_manual_check(customer.id, inv.user_id, admin=admin)
     await inv.reply(render_notice(f":hourglass_flowing_sand: Checking *{escape(customer.name)}*…"))
     data = await inv.bot.fleet.check(customer.id)
-    message = render_status(data, inv.bot.settings.brincr_scopes, utcnow())
+    message = render_status(data, inv.bot.settings.terms(utcnow()), utcnow())
     await inv.reply(message, replace_original=True)
 
 
@@ -72,15 +73,18 @@ async def forget(inv: Invocation) -> None:
     await inv.reply(render_forget_confirm(customer))
 
 
-async def check_now(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot: Bot) -> None:
+async def check_now(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot: Bot, gate: Gate
+) -> None:
     await ack()
     press = Press.of(body)
     customer = await bot.fleet.resolve(press.value)
-    await bot.fleet.start_manual_check(customer.id, press.user_id)
+    admin = await gate.is_admin(press.user_id)
+    await bot.fleet.start_manual_check(customer.id, press.user_id, admin=admin)
     data = await bot.fleet.check(customer.id)
     # An ephemeral status is refreshed in place; from a channel message (an alert), the
     # clicker gets the fresh status for their eyes only.
-    message = render_status(data, bot.settings.brincr_scopes, utcnow())
+    message = render_status(data, bot.settings.terms(utcnow()), utcnow())
     await respond(
         **message.kwargs(), response_type="ephemeral", replace_original=press.in_ephemeral
     )
@@ -90,8 +94,9 @@ async def share(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot:
     await ack()
     press = Press.of(body)
     customer = await bot.fleet.resolve(press.value)
-    data = await bot.fleet.status(customer.id)
-    message = render_shared(data, bot.settings.brincr_scopes, utcnow(), press.user_id)
+    await bot.fleet.start_share(customer.id, press.user_id, press.channel_id or press.user_id)
+    data = await bot.fleet.status(press.value)
+    message = render_shared(data, bot.settings.terms(utcnow()), utcnow(), press.user_id)
     await respond(**message.kwargs(), response_type="in_channel", replace_original=False)
 
 

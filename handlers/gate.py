@@ -21,6 +21,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.clients.slack import error_code
 from bot.core.errors import PermissionDenied
 from bot.settings import Settings
 from bot.slack.blocks import render_error
@@ -69,9 +70,7 @@ class Gate:
         try:
             answer = await self.client.usergroups_users_list(usergroup=group)
         except SlackApiError as error:
-            log.warning(
-                "could not read members of user group %s: %s", group, error.response.get("error")
-            )
+            log.warning("could not read members of user group %s: %s", group, error_code(error))
             return cached[1] if cached else frozenset()
         members = frozenset(answer.get("users") or [])
         self._members[group] = (time.monotonic(), members)

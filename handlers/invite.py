@@ -70,7 +70,7 @@ async def plain_text(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond,
     press = Press.of(body)
     invitation, customer = await invitations.load_invitation(bot.services, _invitation_id(press))
     log.info("plain-text hand-off of invitation %s for %s", invitation.id, press.user_id)
-    message = render_plain_text(invitation, customer, bot.settings.brincr_scopes)
+    message = render_plain_text(invitation, customer, bot.settings.requested_scopes)
     await respond(**message.kwargs(), response_type="ephemeral", replace_original=False)
 
 

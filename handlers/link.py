@@ -43,7 +43,7 @@ async def link(inv: Invocation) -> None:
     if not kvk.strip():
         raise UserError("Which customer, and which tenant?", usage=LINK_USAGE)
     data = await inv.bot.linking.link_status(kvk=kvk, tenant_id=tenant_id, user_id=inv.user_id)
-    status = render_status(data, inv.bot.settings.brincr_scopes, utcnow())
+    status = render_status(data, inv.bot.settings.terms(utcnow()), utcnow())
     await inv.reply(render_linked(data.customer, status))
 
 

@@ -8,6 +8,7 @@ goes to the app's one error handler (:mod:`handlers.errors`), which answers the 
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,8 +20,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.composition import Bot
 from bot.core.errors import UserError
 from bot.slack.blocks import Message
-from bot.slack.help import render_help
-from bot.slack.text import escape
+from bot.slack.help import render_help, render_suggestion, usage_lines
+from bot.slack.text import code
 from handlers.gate import Gate
 from handlers.wiring import Listeners
 
@@ -69,7 +70,11 @@ class CommandRouter:
         route = self.routes.get(invocation.name)
         if route is None:
             name = invocation.name
-            note = f"I don't know `{escape(name[:30])}`. Here is what I do:" if name else None
+            near = difflib.get_close_matches(name.lower(), self.routes, n=1, cutoff=0.6)
+            if name and near and usage_lines(near[0]):
+                await invocation.reply(render_suggestion(name[:30], near[0]))
+                return
+            note = f"I don't know {code(name[:30])}. Here is what I do:" if name else None
             await invocation.reply(render_help(note))
             return
         if route.admin is not None:

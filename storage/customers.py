@@ -174,11 +174,6 @@ async def insert_state_changes(rows: Sequence[dict[str, Any]], *, session: Async
         await session.execute(insert(cast(Table, StateChange.__table__)), list(rows))
 
 
-async def count_by_state(*, session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(select(Customer.state, func.count()).group_by(Customer.state))
-    return {state: count for state, count in rows}
-
-
 async def remove_customer(customer: Customer, *, session: AsyncSession) -> None:
     """Delete the customer, its incidents and (by cascade) everything else it owns."""
     await session.execute(delete(Incident).where(Incident.customer_id == customer.id))
@@ -364,6 +359,7 @@ class ExportRow:
     missing_scopes: str
     state_since: datetime
     last_check_at: datetime | None
+    rollout_missing_scopes: str
 
 
 async def export_rows(*, session: AsyncSession) -> AsyncIterator[list[ExportRow]]:
@@ -381,6 +377,7 @@ async def export_rows(*, session: AsyncSession) -> AsyncIterator[list[ExportRow]
             Customer.missing_scopes,
             Customer.state_since,
             Customer.last_check_at,
+            Customer.rollout_missing_scopes,
         ).order_by(Customer.kvk)
     )
     async for rows in result.partitions(BULK_CHUNK):

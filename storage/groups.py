@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import State
-from storage.models import Customer, Incident, IncidentMember
+from storage.models import CheckResult, Customer, Incident, IncidentMember
+from storage.statuses import IncidentKind
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,17 @@ async def open_group_id_of(customer_id: int, *, session: AsyncSession) -> int | 
     return group.id if group is not None else None
 
 
+def _failing_below_threshold(signature: str) -> ColumnElement[bool]:
+    """Customers whose latest check failed with the error code ``signature`` while their
+    state is still healthy (below their own FAILURE_THRESHOLD)."""
+    failed_so = (
+        select(CheckResult.id)
+        .where(CheckResult.id == Customer.last_result_id, CheckResult.error_code == signature)
+        .exists()
+    )
+    return and_(Customer.state == State.HEALTHY, Customer.consecutive_failures > 0, failed_so)
+
+
 async def peers(
     environment: str, state: str, signature: str, now: datetime, *, session: AsyncSession
 ) -> list[int]:
@@ -77,6 +89,21 @@ async def peers(
         .order_by(Customer.id)
     )
     return list(rows)
+
+
+async def failing_soon(
+    environment: str, signature: str, now: datetime, *, session: AsyncSession
+) -> int:
+    """How many customers of ``environment`` failed their latest check with the error code
+    ``signature`` but are still below their own failure threshold (not snoozed): they count
+    towards a ``failing`` group, and join it when they reach the threshold."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Customer)
+        .where(Customer.environment == environment, _failing_below_threshold(signature))
+        .where(or_(Customer.snoozed_until.is_(None), Customer.snoozed_until <= now))
+    )
+    return int(count or 0)
 
 
 async def add_members(
@@ -132,3 +159,29 @@ async def members(
     if limit is not None:
         query = query.limit(limit)
     return [Member(name, kvk) for name, kvk in await session.execute(query)]
+
+
+def _singles(environment: str, state: str, signature: str) -> Select[Incident, Customer]:
+    return (
+        select(Incident, Customer)
+        .join(Customer, Customer.id == Incident.customer_id)
+        .where(Incident.kind == IncidentKind.CUSTOMER, Incident.resolved_at.is_(None))
+        .where(Customer.environment == environment, Customer.state == state)
+        .where(_with_cause(state, signature))
+    )
+
+
+async def count_singles_with_cause(
+    environment: str, state: str, signature: str, *, session: AsyncSession
+) -> int:
+    """How many open single incidents have this cause."""
+    query = _singles(environment, state, signature).with_only_columns(func.count(Incident.id))
+    return int(await session.scalar(query) or 0)
+
+
+async def singles_with_cause(
+    environment: str, state: str, signature: str, *, session: AsyncSession
+) -> list[tuple[Incident, Customer]]:
+    """Open single incidents whose customer is broken by this cause (to fold into its group)."""
+    rows = await session.execute(_singles(environment, state, signature).order_by(Incident.id))
+    return [(incident, customer) for incident, customer in rows]

@@ -11,6 +11,8 @@ Tables, by who writes them:
   them; a sender claims, posts and records them (exactly once, across crashes and replicas).
 - ``webhook_events``: Visma deliveries by notification id (idempotency).
 - ``audit_log``: who changed what. ``kv``: small shared facts (heartbeats, leases).
+- ``alert_holds``: a broken customer's alert held for ``ALERT_GROUP_WAIT`` while peers are
+  checked; ``peer_looks``: when each cause was last looked for (``bot.alerts.holds``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -69,6 +72,10 @@ class Customer(Base):
     required_scopes: Mapped[str] = mapped_column(Text, default="")  # checked against, space-sep
     granted_scopes: Mapped[str] = mapped_column(Text, default="")
     missing_scopes: Mapped[str] = mapped_column(Text, default="")
+    # scope rollouts (#17): the rollout scopes not switched ON yet, as last asked (space-sep),
+    # and when a token request last named them (asked again at most hourly while missing)
+    rollout_missing_scopes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    rollout_asked_at: Mapped[datetime | None]
     last_check_at: Mapped[datetime | None]
     last_result_id: Mapped[int | None] = mapped_column(BigId)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
@@ -245,6 +252,17 @@ class WebhookEvent(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64))
 
 
+class WebhookBodyHash(Base):
+    """The SHA-256 of a verified webhook body that carries no timestamp of its own: with fresh
+    headers it could be acted on at any time, so its hash outlives the 30-day
+    ``webhook_events`` row (never pruned; 32 bytes). docs/security.md, replays."""
+
+    __tablename__ = "webhook_body_hashes"
+
+    body_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    first_seen_at: Mapped[datetime]
+
+
 class AuditEntry(Base):
     __tablename__ = "audit_log"
 
@@ -322,3 +340,31 @@ class IncidentMember(Base):
         ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     joined_at: Mapped[datetime]
+
+
+# --- alert holds (#23): a new cause's first alert waits while the bot looks for peers ------
+
+
+class AlertHold(Base):
+    """A broken customer's alert, held until ``due_at`` (``ALERT_GROUP_WAIT``) while the bot
+    checks whether other customers share its cause (``bot.alerts.holds``). One per customer;
+    the release job takes each due row once, in the transaction that alerts (or not)."""
+
+    __tablename__ = "alert_holds"
+
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    cause_key: Mapped[str] = mapped_column(String(80))  # bot.alerts.grouping.Cause.key
+    held_at: Mapped[datetime]
+    due_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class PeerLook(Base):
+    """When the bot last looked for peers of one cause (its key names the environment): at
+    most one look per cause and environment per ``CHECK_INTERVAL``, whichever replica."""
+
+    __tablename__ = "peer_looks"
+
+    cause_key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    looked_at: Mapped[datetime]

@@ -7,19 +7,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import STATE_SEVERITY, State
+from storage.facts import counts_by_state, facts_for, rollout_pending
 from storage.models import (
+    AlertHold,
     CheckResult,
     CheckRollup,
     Customer,
     Incident,
-    IncidentMember,
     Invitation,
     MaintenanceWindow,
     Notification,
+    PagerEvent,
 )
 from storage.slack_delivery import DeliveryProblem, delivery_problems
 from storage.statuses import InvitationStatus, NotificationStatus
@@ -47,6 +49,7 @@ class StatusData:
     invitation: Invitation | None
     maintenance_until: datetime | None = None  # a maintenance window of its environment (#13)
     delivery: list[DeliveryProblem] = field(default_factory=list)  # Slack refusing messages
+    held_until: datetime | None = None  # its alert waits for peers (bot.alerts.holds, #23)
 
 
 async def status_data(customer: Customer, *, session: AsyncSession, now: datetime) -> StatusData:
@@ -64,16 +67,24 @@ async def status_data(customer: Customer, *, session: AsyncSession, now: datetim
         .where(CheckRollup.customer_id == customer.id, CheckRollup.hour >= now - WEEK)
     )  # fmt: skip
     checks, failures = week.one()
+    facts = await facts_for(customer, session=session)
     return StatusData(
         customer=customer,
-        last=recent[0] if recent else None,
+        last=facts.last,
         recent=recent,
         week=Uptime(int(checks), int(failures)),
-        incident=await open_incident(customer.id, session=session)
-        or await open_group_incident(customer.id, session=session),
+        incident=facts.incident,
         invitation=await open_invitation(customer.id, session=session),
         maintenance_until=await maintenance_end(customer.environment, session=session, now=now),
         delivery=await delivery_problems(session=session, now=now),
+        held_until=await held_until(customer.id, session=session),
+    )
+
+
+async def held_until(customer_id: int, *, session: AsyncSession) -> datetime | None:
+    """When the customer's held alert is due, while one is held."""
+    return await session.scalar(
+        select(AlertHold.due_at).where(AlertHold.customer_id == customer_id)
     )
 
 
@@ -88,21 +99,6 @@ async def maintenance_end(
             MaintenanceWindow.ends_at > now,
             MaintenanceWindow.end_announced_at.is_(None),
         )
-    )
-
-
-async def open_incident(customer_id: int, *, session: AsyncSession) -> Incident | None:
-    return await session.scalar(
-        select(Incident).where(Incident.customer_id == customer_id, Incident.resolved_at.is_(None))
-    )
-
-
-async def open_group_incident(customer_id: int, *, session: AsyncSession) -> Incident | None:
-    """The open grouped incident (bot.alerts.grouping) the customer is counted in."""
-    return await session.scalar(
-        select(Incident)
-        .join(IncidentMember, IncidentMember.incident_id == Incident.id)
-        .where(IncidentMember.customer_id == customer_id, Incident.resolved_at.is_(None))
     )
 
 
@@ -132,10 +128,15 @@ async def open_invitation(customer_id: int, *, session: AsyncSession) -> Invitat
 
 LIST_FILTERS: dict[str, tuple[State, ...] | None] = {
     "all": None,
+    # `failing` is the older name of `problems`: every customer that is not healthy for a
+    # reason that needs someone (the title says so, not the state word `failing`)
+    "problems": (State.REVOKED, State.SCOPES_MISSING, State.FAILING, State.UNKNOWN),
     "failing": (State.REVOKED, State.SCOPES_MISSING, State.FAILING, State.UNKNOWN),
     "pending": (State.INVITED, State.PENDING),
     "revoked": (State.REVOKED,),
+    "rollout": None,  # not a state: the customers that have not switched rollout scopes ON
 }
+ROLLOUT_LIST = "rollout"
 
 
 @dataclass(frozen=True)
@@ -154,15 +155,16 @@ async def fleet_page(
     now: datetime,
     offset: int,
     limit: int,
+    rollout: bool = False,
 ) -> FleetPage:
-    """Customers worst first (then longest in that state), with counts per state on top."""
-    counts = {
-        str(s): int(n)
-        for s, n in await session.execute(
-            select(Customer.state, func.count()).group_by(Customer.state)
-        )
-    }
-    where = [Customer.state.in_([s.value for s in states])] if states else []
+    """Customers worst first (then longest in that state), with counts per state on top;
+    with ``rollout`` only those known not to have switched the rollout scopes ON."""
+    counts = await counts_by_state(session=session)
+    where: list[ColumnElement[bool]] = (
+        [Customer.state.in_([s.value for s in states])] if states else []
+    )
+    if rollout:
+        where.append(Customer.rollout_missing_scopes != "")
     total = await session.scalar(select(func.count()).select_from(Customer).where(*where)) or 0
     rows = await session.scalars(
         select(Customer)
@@ -184,6 +186,7 @@ class HomeData:
     incidents: list[tuple[Incident, Customer | None]]
     invitations: list[tuple[Invitation, Customer]]  # waiting longest first
     delivery: list[DeliveryProblem] = field(default_factory=list)  # Slack refusing messages
+    rollout_pending: list[Customer] = field(default_factory=list)  # scopes not switched ON
 
 
 async def home_data(*, session: AsyncSession, now: datetime, limit: int = 15) -> HomeData:
@@ -214,6 +217,7 @@ async def home_data(*, session: AsyncSession, now: datetime, limit: int = 15) ->
         incidents=[(i, c) for i, c in incidents],
         invitations=[(i, c) for i, c in invitations],
         delivery=await delivery_problems(session=session, now=now),
+        rollout_pending=await rollout_pending(session=session),
     )
 
 
@@ -225,13 +229,27 @@ class GaugeCounts:
     open_incidents_by_kind: dict[str, int]
     outbox_pending: int
     outbox_failed: int
+    # (state, environment) -> customers: the customers table is the fleet, thousands of rows
+    # at most, so this grouping may read it whole
+    customers_by_state_and_environment: dict[tuple[str, str], int] = field(default_factory=dict)
+    pager_pending: int = 0  # PagerDuty events not yet sent (ix_pager_events_due)
+    pager_failed: int = 0  # PagerDuty events given up on
 
 
 async def gauge_counts(*, session: AsyncSession) -> GaugeCounts:
-    """Customers by state (``ix_customers_state``), open incidents by kind
-    (``ix_incidents_open``), and the outbox's pending and failed rows only (``ix_outbox_due``
-    starts with ``status``): never a scan of the delivered rows."""
-    states = await session.execute(select(Customer.state, func.count()).group_by(Customer.state))
+    """Customers by state and environment (the fleet: thousands of rows at most), open
+    incidents by kind (``ix_incidents_open``), and the outbox's and the PagerDuty events'
+    pending and failed rows only (``ix_outbox_due`` and ``ix_pager_events_due`` start with
+    ``status``): never a scan of the delivered rows."""
+    states = await session.execute(
+        select(Customer.state, Customer.environment, func.count()).group_by(
+            Customer.state, Customer.environment
+        )
+    )
+    by_pair = {(str(state), str(env)): int(n) for state, env, n in states}
+    by_state: dict[str, int] = {}
+    for (state, _env), n in by_pair.items():
+        by_state[state] = by_state.get(state, 0) + n
     kinds = await session.execute(
         select(Incident.kind, func.count())
         .where(Incident.resolved_at.is_(None))
@@ -240,9 +258,15 @@ async def gauge_counts(*, session: AsyncSession) -> GaugeCounts:
     outbox = select(func.count()).select_from(Notification)
     pending = await session.scalar(outbox.where(Notification.status == NotificationStatus.PENDING))
     failed = await session.scalar(outbox.where(Notification.status == NotificationStatus.FAILED))
+    pager = select(func.count()).select_from(PagerEvent)
+    pager_pending = await session.scalar(pager.where(PagerEvent.status == "pending"))
+    pager_failed = await session.scalar(pager.where(PagerEvent.status == "failed"))
     return GaugeCounts(
-        customers_by_state={str(k): int(n) for k, n in states},
+        customers_by_state=by_state,
         open_incidents_by_kind={str(k): int(n) for k, n in kinds},
         outbox_pending=int(pending or 0),
         outbox_failed=int(failed or 0),
+        customers_by_state_and_environment=by_pair,
+        pager_pending=int(pager_pending or 0),
+        pager_failed=int(pager_failed or 0),
     )

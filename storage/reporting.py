@@ -13,20 +13,19 @@ from sqlalchemy import Table, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import upsert_into
+from storage.facts import CustomerFacts, facts_for, facts_of
 from storage.models import (
-    CheckResult,
     Customer,
     Incident,
     Invitation,
     KeyValue,
     StateChange,
 )
-from storage.reads import open_incident
 
 
 @dataclass(frozen=True)
 class CustomerPage:
-    customers: list[Customer]
+    customers: list[CustomerFacts]
     total: int
 
 
@@ -48,46 +47,17 @@ async def customers_page(
     rows = await session.scalars(
         select(Customer).where(*where).order_by(Customer.kvk).offset(offset).limit(limit)
     )
-    return CustomerPage(list(rows), int(total or 0))
+    return CustomerPage(await facts_of(list(rows), session=session), int(total or 0))
 
 
-@dataclass(frozen=True)
-class CustomerDetail:
-    customer: Customer
-    last: CheckResult | None
-    incident: Incident | None
-
-
-async def customer_detail(kvk: str, *, session: AsyncSession) -> CustomerDetail | None:
+async def customer_detail(kvk: str, *, session: AsyncSession) -> CustomerFacts | None:
     customer = await session.scalar(select(Customer).where(Customer.kvk == kvk))
     if customer is None:
         return None
-    last = None
-    if customer.last_result_id is not None:
-        last = await session.get(CheckResult, customer.last_result_id)
-    return CustomerDetail(customer, last, await open_incident(customer.id, session=session))
-
-
-async def open_incidents_for(
-    customer_ids: Sequence[int], *, session: AsyncSession
-) -> dict[int, Incident]:
-    """Open incidents by customer, for a page of customers (one query)."""
-    if not customer_ids:
-        return {}
-    rows = await session.scalars(
-        select(Incident).where(
-            Incident.customer_id.in_(list(customer_ids)), Incident.resolved_at.is_(None)
-        )
-    )
-    return {i.customer_id: i for i in rows if i.customer_id is not None}
+    return await facts_for(customer, session=session)
 
 
 # --- the weekly digest (bot/fleet/digest.py) --------------------------------------------------
-
-
-async def counts_now(*, session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(select(Customer.state, func.count()).group_by(Customer.state))
-    return {str(state): int(n) for state, n in rows}
 
 
 async def counts_at(when: datetime, *, session: AsyncSession) -> dict[str, int]:

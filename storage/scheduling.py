@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -88,18 +89,29 @@ async def release(
     return affected_rows(result)
 
 
+class CheckSnapshot(NamedTuple):
+    """What a check needs of a customer."""
+
+    environment: str
+    tenant_id: str | None
+    missing_scopes: str  # the required scopes missing on record, space-separated
+    rollout_missing_scopes: str = ""  # the rollout scopes not switched ON, as last asked
+    rollout_asked_at: datetime | None = None  # when a token request last named them
+
+
 async def check_snapshots(
     customer_ids: Sequence[int], *, session: AsyncSession
-) -> dict[int, tuple[str, str | None, str]]:
-    """What a check needs of each customer: environment, tenant ID and the missing scopes on
-    record, by customer id (customers forgotten meanwhile are absent). In chunks of 500."""
-    found: dict[int, tuple[str, str | None, str]] = {}
+) -> dict[int, CheckSnapshot]:
+    """What a check needs of each customer, by customer id (customers forgotten meanwhile
+    are absent). In chunks of 500."""
+    found: dict[int, CheckSnapshot] = {}
     for start in range(0, len(customer_ids), 500):
         chunk = list(customer_ids[start : start + 500])
         rows = await session.execute(
             select(
-                Customer.id, Customer.environment, Customer.tenant_id, Customer.missing_scopes
+                Customer.id, Customer.environment, Customer.tenant_id, Customer.missing_scopes,
+                Customer.rollout_missing_scopes, Customer.rollout_asked_at,
             ).where(Customer.id.in_(chunk))
-        )
-        found.update({row[0]: (row[1], row[2], row[3]) for row in rows})
+        )  # fmt: skip
+        found.update({row[0]: CheckSnapshot(*row[1:]) for row in rows})
     return found

@@ -20,6 +20,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.demo.fake_slack import FakeSlack, SlackCall
 from bot.domain import Environment, State
+from bot.domain.roles import Role
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
 from bot.simulator import Simulator
@@ -70,6 +71,8 @@ def bot_settings(database_url: str, sim: Simulator, slack: FakeSlack, **override
         "brincr_scopes": " ".join(SCOPES),
         "host": "127.0.0.1",
         "port": 0,
+        # Alerts at once; tests of a real hold ask for one (tests/alerts/test_holds.py).
+        "alert_group_wait": "0",
     }
     values.update({k.lower(): v for k, v in sim.settings_env().items()})
     values.update(overrides)
@@ -251,13 +254,14 @@ async def start_bot(
     *,
     schedule: bool = False,
     worker_id: str = "test",
+    role: Role = Role.ALL,
     **overrides: Any,
 ) -> BotHarness:
     """A running bot; the scheduler only with ``schedule`` (tests drive checks themselves)."""
     settings = bot_settings(database_url, sim, slack, **overrides)
     for watch in WATCH:
         watch.whole_system = True
-    runtime = Runtime(settings, worker_id=worker_id)
+    runtime = Runtime(settings, worker_id=worker_id, role=role)
     await runtime.start(schedule=schedule)
     return BotHarness(runtime, slack, sim)
 

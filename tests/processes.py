@@ -21,10 +21,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def serve(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """``brincr-bot serve`` with ``env`` and ``args`` (e.g. ``--role``, ``web``); alerts at
+    once unless ``env`` sets ALERT_GROUP_WAIT."""
+    env = {"ALERT_GROUP_WAIT": "0", **env}
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
-            [sys.executable, "-c", "from bot.cli import main; main()", "serve"],
+            [sys.executable, "-c", "from bot.cli import main; main()", "serve", *args],
             env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
 

@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import signal
 import sqlite3
 import time
@@ -205,6 +206,12 @@ async def test_a_serve_session_logs_json_lines_without_secrets_tokens_or_codes(
     assert len(lines) > 20
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     assert {"time", "level", "name", "message", "correlation_id"} <= set(records[0])
+    iso_utc = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+    assert all(iso_utc.match(r["time"]) for r in records), records[0]["time"]
+    noisy = ("apscheduler", "alembic.runtime.plugins")
+    chatter = [r for r in records if r["name"].startswith(noisy)
+               or r["message"].startswith(("Context impl", "Will assume"))]  # fmt: skip
+    assert chatter == []  # the libraries' start-up lines (the bot logs its own)
     assert any(r["correlation_id"].startswith("req-") for r in records)
     assert any(r["correlation_id"].startswith("sweep-") for r in records)
     assert any("/brincr invite" in r["message"] for r in records)
@@ -309,3 +316,13 @@ def test_debug_payloads_of_slack_sdk_and_aiosqlite_never_reach_the_log(
     assert all(f.filter(record) for f in logging.getLogger(logger).filters)
     text = record.getMessage()
     assert CODE not in text and ("not logged" in text), text
+
+
+def test_text_lines_carry_the_time_in_iso_8601_utc() -> None:
+    from bot.core.logs import TextFormatter
+
+    record = logging.LogRecord("bot", logging.INFO, __file__, 1, "hello", (), None)
+    record.created = 1796232579.828  # 2026-12-02 17:29:39.828 UTC
+    record.correlation_id = "-"
+    line = TextFormatter("%(asctime)s %(message)s").format(record)
+    assert line == "2026-12-02T17:29:39.828Z hello"

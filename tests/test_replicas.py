@@ -7,19 +7,22 @@ import asyncio
 import itertools
 import os
 import signal
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from bot.core.clock import utcnow
 from bot.demo.fake_slack import FakeSlack
 from bot.domain import Environment, State
 from bot.simulator import Simulator
 from storage.customers import NewCustomer, add_customer
 from storage.db import Database
-from storage.models import CheckResult
+from storage.models import AlertHold, CheckResult
 from tests.conftest import _truncate
-from tests.harness import ALERTS, BOT_TOKEN, SCOPES, SIGNING_SECRET
+from tests.fakes.pagerduty import ROUTING_KEY, FakePagerDuty
+from tests.harness import ALERTS, BOT_TOKEN, SCOPES, SIGNING_SECRET, eventually
 from tests.processes import free_port, serve, wait_ready
 
 pytestmark = pytest.mark.postgres
@@ -82,3 +85,57 @@ async def test_two_replicas_check_each_customer_once_per_interval_and_alert_once
     alerts = [m for m in slack.messages(ALERTS) if "thread_ts" not in m]
     assert len(alerts) == 1, alerts
     assert "brincr:order" in str(alerts[0]["blocks"])
+
+
+async def test_a_replica_killed_during_a_hold_loses_no_alert_and_doubles_none(
+    postgres_url: str, fakes: tuple[FakeSlack, Simulator], pd: FakePagerDuty, tmp_path: Path
+) -> None:
+    """#23: a held alert is a row; the replica that held it is killed (SIGKILL) before it is
+    due, the other replica (started after the kill) releases it: one alert, one page."""
+    slack, sim = fakes
+    _truncate(postgres_url)
+    db = Database(postgres_url)
+    tenants = [f"00000000-0000-4000-9000-{i:012d}" for i in range(10)]
+    now = utcnow()
+    async with db.transaction() as session:
+        for i, tenant in enumerate(tenants):
+            sim.approve(tenant, "production", list(SCOPES))
+            new = NewCustomer(f"{61000000 + i}", f"Klant {i}", Environment.PRODUCTION, tenant)
+            customer = await add_customer(new, session=session, state=State.PENDING)
+            customer.next_check_at = now + timedelta(seconds=0.5 + i)  # one slot each
+    sim.remove(tenants[0])  # the first due: revoked, alone
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE"))},
+        **sim.settings_env(),
+        "DATABASE_URL": postgres_url, "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack.api_url,
+        "ALERT_CHANNEL": ALERTS, "BRINCR_SCOPES": " ".join(SCOPES), "CHECK_INTERVAL": "10s",
+        "ALERT_GROUP_WAIT": "4s", "PAGERDUTY_ROUTING_KEY": ROUTING_KEY,
+        "PAGERDUTY_EVENTS_URL": pd.url, "HOST": "127.0.0.1", "LOG_FORMAT": "text",
+    }  # fmt: skip
+
+    async def held() -> bool:
+        async with db.transaction() as session:
+            return bool(await session.scalar(select(func.count()).select_from(AlertHold)))
+
+    first = serve({**env, "PORT": str(free_port())}, tmp_path / "killed.log")
+    try:
+        await eventually(held, timeout=20)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    assert [m for m in slack.messages(ALERTS) if "thread_ts" not in m] == []
+    port = free_port()
+    second = serve({**env, "PORT": str(port)}, tmp_path / "second.log")
+    try:
+        await wait_ready(port)
+        await slack.wait_for("chat.postMessage", 1, timeout=20)
+        await asyncio.sleep(5)  # more release ticks and sweeps: still one
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=30) == 0
+    assert not await held()
+    await db.close()
+    alerts = [m for m in slack.messages(ALERTS) if "thread_ts" not in m]
+    assert len(alerts) == 1 and "revoked" in str(alerts[0]["text"])
+    assert pd.actions() == ["trigger"]

@@ -100,6 +100,15 @@ async def test_an_empty_slack_app_token_as_in_env_example_runs_http_mode(
                     "this private channel: /invite the bot to it"),
         ("invalid_auth", "cannot post to Slack: SLACK_BOT_TOKEN is refused by Slack "
                          "(invalid_auth): set the bot token"),
+        # Slack's edge (or a proxy) answering with an error page, not Slack's JSON
+        ("auth.test text/html", "cannot post to Slack: Slack is not answering at SLACK_API_URL "
+                                "(HTTP 503)"),
+        ("auth.test text/plain", "cannot post to Slack: Slack is not answering at "
+                                 "SLACK_API_URL (HTTP 503)"),
+        ("auth.test application/json", "cannot post to Slack: Slack is not answering at "
+                                       "SLACK_API_URL (HTTP 503)"),
+        ("conversations.info text/plain", "cannot post to Slack: ALERT_CHANNEL C0ALERTS: Slack "
+                                          "answers HTTP 503 for this channel"),
     ],
 )  # fmt: skip
 async def test_serve_says_at_start_what_stops_it_posting_alerts_and_still_runs(
@@ -108,6 +117,9 @@ async def test_serve_says_at_start_what_stops_it_posting_alerts_and_still_runs(
     slack, sim = fakes
     if fault == "outside":
         slack.outside_channels.add(ALERTS)
+    elif " " in fault:
+        method, page = fault.split()
+        slack.fail(method, status=503, page=page)
     else:
         slack.fail("auth.test", error=fault)
     served = Served(serve_env(slack.api_url, sim, sqlite_url), tmp_path / "s.log")
@@ -129,6 +141,7 @@ async def test_serve_checks_at_start_that_it_can_post_to_the_alert_channel(
     await served.wait_for_log("Slack delivery checked: the bot can post to ALERT_CHANNEL")
     served.terminate_and_time()
     assert [c.params["channel"] for c in slack.calls_to("conversations.info")] == [ALERTS]
+    assert [c.verb for c in slack.calls_to("conversations.info")] == ["GET"]  # as slack-sdk sends
     assert unexpected_errors(served.text()) == []
 
 
@@ -274,7 +287,8 @@ async def test_readyz_is_503_with_detail_and_sigterm_stops_serve_while_the_datab
     async with httpx.AsyncClient(timeout=15) as client:  # ticks and the outbox now wait
         ready = await client.get(f"http://127.0.0.1:{served.port}/readyz")
     assert ready.status_code == 503  # with detail, never a 500
-    assert ready.json()["checks"]["database"] == {"ok": False, "detail": "no answer within 5s"}
+    assert ready.json()["checks"]["database"] == {"ok": False, "detail": "failing"}
+    await served.wait_for_log("not ready: database: no answer within 5s")
     code, took = served.terminate_and_time()
     assert code == 0 and took < STOP_WITHIN, (took, served.text()[-3000:])
 
@@ -299,7 +313,8 @@ async def test_a_database_refusing_connections_is_a_503_with_detail_and_a_line_p
     outage = served.text().splitlines()[before:]
     assert ready.status_code == 503
     database = ready.json()["checks"]["database"]
-    assert database["ok"] is False and database["detail"].startswith("OperationalError")
+    assert database == {"ok": False, "detail": "failing"}  # public: no server detail
+    assert any("not ready: database: OperationalError" in line for line in outage)
     assert code == 0 and took < STOP_WITHIN
     assert not any(line.startswith("Traceback") for line in outage), "\n".join(outage)
     assert len(outage) < 40, "\n".join(outage)  # a line per failing tick, 2 s ticks, 4 s

@@ -19,8 +19,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts import grouping
+from bot.alerts.holds import drop_for_group
+from bot.alerts.pager import Pager
+from bot.alerts.render import folded_note, render_folded, render_followup
 from bot.alerts.render_groups import member_line, render_group, render_joined, render_member_list
+from bot.core import metrics
 from bot.core.clock import utcnow
+from bot.domain import State
 from bot.outbox import enqueue
 from bot.settings import Settings
 from bot.slack.blocks import Message
@@ -34,6 +39,7 @@ class IncidentWriter(Protocol):
     """What a group needs of the incident service (:class:`bot.alerts.service.Alerts`)."""
 
     settings: Settings
+    pager: Pager
 
     def channel_of(self, incident: Incident) -> str: ...
 
@@ -71,12 +77,23 @@ class GroupAlerts:
         if group is not None:
             await self._join(session, group, [customer.id], now)
             await self._note_joined(session, group, customer)
+            await self._fold(session, group, cause, now)
             await self.refresh(session, group, now)
             return True
         ids = await groups.peers(
             cause.environment, cause.state, cause.signature, now, session=session
         )
-        if len(ids) < grouping.group_threshold():
+        counted = len(ids)
+        if cause.state == State.FAILING and cause.signature and counted:
+            counted += await groups.failing_soon(cause.environment, cause.signature, now,
+                                                 session=session)  # fmt: skip
+        if counted and counted < grouping.group_threshold():
+            # Customers that alerted on their own with this cause count too: the group
+            # folds them in, so the end state is one incident per cause whatever the timing.
+            counted += await groups.count_singles_with_cause(
+                cause.environment, cause.state, cause.signature, session=session
+            )
+        if counted < grouping.group_threshold():
             return False
         return await self._open(session, cause, ids, customer, now)
 
@@ -93,6 +110,7 @@ class GroupAlerts:
         if not await self.alerts.insert(session, group):
             return await self.place(session, customer, now)  # another replica opened it
         await self._join(session, group, ids, now)
+        await self._fold(session, group, cause, now)
         await self.alerts.post(session, group, None, now)
         await self._list_in_thread(session, group)
         log.warning("group incident %s opened: %s customers, %s", group.id, len(ids), cause.plain)
@@ -124,6 +142,46 @@ class GroupAlerts:
                 await groups.add_members(group, ids, now, session=session)
         except IntegrityError:  # another replica added them first
             group.affected_count = await groups.member_count(group.id, session=session)
+        await drop_for_group(ids, session=session)  # held alerts: the group covers them
+
+    async def _fold(
+        self, session: AsyncSession, group: Incident, cause: grouping.Cause, now: datetime
+    ) -> None:
+        """Single incidents with the group's cause join it: each single's message points to
+        the group, its page is resolved, and only the group pages from then on."""
+        singles = await groups.singles_with_cause(
+            cause.environment, cause.state, cause.signature, session=session
+        )
+        folded = []
+        for incident, customer in singles:
+            if not await close_if_open(incident.id, now, session=session):
+                continue  # another replica folded or resolved it
+            incident.resolved_at, incident.open_key = now, None
+            await self._join(session, group, [customer.id], now)
+            await self.alerts.pager.resolve(session, incident)
+            folded.append((incident, customer))
+            metrics.ALERT_FOLDS.inc()
+            log.info("incident %s of %s folded into group %s", incident.id, customer.kvk,
+                     group.id)  # fmt: skip
+        for incident, customer in folded:  # each names the group as it is with all of them
+            await self._show_folded(session, incident, customer, group)
+
+    async def _show_folded(
+        self, session: AsyncSession, incident: Incident, customer: Customer, group: Incident
+    ) -> None:
+        if incident.root_notification_id is None:
+            return
+        channel = self.alerts.channel_of(incident)
+        message = render_folded(incident, customer, group)
+        await enqueue(
+            session, kind="update", channel_id=channel, text=message.text,
+            blocks=message.block_dicts(), target_id=incident.root_notification_id,
+        )  # fmt: skip
+        note = render_followup(folded_note(group))
+        await enqueue(
+            session, kind="reply", channel_id=channel, text=note.text,
+            blocks=note.block_dicts(), target_id=incident.root_notification_id,
+        )  # fmt: skip
 
     # --- the message and its thread --------------------------------------------------------
 

@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clients.pagerduty import Answer, EventsClient
 from bot.core.clock import utcnow
+from bot.core.metrics import pager_answered
 from bot.domain import Environment
 from bot.domain.retrying import Backoff
 from bot.sending import ClaimedRowSender, Failure, Step
@@ -232,6 +233,7 @@ class PagerDutySender(ClaimedRowSender[PagerEvent]):
         if failure is not None:
             return await self._record_failure(event, failure)
         await self._set_row(event.id, status=Status.SENT, sent_at=utcnow(), last_error=None)
+        pager_answered(True)
         log.info("pagerduty %s sent for incident %s", event.action, event.incident_id)
         return Step.SENT
 
@@ -253,6 +255,7 @@ class PagerDutySender(ClaimedRowSender[PagerEvent]):
     def _note_failure(
         self, event: PagerEvent, failure: Failure, *, given_up: bool, words: str
     ) -> None:
+        pager_answered(False, given_up=given_up)
         if given_up:
             log.error(
                 "PagerDuty refused the %s of incident %s (dedup_key %s): %s; not retried",

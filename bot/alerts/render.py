@@ -16,7 +16,8 @@ from slack_sdk.models.blocks import (
 from bot.domain import format_duration
 from bot.slack.blocks import Message, button, context, customer_label, header, section, state_word
 from bot.slack.ids import Action
-from bot.slack.text import cut, date, escape
+from bot.slack.text import code, cut, date, escape
+from bot.slack.text import mention as user_mention
 from storage.models import Customer, Incident
 
 SNOOZE_CHOICES = (("1 hour", "1h"), ("4 hours", "4h"), ("1 day", "1d"), ("1 week", "1w"))
@@ -34,10 +35,10 @@ def upstream_title(key: str) -> str:
 
 def _what_broke(incident: Incident, customer: Customer | None) -> str:
     if customer is not None and customer.missing_scopes and incident.state == "scopes_missing":
-        scopes = ", ".join(f"`{escape(s)}`" for s in customer.missing_scopes.split())
+        scopes = ", ".join(code(s) for s in customer.missing_scopes.split())
         return f"Missing scopes: {scopes}"
     reason = incident.reason or "no details"
-    return f"Upstream said: `{escape(cut(reason, 800))}`"
+    return f"Upstream said: {code(cut(reason, 800))}"
 
 
 def _status_line(incident: Incident, now: datetime) -> str:
@@ -88,9 +89,7 @@ def render_incident(
         f"Since {date(incident.opened_at)}",
     ]
     if customer.account_manager:
-        who = customer.account_manager
-        manager = f"<@{who}>" if who[:1] in "UW" and who.isalnum() else escape(who)
-        facts.append(f"Account manager: {manager}")
+        facts.append(f"Account manager: {user_mention(customer.account_manager)}")
     if mention:
         facts.append(f"On call: {mention}")
     blocks: list[Block] = [
@@ -179,8 +178,8 @@ def reminder_note(
         f"{incident.state} after {downtime(incident, now)}, and nobody has acknowledged it."
     )
     manager = customer.account_manager if customer else None
-    if manager and manager[:1] in "UW" and manager.isalnum():
-        text += f" <@{manager}>"
+    if manager and user_mention(manager).startswith("<@"):
+        text += f" {user_mention(manager)}"
     if incident.reminders_sent >= last:
         text += " This is the last reminder."
     return text
@@ -195,4 +194,37 @@ def render_customer_snooze_ended(customer: Customer) -> Message:
     return render_followup(
         f":bell: Snooze for *{escape(customer.name)}* (KvK {customer.kvk}) ended: "
         f"it is *{customer.state}*."
+    )
+
+
+# --- fold-in (#23): a single incident that joined the group with its cause --------------
+
+
+def _group_words(group: Incident) -> str:
+    return f"*{group.affected_count}* customers, {escape(cut(group.reason or 'no details', 300))}"
+
+
+def render_folded(incident: Incident, customer: Customer, group: Incident) -> Message:
+    """A single alert's message once it joined a group: it points there, without buttons
+    (the group's message takes Acknowledge, Snooze and Resolve)."""
+    facts = [
+        f"{customer_label(customer)} · {customer.environment} · {state_word(incident.state)}",
+        f"Since {date(incident.opened_at)}",
+    ]
+    blocks: list[Block] = [
+        header(f"Brincr connection {incident.state.replace('_', ' ')}: {customer.name}"),
+        section("\n".join(facts)),
+        context(
+            f":link: Now part of the grouped incident ({_group_words(group)}): "
+            "updates and paging continue there."
+        ),
+    ]
+    text = f"{escape(customer.name)} (KvK {customer.kvk}): part of a grouped incident"
+    return Message(text=text, blocks=blocks)
+
+
+def folded_note(group: Incident) -> str:
+    return (
+        f":link: Others broke the same way: this alert joined the grouped incident "
+        f"({_group_words(group)}); its page is resolved and the group pages instead."
     )

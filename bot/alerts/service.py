@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.alerts.groups import GroupAlerts
+from bot.alerts.holds import AlertHolds
 from bot.alerts.maintenance import in_maintenance
 from bot.alerts.pager import Pager, incident_environment
 from bot.alerts.render import (
@@ -71,6 +72,7 @@ class Alerts:
         self.settings = services.settings
         self.pager = Pager(self.settings)  # PagerDuty events, written with each change
         self.groups = GroupAlerts(self)  # one incident for one cause (bot.alerts.grouping)
+        self.holds = AlertHolds(self)  # a new cause's alert waits for its peers (#23)
 
     @property
     def channel(self) -> str:
@@ -109,22 +111,29 @@ class Alerts:
     async def _open_incident(self, session: AsyncSession, key: str) -> Incident | None:
         return await incidents.open_by_key(key, session=session)
 
-    async def _maybe_open(self, session: AsyncSession, customer: Customer, now: datetime) -> None:
+    async def _maybe_open(
+        self, session: AsyncSession, customer: Customer, now: datetime, *, hold: bool = True
+    ) -> str:
+        """Open the broken customer's incident, unless something else covers it; returns how
+        it ended: ``muted``, ``later`` (no alert channel here), ``group``, ``held`` (its alert
+        waits: ``bot.alerts.holds``) or ``single`` (it alerted on its own)."""
         if customer.snoozed_until and customer.snoozed_until > now:
-            return
+            return "muted"
         if await in_maintenance(session, customer.environment, now):
-            return  # recorded, not alerted: a planned window (bot.alerts.maintenance)
+            return "muted"  # recorded, not alerted: a planned window (bot.alerts.maintenance)
         if customer.state == State.FAILING and await self._upstream_explains(session, customer):
             log.info("alert for %s held back: an upstream incident explains it", customer.kvk)
-            return
+            return "muted"
         channel = self.settings.alert_channel_for(customer.environment)
         if not channel:
             # A command run without ALERT_CHANNEL (``brincr-bot check`` on an operator's
             # shell) records the state; a serving replica opens the incident at its next check.
             log.info("no alert channel here: the incident for %s opens later", customer.kvk)
-            return
+            return "later"
         if await self.groups.place(session, customer, now):
-            return  # one incident for one cause (bot.alerts.grouping)
+            return "group"  # one incident for one cause (bot.alerts.grouping)
+        if hold and await self.holds.hold(session, customer, now):
+            return "held"  # a new cause waits for its peers (bot.alerts.holds)
         incident = Incident(
             kind=IncidentKind.CUSTOMER, customer_id=customer.id, open_key=customer_key(customer.id),
             state=customer.state, reason=customer.state_reason, opened_at=now,
@@ -133,6 +142,13 @@ class Alerts:
         if await self.insert(session, incident):
             await self.post(session, incident, customer, now)
             log.info("incident %s opened for %s: %s", incident.id, customer.kvk, customer.state)
+        return "single"
+
+    async def open_now(self, session: AsyncSession, customer: Customer, now: datetime) -> str:
+        """A released hold: the ordinary path to an alert, without holding it again."""
+        if await self._open_incident(session, customer_key(customer.id)) is not None:
+            return "single"  # it alerted on its own meanwhile
+        return await self._maybe_open(session, customer, now, hold=False)
 
     async def forgetting(self, session: AsyncSession, customer: Customer) -> None:
         """Before a customer is removed: resolve its page, leave its group."""

@@ -36,6 +36,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.checks.service import CheckService
 from bot.core.clock import utcnow
 from bot.core.logs import correlation_id
+from bot.core.metrics import LAST_SWEEP
 from bot.services import Services
 from storage.db import DATABASE_ERRORS, one_line
 from storage.retention import prune_history
@@ -158,6 +159,7 @@ class Scheduler:
         if ids:
             await self._check(ids)
         self.last_sweep = time.monotonic()
+        LAST_SWEEP.set_to_current_time()
         return len(ids)
 
     async def sweep_tick(self) -> None:
@@ -172,6 +174,7 @@ class Scheduler:
                 self._running.add(task)
                 task.add_done_callback(self._batch_done)
         self.last_sweep = time.monotonic()
+        LAST_SWEEP.set_to_current_time()
 
     def _batch_done(self, task: asyncio.Task[None]) -> None:
         self._batches.pop(task, None)

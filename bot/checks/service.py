@@ -12,6 +12,15 @@ Request cost per check (asserted in tests/checks/test_checks.py against the stan
   the customer has left scopes_missing;
 - a token issued without some required scopes: no probe (it would only confirm a 403);
 - other failures: no probe. ``Retry-After`` is honoured through ``next_check_at``.
+
+Scope rollouts (``BRINCR_ROLLOUT_SCOPES``, docs/interface.md): a customer that has switched
+the rollout scopes ON is asked for required + rollout scopes in its one token request (the
+cost above). Visma refuses a whole request naming a scope the tenant has not switched ON
+(``invalid_scope``, usually without naming it), so a customer known to lack a rollout scope
+is asked for the required scopes only, and for the rollout scopes at most once per
+``ROLLOUT_ASK_EVERY`` (and at once by a person's check): that check costs 1 extra token request
+(the required-only retry after the refusal), plus one per rollout scope when several are
+rolled out and Visma names none.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
@@ -38,10 +47,11 @@ from bot.domain import Environment, State
 from bot.domain.outcomes import CheckOutcome, TokenOutcome
 from bot.settings import EnvironmentConfig, Settings
 from storage.db import Database
-from storage.scheduling import check_snapshots
+from storage.scheduling import CheckSnapshot, check_snapshots
 
 log = logging.getLogger(__name__)
 BATCH = 100  # checks recorded per transaction: small, so no batch holds the loop long
+ROLLOUT_ASK_EVERY = timedelta(hours=1)  # a customer lacking a rollout scope is asked this often
 
 _TOKEN_STATES = {
     TokenOutcome.SCOPES: State.SCOPES_MISSING,
@@ -93,11 +103,12 @@ class CheckService:
         await record_outcome(self.db, outcome, self.settings, self.listeners)
 
     async def check_customer(self, customer_id: int) -> CheckOutcome:
-        """Check one customer now and record it (LookupError if it does not exist)."""
+        """Check one customer now and record it (LookupError if it does not exist). A check
+        asked for by a person also asks for the rollout scopes, however recently asked."""
         snapshot = (await self._snapshots([customer_id])).get(customer_id)
         if snapshot is None:
             raise LookupError(f"customer {customer_id} does not exist")
-        outcome = await self.run(customer_id, *snapshot)
+        outcome = await self.run(customer_id, snapshot, ask_rollout=True)
         await record_outcome(self.db, outcome, self.settings, self.listeners)
         return outcome
 
@@ -139,7 +150,7 @@ class CheckService:
             async with self._slots:
                 for customer_id, snapshot in todo:
                     async with self._pace.check():  # Slack's requests first (bot.checks.pacing)
-                        outcome = await self.run(customer_id, *snapshot)
+                        outcome = await self.run(customer_id, snapshot)
                     await done.put(outcome)
 
         writer = asyncio.create_task(self._writer(done))
@@ -152,9 +163,7 @@ class CheckService:
             outcomes = await writer
         return outcomes
 
-    async def _snapshots(
-        self, customer_ids: Sequence[int]
-    ) -> dict[int, tuple[str, str | None, str]]:
+    async def _snapshots(self, customer_ids: Sequence[int]) -> dict[int, CheckSnapshot]:
         async with self.db.transaction() as session:
             return await check_snapshots(customer_ids, session=session)
 
@@ -205,14 +214,15 @@ class CheckService:
         return recorded
 
     async def run(
-        self, customer_id: int, environment: str, tenant_id: str | None, last_missing: str
+        self, customer_id: int, snapshot: CheckSnapshot, *, ask_rollout: bool = False
     ) -> CheckOutcome:
         """One check without recording it, within CHECK_TIMEOUT; never raises: a deadline
         passed or anything unexpected becomes this customer's outcome, with the reason."""
         started = utcnow()
+        environment = snapshot.environment
         try:
             async with asyncio.timeout(self.deadline):
-                return await self._run(customer_id, environment, tenant_id, last_missing)
+                return await self._run(customer_id, snapshot, ask_rollout)
         except TimeoutError:
             outcome = self._cut_short(customer_id, started, environment)
         except Exception as error:  # isolation: one customer's surprise never stops the others
@@ -234,24 +244,26 @@ class CheckService:
             started,
             State.UNKNOWN,
             TokenOutcome.TRANSIENT,
-            self.settings.brincr_scopes,
+            self.settings.required_scopes(started),
             token_ms=int((utcnow() - started).total_seconds() * 1000),
             error_code="timeout",
             error_text=f"no whole answer within CHECK_TIMEOUT ({self.deadline:g}s)",
             details={"environment": environment},
         )
 
-    async def _run(
-        self, customer_id: int, environment: str, tenant_id: str | None, last_missing: str
-    ) -> CheckOutcome:
-        required = self.settings.brincr_scopes
+    async def _run(self, customer_id: int, snapshot: CheckSnapshot, force: bool) -> CheckOutcome:
+        now = utcnow()
+        environment, tenant_id = snapshot.environment, snapshot.tenant_id
+        required = self.settings.required_scopes(now)
+        rollout = self.settings.rollout_scopes(now)
         base = CheckOutcome(
             customer_id,
-            utcnow(),
+            now,
             State.UNKNOWN,
             TokenOutcome.NOT_CONFIGURED,
             required,
             details={"environment": environment},
+            rollout_scopes=rollout,
         )
         env = self.settings.environment(environment)
         if env is None:
@@ -262,11 +274,57 @@ class CheckService:
             )
         if tenant_id is None:
             return replace(base, state=State.INVITED, error_code="no_tenant")
+        # After the deadline, the rollout scopes a customer was known to lack are its
+        # missing required scopes: no request spent finding them again.
+        known = snapshot.missing_scopes.split() + snapshot.rollout_missing_scopes.split()
+        last_missing = " ".join(s for s in dict.fromkeys(known) if s in required)
         with CHECK_LATENCY.time():
-            token = await self._tokens.fetch(env, tenant_id, required)
+            if rollout and (force or _rollout_due(snapshot, rollout, now)):
+                token, rollout_missing, extra = await self._with_rollout(
+                    env, tenant_id, required, rollout
+                )
+            else:
+                token, rollout_missing, extra = (
+                    await self._tokens.fetch(env, tenant_id, required), None, 0
+                )  # fmt: skip
             outcome = await self._after_token(base, env, tenant_id, token, last_missing)
+        outcome = replace(
+            outcome,
+            rollout_missing=rollout_missing,
+            extra_token_requests=outcome.extra_token_requests + extra,
+        )
         checks_with(outcome.state).inc()
         return outcome
+
+    async def _with_rollout(
+        self,
+        env: EnvironmentConfig,
+        tenant_id: str,
+        required: tuple[str, ...],
+        rollout: tuple[str, ...],
+    ) -> tuple[TokenResult, tuple[str, ...] | None, int]:
+        """Ask for required + rollout scopes: the token to judge the required scopes by, the
+        rollout scopes not switched ON (None: could not tell) and the extra requests spent."""
+        token = await self._tokens.fetch(env, tenant_id, required + rollout)
+        if token.outcome is TokenOutcome.OK:
+            return token, tuple(s for s in rollout if s not in token.granted_scopes), 0
+        if token.outcome is not TokenOutcome.SCOPES:
+            return token, None, 0
+        named = tuple(s for s in token.error_scopes if s in required + rollout)
+        if named and any(s in required for s in named):
+            return token, None, 0  # a required scope is refused: judged as without a rollout
+        alone = await self._tokens.fetch(env, tenant_id, required)
+        if alone.outcome is not TokenOutcome.OK:
+            return alone, None, 1  # a required scope (or Visma) is the problem: judge that
+        if named or len(rollout) == 1:
+            return alone, (named or rollout), 1
+        each = await asyncio.gather(
+            *(self._tokens.fetch(env, tenant_id, (*required, scope)) for scope in rollout)
+        )
+        missing = tuple(
+            s for s, r in zip(rollout, each, strict=True) if r.outcome is not TokenOutcome.OK
+        )
+        return alone, missing, 1 + len(rollout)
 
     async def _after_token(
         self,
@@ -285,7 +343,9 @@ class CheckService:
             retry_after=token.retry_after,
         )
         if token.outcome is TokenOutcome.SCOPES:
-            missing, extra = await self._missing_scopes(env, tenant_id, token, last_missing)
+            missing, extra = await self._missing_scopes(
+                env, tenant_id, token, last_missing, base.required_scopes
+            )
             return replace(
                 outcome,
                 state=State.SCOPES_MISSING,
@@ -319,14 +379,21 @@ class CheckService:
         )
 
     async def _missing_scopes(
-        self, env: EnvironmentConfig, tenant_id: str, token: TokenResult, last_missing: str
+        self,
+        env: EnvironmentConfig,
+        tenant_id: str,
+        token: TokenResult,
+        last_missing: str,
+        required: tuple[str, ...],
     ) -> tuple[tuple[str, ...], int]:
-        required = self.settings.brincr_scopes
-        if token.error_scopes:
-            named = tuple(s for s in required if s in token.error_scopes)
-            return (named or token.error_scopes), 0
-        if last_missing.split():
-            return tuple(last_missing.split()), 0
+        # Only a scope the app asked for can be missing: a name Visma gives that is not one
+        # of them is upstream text, not a fact about this customer (docs/security.md).
+        named = tuple(s for s in required if s in token.error_scopes)
+        if named:
+            return named, 0
+        on_record = tuple(s for s in required if s in last_missing.split())
+        if on_record:
+            return on_record, 0
         alone = await asyncio.gather(
             *(self._tokens.fetch(env, tenant_id, (scope,)) for scope in required)
         )
@@ -334,6 +401,15 @@ class CheckService:
             s for s, r in zip(required, alone, strict=True) if r.outcome is not TokenOutcome.OK
         )
         return missing, len(required)
+
+
+def _rollout_due(snapshot: CheckSnapshot, rollout: tuple[str, ...], now: datetime) -> bool:
+    """Whether this check names the rollout scopes: always for a customer that has them
+    switched ON (or was never asked), hourly for one known to lack one."""
+    if not set(snapshot.rollout_missing_scopes.split()) & set(rollout):
+        return True
+    asked = snapshot.rollout_asked_at
+    return asked is None or now - asked >= ROLLOUT_ASK_EVERY
 
 
 def app_wide_problems(outcomes: Sequence[CheckOutcome]) -> list[str]:

@@ -14,7 +14,7 @@ import click
 from bot.checks.service import app_wide_problems
 from bot.cli.common import (
     config_errors_exit_2,
-    existing_database,
+    migrated_database,
     run_event_loop,
     settings_from,
 )
@@ -25,34 +25,37 @@ from bot.domain.outcomes import CheckOutcome
 from bot.settings import Settings
 from storage.customers import by_kvk
 from storage.db import Database
-from storage.migrate import upgrade
-from storage.models import Customer
+from storage.facts import CustomerFacts, facts_of
 
 
-def _row(customer: Customer, outcome: CheckOutcome | None) -> dict[str, Any]:
+def _row(facts: CustomerFacts, outcome: CheckOutcome | None) -> dict[str, Any]:
+    customer = facts.customer
     return {
         "kvk": customer.kvk,
         "name": customer.name,
         "environment": customer.environment,
         "tenant_id": customer.tenant_id,
         "state": customer.state,
-        "granted_scopes": customer.granted_scopes.split(),
-        "missing_scopes": customer.missing_scopes.split(),
+        "granted_scopes": facts.granted_scopes,
+        "missing_scopes": facts.missing_scopes,
+        "rollout_missing_scopes": facts.rollout_missing_scopes,
         "probe_status": outcome.probe_status if outcome else None,
         "error": (outcome.error_text or outcome.error_code) if outcome else None,
     }
 
 
-async def _select(db: Database, kvks: list[str]) -> list[Customer]:
+async def _select(db: Database, kvks: list[str]) -> list[CustomerFacts]:
     async with db.transaction() as session:
         customers = await by_kvk(kvks, session=session)
-    unknown = sorted(set(kvks) - {c.kvk for c in customers})
-    if unknown:
-        raise ConfigError([f"no customer with KvK {kvk}" for kvk in unknown])
-    return customers
+        unknown = sorted(set(kvks) - {c.kvk for c in customers})
+        if unknown:  # a usage mistake, not a configuration problem (exit 2 all the same)
+            raise click.UsageError("; ".join(f"no customer with KvK {kvk}" for kvk in unknown))
+        return await facts_of(customers, session=session)
 
 
-async def _run(settings: Settings, kvks: list[str]) -> list[tuple[Customer, CheckOutcome | None]]:
+async def _run(
+    settings: Settings, kvks: list[str]
+) -> list[tuple[CustomerFacts, CheckOutcome | None]]:
     """Check through the bot that ``serve`` runs (bot.composition): each check is recorded
     with the alerting and onboarding listeners, so an incident opens or closes, or an
     invitation is approved, exactly as after a scheduled check. The alerts this writes wait in
@@ -60,10 +63,10 @@ async def _run(settings: Settings, kvks: list[str]) -> list[tuple[Customer, Chec
     bot = build_bot(settings)
     gc.freeze()  # what is built so far lives to the end: the collector need not scan it
     try:
-        customers = await _select(bot.db, kvks)
+        customers = [f.customer for f in await _select(bot.db, kvks)]
         linked = [c.id for c in customers if c.tenant_id]
         outcomes = {o.customer_id: o for o in await bot.checker.check_many(linked)}
-        refreshed = {c.id: c for c in await _select(bot.db, [c.kvk for c in customers])}
+        refreshed = {f.customer.id: f for f in await _select(bot.db, [c.kvk for c in customers])}
     finally:
         await bot.aclose()
     return [(refreshed[c.id], outcomes.get(c.id)) for c in customers]
@@ -96,13 +99,16 @@ def check(ctx: click.Context, kvks: tuple[str, ...], as_json: bool) -> None:
     Exit 0 when every checked customer is healthy, 1 when any is not, 2 on a configuration
     error or a KvK that is malformed or unknown.
     """
+    bad = [k for k in kvks if normalize_kvk(k) is None]
+    if bad:
+        raise click.UsageError(
+            "; ".join(f"`{k[:40]}` is not a KvK number (8 digits, e.g. 12345678)" for k in bad)
+        )
     settings = settings_from(ctx)
     problems = settings.problems_for_checks()
-    bad = [k for k in kvks if normalize_kvk(k) is None]
-    problems += [f"`{k[:40]}` is not a KvK number (8 digits)" for k in bad]
     if problems:
         raise ConfigError(problems)
-    upgrade(existing_database(settings))
+    migrated_database(settings)
     results = run_event_loop(_run(settings, [normalize_kvk(k) or k for k in kvks]))
     rows = [_row(customer, outcome) for customer, outcome in results]
     for line in app_wide_problems([o for _, o in results if o]):

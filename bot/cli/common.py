@@ -63,6 +63,25 @@ def existing_database(settings: Settings) -> str:
     return settings.database_url
 
 
+def migrated_database(settings: Settings) -> str:
+    """``DATABASE_URL`` for a command that reads customers: it must exist and have a schema
+    (pending migrations are applied). A never-migrated database is a ConfigError and stays
+    untouched: a reading command must not create 14 empty tables and report "no customers"."""
+    from storage.migrate import SchemaMissing, upgrade_existing
+
+    url = existing_database(settings)
+    try:
+        upgrade_existing(url)
+    except SchemaMissing:
+        raise ConfigError(
+            [
+                f"DATABASE_URL: the database at {safe_url(url)} has no brincr-bot schema yet: "
+                "run `brincr-bot db upgrade` (or `serve`, which migrates at start)"
+            ]
+        ) from None
+    return url
+
+
 def settings_from(ctx: click.Context) -> Settings:
     """The settings for this run, loaded once (ConfigError when wrong)."""
     obj = ctx.ensure_object(dict)

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from bot.cli.common import config_errors_exit_2, existing_database, settings_from
+from bot.cli.common import config_errors_exit_2, migrated_database, settings_from
 from bot.settings import Settings
 from storage.db import Database
 from storage.migrate import upgrade
@@ -76,7 +76,10 @@ async def _export(settings: Settings, with_state: bool) -> None:
     db = Database(settings.database_url)
     try:
         async with db.transaction() as session:
-            async for chunk in export_customers(session=session, with_state=with_state):
+            rollout = bool(settings.brincr_rollout_scopes)
+            async for chunk in export_customers(
+                session=session, with_state=with_state, rollout=rollout
+            ):
                 click.echo(chunk, nl=False)
     finally:
         await db.close()
@@ -86,12 +89,13 @@ async def _export(settings: Settings, with_state: bool) -> None:
 @click.option(
     "--with-state",
     is_flag=True,
-    help="Add state,granted_scopes,missing_scopes,state_since,last_checked_at.",
+    help="Add the columns state, granted_scopes, missing_scopes, state_since, last_checked_at "
+    "(and rollout_missing_scopes while a rollout runs).",
 )
 @click.pass_context
 @config_errors_exit_2
 def customers_export(ctx: click.Context, with_state: bool) -> None:
     """Write every customer as CSV to standard output (formula-like cells neutralised)."""
     settings = settings_from(ctx)
-    upgrade(existing_database(settings))
+    migrated_database(settings)
     asyncio.run(_export(settings, with_state))

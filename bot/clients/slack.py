@@ -17,6 +17,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.domain.slack_errors import TRANSIENT_ERRORS
 from bot.settings import Settings
 
 TIMEOUT_SECONDS = 15
@@ -46,6 +47,26 @@ def web_client(settings: Settings, *, retries: bool = True) -> AsyncWebClient:
     return client
 
 
+def error_code(error: SlackApiError) -> str:
+    """Slack's error code (``not_in_channel``), or ``HTTP 503`` when the answer was no Slack
+    JSON: an outage or a proxy answers with a page of its own. slack-sdk then hands over a
+    ``text/plain`` body as a string (``error.response.get`` raises AttributeError on it), an
+    HTML one as ``{}``, and one mislabelled as JSON as aiohttp's raw response."""
+    response = error.response
+    data = getattr(response, "data", None)
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    return f"HTTP {status}" if status else "no answer Slack's API would give"
+
+
+def server_trouble(error: SlackApiError) -> bool:
+    """True when the failure is Slack's (or a proxy's) trouble, not a refusal of ours."""
+    response = error.response
+    status = getattr(response, "status_code", None) or getattr(response, "status", None) or 0
+    return int(status) >= 500 or error_code(error) in TRANSIENT_ERRORS
+
+
 async def delivery_problems(client: AsyncWebClient, channels: dict[str, str]) -> list[str]:
     """What stops the bot from posting to ``channels`` (setting name → channel ID), one line
     per problem saying what to fix; empty when every one can be posted to.
@@ -58,7 +79,10 @@ async def delivery_problems(client: AsyncWebClient, channels: dict[str, str]) ->
     try:
         await client.auth_test()
     except SlackApiError as error:
-        code = error.response.get("error", "error")
+        code = error_code(error)
+        if server_trouble(error):
+            return [f"Slack is not answering at SLACK_API_URL ({code}); alerts wait in the "
+                    "outbox until it answers"]  # fmt: skip
         return [f"SLACK_BOT_TOKEN is refused by Slack ({code}): set the bot token (xoxb-…) "
                 "of the installed app; alerts wait in the outbox until then"]  # fmt: skip
     except (SlackClientError, OSError, aiohttp.ClientError) as error:
@@ -76,7 +100,7 @@ async def _channel_problem(client: AsyncWebClient, channel: str) -> str | None:
     try:
         info = (await client.conversations_info(channel=channel)).get("channel") or {}
     except SlackApiError as error:
-        code = error.response.get("error", "error")
+        code = error_code(error)
         if code in ("missing_scope", "not_allowed_token_type"):
             return None  # cannot look: see the docstring above
         if code == "channel_not_found":

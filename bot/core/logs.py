@@ -7,6 +7,7 @@ import contextvars
 import logging
 import re
 import sys
+from datetime import UTC, datetime
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -33,9 +34,27 @@ def escape_controls(text: str) -> str:
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.I)
 
 
+def iso_time(record: logging.LogRecord) -> str:
+    """The record's time as ISO 8601 in UTC with milliseconds: ``2026-12-02T17:29:39.828Z``
+    (what log shippers parse without a format string, the same on every host)."""
+    moment = datetime.fromtimestamp(record.created, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class JsonLineFormatter(JsonFormatter):
+    """One JSON object per line; ``time`` in ISO 8601 UTC."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return iso_time(record)
+
+
 class TextFormatter(logging.Formatter):
     """One record, one line: the message's control characters are escaped (a raw newline in
-    a request would otherwise forge a log line). A traceback still follows on its lines."""
+    a request would otherwise forge a log line). A traceback still follows on its lines.
+    The time is ISO 8601 in UTC, as in the JSON lines."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return iso_time(record)
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = escape_controls(record.message)
@@ -88,7 +107,7 @@ def configure_logging(log_format: str = "text", level: int | str = logging.INFO)
     handler.addFilter(_LibraryPayloads())
     if log_format == "json":
         handler.setFormatter(
-            JsonFormatter(
+            JsonLineFormatter(
                 "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s",
                 rename_fields={"levelname": "level", "asctime": "time"},
             )
@@ -100,10 +119,23 @@ def configure_logging(log_format: str = "text", level: int | str = logging.INFO)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "aiohttp.access", "apscheduler.executors.default"):
+    # APScheduler says "Added job …" per job and "Scheduler started" (14 INFO lines a start;
+    # the bot logs its own start line); a job's failure is an ERROR it still logs. Alembic's
+    # plugins announce themselves (7 lines) and its context describes the dialect; its
+    # "Running upgrade a -> b" lines are kept.
+    for noisy in ("httpx", "httpcore", "aiohttp.access", "apscheduler", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("apscheduler.scheduler").addFilter(_no_skipped_runs)
+    migration = logging.getLogger("alembic.runtime.migration")
+    if _no_dialect_lines not in migration.filters:
+        migration.addFilter(_no_dialect_lines)
     quiet_payload_logs()
+
+
+def _no_dialect_lines(record: logging.LogRecord) -> bool:
+    """Alembic's "Context impl SQLiteImpl." and "Will assume non-transactional DDL.": true
+    for every run, useful for none."""
+    return not str(record.msg).startswith(("Context impl ", "Will assume "))
 
 
 def _no_skipped_runs(record: logging.LogRecord) -> bool:

@@ -1,8 +1,11 @@
 """``brincr-bot demo``: the whole bot offline, the terminal standing in for Slack.
 
-Lines typed at the terminal are read by a daemon thread with ``os.read`` (not ``sys.stdin``,
-whose buffer lock a thread blocked in a read would hold at interpreter exit) and handed to
-the event loop. EOF (Ctrl-D), ``quit``, Ctrl-C or SIGTERM stop everything cleanly: exit 0.
+Lines typed at the terminal are read by a daemon thread and handed to the event loop. At a
+terminal the thread reads with ``input()`` and GNU readline (a prompt, line editing, ↑/↓
+history), one line after the previous one was answered; otherwise (a pipe, a script) with
+``os.read`` (not ``sys.stdin``, whose buffer lock a thread blocked in a read would hold at
+interpreter exit). EOF (Ctrl-D), ``quit``, Ctrl-C or SIGTERM stop everything cleanly: exit 0,
+the terminal's settings restored.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 
 import click
 
@@ -37,6 +40,7 @@ from bot.demo.world import (
 
 PREFIX = "/brincr"
 QUIT_WORDS = ("quit", "exit")
+PROMPT = "slack> "
 
 
 def banner(demo: Demo) -> str:
@@ -80,6 +84,26 @@ def _read_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None
             return
 
 
+def _read_terminal(
+    loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None], ready: threading.Event
+) -> None:
+    """The terminal reader thread: readline's prompt for each line once the previous line has
+    been answered (``ready``), so the prompt comes back under the bot's reply; None at EOF."""
+    import readline  # noqa: F401 - importing it is what gives input() editing and history
+
+    while True:
+        ready.wait()
+        ready.clear()
+        try:
+            line: str | None = input(PROMPT)
+        except (EOFError, OSError):
+            line = None
+        with contextlib.suppress(RuntimeError):  # the loop is closed: we are exiting
+            loop.call_soon_threadsafe(queue.put_nowait, line)
+        if line is None:
+            return
+
+
 async def handle_line(demo: Demo, tour: Tour, line: str) -> None:
     words = line.split()
     if not words:
@@ -100,7 +124,13 @@ async def interact(demo: Demo, tour: Tour) -> None:
     """Lines from the terminal until EOF or ``quit``."""
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     loop = asyncio.get_running_loop()
-    threading.Thread(target=_read_lines, args=(loop, queue), daemon=True).start()
+    ready = threading.Event()
+    ready.set()
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        reader = threading.Thread(target=_read_terminal, args=(loop, queue, ready), daemon=True)
+    else:
+        reader = threading.Thread(target=_read_lines, args=(loop, queue), daemon=True)
+    reader.start()
     while (line := await queue.get()) is not None and line.strip() not in QUIT_WORDS:
         try:
             await handle_line(demo, tour, line.strip())
@@ -108,6 +138,8 @@ async def interact(demo: Demo, tour: Tour) -> None:
             demo.printer.line("(no answer from the bot within a few seconds)")
         except RequestRefused as error:
             demo.printer.line(f"(the bot refused the request: {error})")
+        finally:
+            ready.set()
 
 
 async def _until_stopped(work: Awaitable[None], stop: asyncio.Event) -> None:
@@ -133,6 +165,12 @@ async def run_demo(*, tour_only: bool) -> None:
         printer.line(banner(demo))
         await demo.seed()
         await demo.settle()
+        if not tour_only:  # the start-up messages pushed the welcome up: the essentials again
+            printer.line()
+            printer.line(
+                f"Ready. Try  /brincr status {HEALTHY.kvk}  ·  /brincr help  ·  Enter: guided "
+                "tour  ·  quit"
+            )
         tour = Tour(demo)
         await _until_stopped(tour.run_all() if tour_only else interact(demo, tour), stop)
     finally:
@@ -152,5 +190,24 @@ def demo(tour_only: bool) -> None:
     configure_logging("text", level=logging.WARNING)
     with contextlib.suppress(AttributeError):
         sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
-    with contextlib.suppress(KeyboardInterrupt):
+    with _terminal_restored(), contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_demo(tour_only=tour_only))
+
+
+@contextlib.contextmanager
+def _terminal_restored() -> Iterator[None]:
+    """Readline changes the terminal's modes while it waits for a line; a stop meanwhile
+    (Ctrl-C, SIGTERM) must not leave the shell without echo."""
+    try:
+        import termios
+
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd) if os.isatty(fd) else None
+    except (ImportError, OSError, ValueError):  # Windows, or no real stdin
+        saved = None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            with contextlib.suppress(OSError):
+                termios.tcsetattr(fd, termios.TCSADRAIN, saved)

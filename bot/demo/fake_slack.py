@@ -78,6 +78,7 @@ class SlackCall:
     at: float  # time.monotonic() on arrival
     failed: bool = False  # answered by an injected failure (see FakeSlack.fail)
     token: str | None = None  # the bearer token (or form ``token``), if any
+    verb: str = "POST"  # the HTTP method: slack-sdk sends read methods (conversations.info) as GET
     status: int = 200  # HTTP status answered
     response: Any = None  # the body answered (a dict for the Web API)
 
@@ -90,6 +91,7 @@ class _Failure:
     retry_after: int | None
     error: str | None
     channel: str | None = None  # only calls for this channel (a user ID for a DM)
+    page: str | None = None  # answer with an error page of this content type, not Slack JSON
 
 
 @dataclass
@@ -308,15 +310,21 @@ class FakeSlack:
         retry_after: int | None = None,
         error: str | None = None,
         channel: str | None = None,
+        page: str | None = None,
     ) -> None:
         """Fail the next ``times`` calls (None: until clear_failures) to ``method`` (None: any),
         with ``channel`` only those whose ``channel`` parameter is that (a user ID for a DM).
 
         With ``error`` the answer is HTTP 200 ``{"ok": false, "error": error}``; otherwise HTTP
         ``status`` (429 answers ``ratelimited`` with a ``Retry-After`` header, default 1 second).
-        Rules added first are consulted first.
+        With ``page`` (a content type: ``text/html``, ``text/plain``, or ``application/json``
+        for a page mislabelled as JSON) the answer is HTTP ``status`` with an error page instead
+        of Slack's JSON, as Slack's edge or a proxy answers during an outage. Rules added first
+        are consulted first.
         """
-        self._failures.append(_Failure(method, status, times, retry_after, error, channel))
+        self._failures.append(
+            _Failure(method, status, times, retry_after, error, channel, page=page)
+        )
 
     def clear_failures(self) -> None:
         self._failures.clear()
@@ -397,12 +405,18 @@ class FakeSlack:
             form_token = params.pop("token")
             token = token or (str(form_token) if form_token else None)
         call = SlackCall(
-            method=method, params=params, headers=headers, at=time.monotonic(), token=token
-        )
+            method=method, params=params, headers=headers, at=time.monotonic(), token=token,
+            verb=request.method,
+        )  # fmt: skip
         self.calls.append(call)
 
         failure = self._take_failure(method, str(params.get("channel") or ""))
         extra_headers: dict[str, str] = {}
+        if failure is not None and failure.page is not None:
+            call.failed, call.status = True, failure.status
+            call.response = f"<html><body><h1>{failure.status} Unavailable</h1></body></html>"
+            self._observe(call)
+            return web.Response(status=call.status, text=call.response, content_type=failure.page)
         if failure is not None:
             call.failed = True
             status, body, extra_headers = self._failure_answer(failure)

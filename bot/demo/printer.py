@@ -36,6 +36,7 @@ class Clickable:
     action_id: str
     value: str
     delivery: Delivery
+    menu: bool = False  # an option of a menu (static_select): choosing it, not a press
 
 
 def with_emoji(text: str) -> str:
@@ -100,6 +101,15 @@ class Printer:
                 number, label, str(element["action_id"]), str(element.get("value", "")), delivery
             )
             element["text"] = {**element.get("text", {}), "text": f"{number}: {label}"}
+        for menu in _menus(payload.get("blocks") or []):  # each option gets its own number
+            for option in menu.get("options", []):
+                number = len(self.buttons) + 1
+                label = str(option.get("text", {}).get("text", ""))
+                self.buttons[number] = Clickable(
+                    number, label, str(menu["action_id"]), str(option.get("value", "")),
+                    delivery, menu=True,
+                )  # fmt: skip
+                option["text"] = {**option.get("text", {}), "text": f"{number}: {label}"}
         return payload
 
 
@@ -113,6 +123,17 @@ def _buttons(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
         found += [
             e for e in elements if e.get("type") == "button" and "action_id" in e and "url" not in e
         ]
+    return found
+
+
+def _menus(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The option menus (static_select) of ``blocks``."""
+    found = []
+    for block in blocks:
+        elements = list(block.get("elements", [])) if block.get("type") == "actions" else []
+        if isinstance(block.get("accessory"), dict):
+            elements.append(block["accessory"])
+        found += [e for e in elements if e.get("type") == "static_select" and "action_id" in e]
     return found
 
 

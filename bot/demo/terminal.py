@@ -2,7 +2,8 @@
 
 Takes the same payload the bot sends to Slack (``text`` + ``blocks`` dicts) and returns what a
 person would read: headers underlined, sections and fields as lines, buttons in brackets,
-mrkdwn links and Slack date tokens reduced to their fallback text.
+mrkdwn links reduced to their labels, and Slack date tokens shown as Slack shows them: in the
+reader's (the terminal's) own time zone.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import html
 import re
 import textwrap
+from datetime import UTC, datetime
 from typing import Any
 
-_DATE = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")
+_DATE = re.compile(r"<!date\^(\d+)\^[^|>]*\|[^>]*>")
 _LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
 _MENTION = re.compile(r"<[@#!]([^|>]+)(?:\|([^>]+))?>")
 _BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
@@ -20,10 +22,17 @@ _ITALIC = re.compile(r"(?<![\w_])_([^_\n]+)_(?![\w_])")
 WIDTH = 96
 
 
+def _local_date(match: re.Match[str]) -> str:
+    """A Slack date token as Slack shows it to the reader: in their own time zone, here the
+    terminal's, with the zone's name."""
+    moment = datetime.fromtimestamp(int(match.group(1)), UTC).astimezone()
+    return moment.strftime("%d %b %Y %H:%M %Z")
+
+
 def mrkdwn_to_text(text: str) -> str:
     """Slack mrkdwn → readable text: dates and links to their labels, *bold* and _italic_
     markers dropped, entities unescaped."""
-    text = _DATE.sub(r"\1", text)
+    text = _DATE.sub(_local_date, text)
     text = _BOLD.sub(r"\1", text)
     text = _ITALIC.sub(r"\1", text)
     text = _LINK.sub(r"\2 (\1)", text)
@@ -54,7 +63,9 @@ def _elements(elements: list[dict[str, Any]]) -> str:
         if element.get("type") == "button":
             parts.append(f"[ {_text_of(element.get('text'))} ]")
         elif element.get("type") in ("static_select", "external_select", "users_select"):
-            parts.append(f"[ {_text_of(element.get('placeholder')) or 'choose'} ▾ ]")
+            choices = " | ".join(_text_of(o.get("text")) for o in element.get("options", []))
+            menu = _text_of(element.get("placeholder")) or "choose"
+            parts.append(f"[ {menu} ▾ {choices} ]" if choices else f"[ {menu} ▾ ]")
         elif "text" in element:
             parts.append(_text_of(element) if isinstance(element["text"], str) else "")
         else:

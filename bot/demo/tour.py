@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from bot.demo.printer import Clickable
 from bot.demo.slack import Delivery
 from bot.demo.terminal import render_payload
-from bot.demo.world import ALERTS, HEALTHY, MISSING, REVOKED, REVOKED_SCOPE, Demo
+from bot.demo.world import ALERTS, HEALTHY, MISSING, NEW_SCOPE, REVOKED, REVOKED_SCOPE, Demo
 from bot.slack.ids import Action
 
 ALERT_TIMEOUT = 45.0  # revocation delay + one check interval + the sender, with room to spare
@@ -79,6 +79,8 @@ TOUR = (
          _typed(f"status {MISSING.name.split()[-1]}")),
     Step("Check a customer now instead of waiting for the schedule",
          _typed(f"check {HEALTHY.kvk}")),
+    Step(f"The app now asks for {NEW_SCOPE} too: who has switched it ON? (no alerts for it)",
+         _typed("rollout")),
     Step(f"An alert: {REVOKED.name} switched off {REVOKED_SCOPE}", _wait_for_alert),
     Step("Acknowledge the alert: it is updated in place", _acknowledge),
 )  # fmt: skip

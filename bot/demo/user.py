@@ -68,10 +68,7 @@ class SlackUser:
             "channel": {"id": channel, "name": "support"},
             "message": {"ts": message.ts, "text": message.payload.get("text", "")},
             "response_url": self.slack.response_url(key),
-            "actions": [{"action_id": button.action_id, "block_id": "demo", "type": "button",
-                         "value": button.value, "text": {"type": "plain_text",
-                                                         "text": button.label},
-                         "action_ts": str(time.time())}],
+            "actions": [_action(button)],
         }  # fmt: skip
         await self._post(urlencode({"payload": json.dumps(payload)}))
         return key
@@ -88,6 +85,17 @@ class SlackUser:
         response = await self.http.post(self.events_url, content=body, headers=headers)
         if response.status_code >= 400:
             raise RequestRefused(f"the bot answered HTTP {response.status_code}")
+
+
+def _action(button: Clickable) -> dict[str, Any]:
+    """The ``actions`` entry Slack sends for a button press or a menu choice."""
+    text = {"type": "plain_text", "text": button.label}
+    if button.menu:
+        return {"action_id": button.action_id, "block_id": "demo", "type": "static_select",
+                "selected_option": {"text": text, "value": button.value},
+                "action_ts": str(time.time())}  # fmt: skip
+    return {"action_id": button.action_id, "block_id": "demo", "type": "button",
+            "value": button.value, "text": text, "action_ts": str(time.time())}  # fmt: skip
 
 
 def _trigger_id() -> str:

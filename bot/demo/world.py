@@ -37,6 +37,7 @@ ALERTS = "C0ALERTS"
 SUPPORT = "C0SUPPORT"
 CHANNELS = {ALERTS: "#alerts", SUPPORT: "#support"}
 SCOPES = ("brincr:category", "brincr:country", "brincr:order")
+NEW_SCOPE = "brincr:product"  # the app has started to ask for it: a scope rollout (#17)
 REPLY_TIMEOUT = 10.0
 DEMO_ROUTING_KEY = "demo0000000000000000000000000000"  # 32 characters, like PagerDuty's
 QUIET_SECONDS = 0.4  # a command's replies are complete after this long without a new one
@@ -50,7 +51,9 @@ class Seed:
     approved: tuple[str, ...]
 
 
-HEALTHY = Seed("12345678", "Bouwbedrijf De Vries B.V.", Environment.PRODUCTION, SCOPES)
+HEALTHY = Seed(
+    "12345678", "Bouwbedrijf De Vries B.V.", Environment.PRODUCTION, (*SCOPES, NEW_SCOPE)
+)
 MISSING = Seed("23456789", "Aannemersbedrijf Jansen", Environment.PRODUCTION, SCOPES[:2])
 REVOKED = Seed("45678901", "Schildersbedrijf Visser", Environment.PRODUCTION, SCOPES)
 REVOKED_SCOPE = "brincr:category"
@@ -58,7 +61,7 @@ SEEDS = (
     HEALTHY,
     MISSING,
     REVOKED,
-    Seed("56789012", "Installatiebedrijf Bakker & Zn.", Environment.SANDBOX, SCOPES),
+    Seed("56789012", "Installatiebedrijf Bakker & Zn.", Environment.SANDBOX, (*SCOPES, NEW_SCOPE)),
     Seed("67890123", "Dakdekkers Smit", Environment.PRODUCTION, SCOPES),
 )
 INVITED = InviteForm(
@@ -77,7 +80,7 @@ def demo_settings(
         database_url=database_url, slack_bot_token="xoxb-demo-not-a-real-token",
         slack_signing_secret=secrets.token_hex(16), slack_app_token=None,
         slack_api_url=slack.api_url, alert_channel=ALERTS, bot_admins=(DEMO_USER,),
-        brincr_scopes=SCOPES, host="127.0.0.1", port=0,
+        brincr_scopes=SCOPES, brincr_rollout_scopes=(NEW_SCOPE,), host="127.0.0.1", port=0,
     )  # fmt: skip
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -196,9 +199,11 @@ class Demo:
     # --- talking to the bot ---------------------------------------------------------------
 
     async def command(self, text: str) -> list[Delivery]:
-        """Send ``/brincr <text>`` and wait for its replies."""
+        """Send ``/brincr <text>`` and wait for its replies, or the form it opens (a modal is
+        the whole answer to `/brincr invite`: no reply follows it)."""
+        since = time.monotonic()
         key = await self.user.command(text)
-        return await self._settle(lambda d: d.key == key)
+        return await self._settle(lambda d: d.key == key or (d.where == "modal" and d.at >= since))
 
     async def click(self, button: Clickable) -> list[Delivery]:
         """Press ``button``; wait for what follows (a reply, or e.g. an alert's update)."""

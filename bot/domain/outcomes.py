@@ -42,6 +42,8 @@ class CheckOutcome:
     error_text: str | None = None  # upstream error text, verbatim (never a secret)
     retry_after: float | None = None  # seconds, when upstream asked us to back off
     extra_token_requests: int = 0  # requests spent narrowing down missing scopes
+    rollout_scopes: tuple[str, ...] = ()  # the scopes being rolled out at this check (#17)
+    rollout_missing: tuple[str, ...] | None = None  # of those, not switched ON; None: not asked
     details: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -9,6 +9,9 @@ Files separated by ``;`` (what Excel writes in Dutch locales) are recognised by 
 header. Exported cells that a spreadsheet would run as a formula (starting with ``=``, ``+``,
 ``-``, ``@``, tab or carriage return) get a leading ``'``, as OWASP recommends
 (https://owasp.org/www-community/attacks/CSV_Injection); an import strips that ``'`` again.
+So does every piece of a cell after a ``;`` or ``,`` (and spaces): Excel with ``;`` as list
+separator (Dutch locales) splits a cell there, and the piece would run as a formula of its
+own. (A name that really holds ``;'=`` loses that ``'`` on a round trip.)
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from storage.models import Customer
 
 COLUMNS = ("kvk", "name", "environment", "tenant_id", "account_manager")
 STATE_COLUMNS = ("state", "granted_scopes", "missing_scopes", "state_since", "last_checked_at")
+ROLLOUT_COLUMN = "rollout_missing_scopes"  # with --with-state while a rollout runs
 LIMITS = {c: Customer.__table__.c[c].type.length for c in COLUMNS}  # type: ignore[attr-defined]
 MAX_NAME = LIMITS["name"]
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -70,12 +74,19 @@ class ParsedFile:
     extra_columns: list[str] = field(default_factory=list)
 
 
+_PIECE_FORMULA = re.compile(r"([;,]\s*)(?=[=+\-@\t\r])")
+_PIECE_NEUTRALISED = re.compile(r"([;,]\s*)'(?=[=+\-@\t\r])")
+
+
 def neutralise(cell: str) -> str:
-    """The cell as a spreadsheet shows it as text, never runs it as a formula."""
+    """The cell as a spreadsheet shows it as text, never runs it (or a piece of it, split at
+    a list separator) as a formula."""
+    cell = _PIECE_FORMULA.sub(r"\1'", cell)
     return "'" + cell if cell.startswith(FORMULA_START) else cell
 
 
 def _unneutralise(cell: str) -> str:
+    cell = _PIECE_NEUTRALISED.sub(r"\1", cell)
     return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_START) else cell
 
 
@@ -147,7 +158,8 @@ def parse_csv(text: str) -> ParsedFile:
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise ImportRejected([f"line 1: missing column(s): {', '.join(missing)}"])
-    parsed = ParsedFile(extra_columns=[c for c in header if c not in COLUMNS + STATE_COLUMNS])
+    known = (*COLUMNS, *STATE_COLUMNS, ROLLOUT_COLUMN)
+    parsed = ParsedFile(extra_columns=[c for c in header if c not in known])
     seen: dict[str, dict[str, int]] = {"kvk": {}, "tenant_id": {}}
     for row in reader:
         line = reader.line_num
@@ -219,23 +231,28 @@ def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
 
 
-def _cells(row: ExportRow, with_state: bool) -> list[str]:
+def _cells(row: ExportRow, with_state: bool, rollout: bool) -> list[str]:
     cells = [row.kvk, row.name, row.environment, row.tenant_id or "", row.account_manager or ""]
     if with_state:
         cells += [row.state, row.granted_scopes, row.missing_scopes, _when(row.state_since),
                   _when(row.last_check_at)]  # fmt: skip
+        if rollout:
+            cells.append(row.rollout_missing_scopes)
     return [neutralise(cell) for cell in cells]
 
 
 async def export_customers(
-    *, session: AsyncSession, with_state: bool = False
+    *, session: AsyncSession, with_state: bool = False, rollout: bool = False
 ) -> AsyncIterator[str]:
-    """The CSV, a chunk of lines at a time (header first), every cell neutralised."""
+    """The CSV, a chunk of lines at a time (header first), every cell neutralised. With
+    ``with_state`` and ``rollout`` (a rollout runs) the state columns end with
+    ``rollout_missing_scopes``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS + STATE_COLUMNS if with_state else COLUMNS)
+    header = COLUMNS + STATE_COLUMNS if with_state else COLUMNS
+    writer.writerow((*header, ROLLOUT_COLUMN) if with_state and rollout else header)
     async for rows in export_rows(session=session):
-        writer.writerows(_cells(row, with_state) for row in rows)
+        writer.writerows(_cells(row, with_state, rollout) for row in rows)
         yield out.getvalue()
         out.seek(0)
         out.truncate()

@@ -28,11 +28,11 @@ from bot.fleet.digest_data import DigestData, WeekIncident
 from bot.fleet.render_digest import render_digest
 from bot.outbox import enqueue
 from bot.services import Services
+from storage.facts import counts_by_state, rollout_pending
 from storage.models import Customer, Invitation
 from storage.reporting import (
     claim_key,
     counts_at,
-    counts_now,
     customers_in,
     incidents_since,
     waiting_invitations,
@@ -50,7 +50,7 @@ async def build_digest(
 ) -> DigestData:
     """The digest for the week ending at ``now``."""
     since = now - WEEK
-    counts = await counts_now(session=session)
+    counts = await counts_by_state(session=session)
     before = await counts_at(since, session=session)
     missing = await customers_in([State.SCOPES_MISSING.value], session=session)
     revoked = await customers_in([State.REVOKED.value], session=session)
@@ -64,7 +64,8 @@ async def build_digest(
         for i, c in incidents
         if i.opened_at < now
     ]
-    return DigestData(now, since, counts, before, missing, revoked, dict(waiting), week)
+    pending = await rollout_pending(session=session)
+    return DigestData(now, since, counts, before, missing, revoked, dict(waiting), week, pending)
 
 
 async def post_digest(services: Services, now: datetime, *, slot: str | None = None) -> bool:

@@ -27,6 +27,7 @@ class DigestData:
     revoked: list[Customer]
     waiting: dict[str, list[tuple[Invitation, Customer]]] = field(default_factory=dict)
     incidents: list[WeekIncident] = field(default_factory=list)
+    rollout_pending: list[Customer] = field(default_factory=list)  # rollout scopes not ON yet
 
     @property
     def downtime(self) -> timedelta:

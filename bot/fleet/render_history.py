@@ -15,7 +15,7 @@ from bot.domain import format_duration
 from bot.fleet.timeline import HistoryPage
 from bot.slack.blocks import Message, button, context, fit, header, section, state_word
 from bot.slack.ids import Action
-from bot.slack.text import cut, escape
+from bot.slack.text import code, cut, date, escape
 from storage.timeline import Entry
 
 ENTRY_LIMIT = 900  # characters of reason or detail shown per entry
@@ -29,8 +29,17 @@ ACTIONS = {
     "unsnooze": "unsnoozed alerts",
     "resolve": "resolved the incident",
     "check": "checked by hand",
+    "share": "shared the status in a channel",
     "forget": "removed the customer",
 }
+ROLLOUT_ACTIONS = {
+    "rollout-on": "ON (scope rollout)",
+    "rollout-off": "OFF again (scope rollout: not an incident)",
+}
+
+
+# Slack renders this in each reader's own time zone (the fallback: TIMEZONE, named).
+HISTORY_DATE = "{date_short_pretty} {time}"
 
 
 def when(at: datetime, tz: ZoneInfo) -> str:
@@ -51,7 +60,10 @@ def describe(entry: Entry) -> str:
         down = format_duration(entry.downtime) if entry.downtime is not None else "?"
         return f":white_check_mark: Incident resolved after {down} of downtime"
     action = entry.action or ""
-    verb = ACTIONS.get(action, f"did `{escape(action[:50])}`")
+    if action in ROLLOUT_ACTIONS:  # seen by a check, not done by a person (bot/onboarding/rollout)
+        scopes = " ".join(f"{code(s)}" for s in (entry.detail or "").split())
+        return f"The customer switched {scopes} {ROLLOUT_ACTIONS[action]}"
+    verb = ACTIONS.get(action, f"did {code(action[:50])}")
     return f"<@{entry.who}> {verb}" + (f" ({detail})" if detail else "")
 
 
@@ -75,10 +87,10 @@ def render_history(page: HistoryPage, tz: ZoneInfo) -> Message:
     if not page.entries:
         blocks.append(section("Nothing on record yet."))
     for entry in page.entries:
-        blocks.append(section(f"*{when(entry.at, tz)}* · {describe(entry)}"))
+        blocks.append(section(f"*{date(entry.at, HISTORY_DATE, tz)}* · {describe(entry)}"))
     shown = f"{page.offset + 1}–{page.offset + len(page.entries)} of {page.total}"
-    blocks.append(context(f"Newest first · {shown} · times in {tz.key} · state changes are "
-                          "kept 35 days"))  # fmt: skip
+    blocks.append(context(f"Newest first · {shown} · times in your own time zone · state "
+                          "changes are kept 35 days"))  # fmt: skip
     blocks += _nav(page)
     lines = [f"{when(e.at, tz)}: {describe(e)}" for e in page.entries[:5]]
     text = f"History of {escape(c.name)} (KvK {c.kvk})\n" + "\n".join(lines)

@@ -52,6 +52,16 @@ def render_home(home: HomeData, now: datetime) -> View:
     blocks.append(section("\n".join(broken) or "Nothing: every linked customer is fine. :tada:"))
     blocks.append(section("*Open incidents*"))
     blocks.append(section("\n".join(_incidents(home, now)) or "None."))
+    if home.rollout_pending:
+        names = ", ".join(customer_label(c) for c in home.rollout_pending[:10])
+        more = len(home.rollout_pending) - 10
+        blocks.append(
+            section(
+                f"*Scope rollout*: {len(home.rollout_pending)} customers have not switched the "
+                f"new scopes ON yet: {names}" + (f" and {more} more" if more > 0 else "")
+                + " · `/brincr rollout`"
+            )
+        )  # fmt: skip
     blocks.append(section("*Invitations waiting longest*"))
     waiting = [
         f"• {customer_label(c)}: sent by <@{i.invited_by}> {ago(i.created_at, now)}"

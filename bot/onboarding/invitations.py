@@ -88,7 +88,7 @@ async def invite(
         )  # fmt: skip
         session.add(invitation)
         await session.flush()
-        message = render_handoff(invitation, customer, services.settings.brincr_scopes)
+        message = render_handoff(invitation, customer, services.settings.requested_scopes)
         row = await _send(session, message, channel=channel, key=f"handoff:{invitation.id}")
         invitation.handoff_notification_id = row.id
         what = "new customer" if created else ("reconnect" if customer.tenant_id else "again")
@@ -143,7 +143,7 @@ def tracker(services: Services) -> CheckListener:
     transaction: :data:`~bot.checks.recording.CheckListener`). A healthy check of a customer
     that was healthy already costs no query: approval is a change of state (an invitation
     sent to a customer that stays healthy is left to the stale-invitation reminder)."""
-    scopes = services.settings.brincr_scopes
+    scopes = services.settings.requested_scopes  # the hand-off lists them all
 
     async def track(
         session: AsyncSession, customer: Customer, outcome: CheckOutcome, previous: str
@@ -271,7 +271,7 @@ async def resend_handoff(services: Services, invitation_id: int, *, user_id: str
         invitation, customer = await _pair(session, invitation_id)
         status: HandoffStatus = "approved" if invitation.status == APPROVED else "waiting"
         message = render_handoff(
-            invitation, customer, services.settings.brincr_scopes, status=status,
+            invitation, customer, services.settings.requested_scopes, status=status,
             resent_by=user_id,
         )  # fmt: skip
         channel = invitation.channel_id or invitation.invited_by
@@ -309,7 +309,7 @@ async def send_reconnect(
             message = render_reapproval(customer, scopes, sent_by=user_id)
         else:
             message = render_handoff(
-                invitation, customer, services.settings.brincr_scopes, resent_by=user_id
+                invitation, customer, services.settings.requested_scopes, resent_by=user_id
             )
         await _send(session, message, channel=channel_id, target=thread_target_id)
         audit.record(session, user_id=user_id, action="reconnect-instructions", target=customer.kvk)

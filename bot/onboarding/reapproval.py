@@ -15,7 +15,7 @@ from slack_sdk.models.blocks import Block, DividerBlock
 
 from bot.onboarding.handoff import Language
 from bot.slack.blocks import Message, context, header, section
-from bot.slack.text import escape
+from bot.slack.text import code, escape
 from storage.models import Customer
 
 _STEPS: dict[Language, tuple[str, ...]] = {
@@ -46,9 +46,36 @@ def reapproval_mrkdwn(customer: Customer, scopes: Sequence[str], language: Langu
     for number, step in enumerate(_STEPS[language], start=1):
         line = f"{number}. {step.format(**values)}"
         if step.endswith(":"):
-            line += "\n" + "\n".join(f"   • `{escape(s)}`" for s in scopes)
+            line += "\n" + "\n".join(f"   • {code(s)}" for s in scopes)
         lines.append(line)
     return _INTRO[language] + "\n\n" + "\n".join(lines)
+
+
+_FIRST_STEP_ANY: dict[Language, str] = {
+    "nl": "Log in op de *Visma Developer Portal* met het account van de Brincr-gebruiker van "
+    "uw organisatie.",
+    "en": "Log in to the *Visma Developer Portal* with the account of your organisation's "
+    "Brincr user.",
+}
+_NEW_SCOPES_INTRO: dict[Language, str] = {
+    "nl": "Goedendag,\n\nOnze koppeling met Brincr vraagt sinds kort om extra rechten. Wilt u "
+    "die aanzetten?",
+    "en": "Hello,\n\nOur Brincr integration now asks for additional scopes. Would you switch "
+    "them ON?",
+}
+
+
+def new_scopes_mrkdwn(scopes: Sequence[str], language: Language) -> str:
+    """The re-approval steps for scopes the app newly requests (a scope rollout), for any
+    customer: ready to forward, no customer named."""
+    steps = (_FIRST_STEP_ANY[language], *_STEPS[language][1:])
+    lines = []
+    for number, step in enumerate(steps, start=1):
+        line = f"{number}. {step}"
+        if step.endswith(":"):
+            line += "\n" + "\n".join(f"   • {code(s)}" for s in scopes)
+        lines.append(line)
+    return _NEW_SCOPES_INTRO[language] + "\n\n" + "\n".join(lines)
 
 
 def render_reapproval(

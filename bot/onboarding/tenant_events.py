@@ -63,8 +63,11 @@ BACKOFF = Backoff(first=timedelta(seconds=30), cap=timedelta(hours=1))
 class TenantEvents:
     """Receives verified deliveries and owns their bounded background processing."""
 
-    def __init__(self, services: Services, linking: Linking, *, worker_id: str = "bot") -> None:
+    def __init__(
+        self, services: Services, linking: Linking, *, worker_id: str = "bot", process: bool = True
+    ) -> None:
         self.services = services
+        self.process_here = process  # False on a web replica: stored, left to the workers
         self.linking = linking
         self.worker_id = worker_id
         self._queue: asyncio.Queue[str] = asyncio.Queue()
@@ -86,7 +89,8 @@ class TenantEvents:
         self._workers.clear()
 
     async def receive(self, delivery: Delivery, now: datetime | None = None) -> Receipt:
-        """Store the delivery and queue it; anything but ACCEPTED means nothing is done."""
+        """Store the delivery and queue it (a web replica leaves it to the workers' retry
+        job instead); anything but ACCEPTED means nothing is done."""
         stale = staleness(delivery, now or utcnow())
         if stale is not None:
             log.warning(
@@ -95,7 +99,7 @@ class TenantEvents:
             )  # fmt: skip
             return Receipt.STALE
         receipt = await self._store(delivery)
-        if receipt is Receipt.ACCEPTED and not self._enqueue(delivery):
+        if receipt is Receipt.ACCEPTED and not (self.process_here and self._enqueue(delivery)):
             await self._release(delivery.notification_id)
         return receipt
 
@@ -119,6 +123,9 @@ class TenantEvents:
                 if seen is not None:
                     return seen
                 session.add(row)
+                if delivery.body_hash and not delivery.body_timestamp:
+                    # replayable with fresh headers at any time: its hash outlives the row
+                    webhook_events.keep_body_hash(delivery.body_hash, now, session=session)
         except IntegrityError:  # stored a moment ago, by another request or replica
             async with self.services.db.transaction() as session:
                 return await self._seen(delivery, session) or Receipt.DUPLICATE

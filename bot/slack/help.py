@@ -5,10 +5,14 @@ from __future__ import annotations
 from slack_sdk.models.blocks import Block
 
 from bot.slack.blocks import Message, context, section
+from bot.slack.text import code
 
 HELP_LINES = (
     ("status <customer>", "connection state, scopes, last check and history"),
-    ("list [failing|pending|revoked|all]", "the fleet, worst first"),
+    (
+        "list [problems|pending|revoked|rollout|all]",
+        "the fleet, worst first (`problems`: not healthy)",
+    ),
     ("check <customer>", "check now and show the result"),
     ("history <customer>", "state changes, incidents and who did what, newest first"),
     ("invite [<kvk> <code>]", "send onboarding instructions (admins)"),
@@ -24,14 +28,37 @@ HELP_LINES = (
     ("maintenance end <production|sandbox|all>", "end a maintenance window early (admins)"),
     ("maintenance", "list the maintenance windows"),
     ("digest", "post the weekly digest into the digest channel now (admins)"),
+    ("rollout", "who has switched the new scopes (`BRINCR_ROLLOUT_SCOPES`) ON, per environment"),
+    ("rollout remind", "DM each account manager their customers still to switch ON (admins)"),
 )
+
+
+def usage_lines(subcommand: str) -> list[str]:
+    """The help lines of ``subcommand`` (``maintenance`` has three)."""
+    return [
+        f"`/brincr {usage}`: {what}"
+        for usage, what in HELP_LINES
+        if usage.split(" ", 1)[0] == subcommand
+    ]
+
+
+def render_suggestion(typed: str, suggestion: str) -> Message:
+    """A near miss (``staus``): the one subcommand it most likely meant and its usage, not
+    the whole help. ``typed`` is shown inert (:func:`~bot.slack.text.code`)."""
+    lines = usage_lines(suggestion)
+    text = f"I don't know {code(typed)}. Did you mean `{suggestion}`?"
+    body = "\n".join([text, *lines])
+    return Message(
+        text=text,
+        blocks=[section(body), context("Everything I do: `/brincr help`")],
+    )
 
 
 def render_help(note: str | None = None) -> Message:
     lines = "\n".join(f"`/brincr {usage}`: {what}" for usage, what in HELP_LINES)
     examples = (
         "Examples: `/brincr status 12345678` · `/brincr status Bouwbedrijf` · "
-        "`/brincr list failing` · `/brincr snooze 12345678 4h`\n"
+        "`/brincr list problems` · `/brincr snooze 12345678 4h`\n"
         "A customer is named by KvK number (spaces and dots ignored), tenant ID, "
         "or a unique part of its name."
     )

@@ -23,8 +23,9 @@ from bot.domain import Environment, State, normalize_kvk
 from bot.settings import Settings
 from bot.web.api_schema import openapi_document
 from storage.db import Database
-from storage.models import CheckResult, Customer, Incident
-from storage.reporting import customer_detail, customers_page, open_incidents_for
+from storage.facts import CustomerFacts
+from storage.models import CheckResult, Incident
+from storage.reporting import customer_detail, customers_page
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -94,7 +95,8 @@ def _bad_request(message: str) -> web.HTTPBadRequest:
 
 def _bounded_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query.get(name, str(default))
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # ASCII digits only: "²".isdigit() is True, but int("²") raises (a 500, not a 400)
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not low <= int(raw) <= high:
         raise _bad_request(f"{name} must be a whole number from {low} to {high}")
     return int(raw)
 
@@ -110,10 +112,9 @@ def _list(db: Database) -> Handler:
                 session=session, states=states, environments=environments,
                 offset=offset, limit=limit,
             )  # fmt: skip
-            incidents = await open_incidents_for([c.id for c in page.customers], session=session)
         more = offset + len(page.customers) < page.total
         body = {
-            "customers": [customer_json(c, incidents.get(c.id)) for c in page.customers],
+            "customers": [customer_json(facts) for facts in page.customers],
             "total": page.total,
             "offset": offset,
             "limit": limit,
@@ -133,14 +134,15 @@ def _detail(db: Database) -> Handler:
             found = await customer_detail(kvk, session=session)
         if found is None:
             return _error(404, f"no customer with KvK {kvk}")
-        body = customer_json(found.customer, found.incident)
+        body = customer_json(found)
         body["last_check"] = check_json(found.last)
         return web.json_response(body)
 
     return one_customer
 
 
-def customer_json(customer: Customer, incident: Incident | None) -> dict[str, Any]:
+def customer_json(facts: CustomerFacts) -> dict[str, Any]:
+    customer = facts.customer
     return {
         "kvk": customer.kvk,
         "name": customer.name,
@@ -150,11 +152,12 @@ def customer_json(customer: Customer, incident: Incident | None) -> dict[str, An
         "state": customer.state,
         "state_since": _iso(customer.state_since),
         "state_reason": customer.state_reason,
-        "granted_scopes": customer.granted_scopes.split(),
-        "missing_scopes": customer.missing_scopes.split(),
+        "granted_scopes": facts.granted_scopes,
+        "missing_scopes": facts.missing_scopes,
+        "rollout_missing_scopes": facts.rollout_missing_scopes,
         "last_checked_at": _iso(customer.last_check_at),
         "snoozed_until": _iso(customer.snoozed_until),
-        "open_incident": incident_json(incident),
+        "open_incident": incident_json(facts.incident),
     }
 
 

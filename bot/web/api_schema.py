@@ -56,6 +56,11 @@ def _schemas() -> dict[str, Any]:
         "state_reason": {"type": "string", "nullable": True},
         "granted_scopes": _SCOPES,
         "missing_scopes": _SCOPES,
+        "rollout_missing_scopes": {
+            **_SCOPES,
+            "description": "scopes being rolled out (BRINCR_ROLLOUT_SCOPES) that the customer "
+            "has not switched ON yet: tracked, not alerted; empty when no rollout runs",
+        },
         "last_checked_at": _NULLABLE_TIME,
         "snoozed_until": _NULLABLE_TIME,
         "open_incident": _nullable("Incident"),

@@ -24,9 +24,11 @@ from bot.core.metrics import (
     OPEN_INCIDENTS,
     OUTBOX_BACKLOG,
     OUTBOX_FAILED,
+    PAGER_BACKLOG,
+    PAGER_FAILED,
     SLACK_DELIVERY_FAILING,
 )
-from bot.domain import State
+from bot.domain import Environment, State
 from storage.db import Database
 from storage.reads import gauge_counts
 from storage.slack_delivery import delivery_problems
@@ -51,12 +53,18 @@ async def refresh_gauges(db: Database) -> None:
     REFRESH.reads += 1
     async with db.transaction() as session:
         counts = await gauge_counts(session=session)
+    by_pair = counts.customers_by_state_and_environment
     for state in State:
-        CUSTOMERS.labels(state=state.value).set(counts.customers_by_state.get(state.value, 0))
+        for env in Environment:
+            CUSTOMERS.labels(state=state.value, environment=env.value).set(
+                by_pair.get((state.value, env.value), 0)
+            )
     for kind in IncidentKind:
         OPEN_INCIDENTS.labels(kind=kind).set(counts.open_incidents_by_kind.get(kind, 0))
     OUTBOX_BACKLOG.set(counts.outbox_pending)
     OUTBOX_FAILED.set(counts.outbox_failed)
+    PAGER_BACKLOG.set(counts.pager_pending)
+    PAGER_FAILED.set(counts.pager_failed)
     async with db.transaction() as session:
         problems = await delivery_problems(session=session, now=utcnow())
     SLACK_DELIVERY_FAILING.clear()  # a problem that ended leaves no stale series behind

@@ -194,3 +194,26 @@ async def test_resolving_a_group_by_hand_regroups_its_still_broken_customers_at_
     alerts = top_level(bot)
     assert len(alerts) == 2 and "*6*" in text_of(alerts[1])
     await settle(bot, lambda: pd.actions() == ["trigger", "resolve", "trigger"])
+
+
+async def test_the_thread_lists_every_customer_whole_however_long_the_names(
+    bot: BotHarness,
+) -> None:
+    """Issue 19, finding 6: 50 names of ~66 characters overflowed one 3,000-character
+    section: 36 were shown, the 37th cut mid-name. Sections split by characters now."""
+    names = [f"Bouw- en Infrastructuur Onderhoudsbedrijf Noord-Holland & Zn {i:02} B.V."
+             for i in range(50)]  # fmt: skip
+    ids = [await bot.add_customer(f"{41000000 + i}", name) for i, name in enumerate(names)]
+    await check(bot, ids)
+    for tenant in (await tenants(bot, ids)).values():
+        bot.sim.revoke(tenant, ["brincr:order"])
+    await check(bot, ids)
+    (group,) = top_level(bot)
+    thread = [m for m in bot.slack.messages(ALERTS) if m.get("thread_ts") == group["ts"]]
+    sections = [
+        b["text"]["text"] for m in [group, *thread] for b in m["blocks"] if b["type"] == "section"
+    ]
+    assert all(len(text) <= 3000 for text in sections)
+    listed = "\n".join(sections)  # what Slack shows: the blocks, not the fallback text
+    for i, name in enumerate(names):
+        assert f"• {name.replace('&', '&amp;')} (KvK {41000000 + i})" in listed, name

@@ -109,7 +109,7 @@ async def test_readiness_turns_503_when_no_sweep_completed_for_three_intervals(
         bot.runtime.bot.scheduler._scheduler.pause()  # type: ignore[union-attr]
         response = await bot.http.get(bot.url + "/readyz")
         assert response.status_code == 503
-        assert "no sweep completed" in response.json()["checks"]["scheduler"]["detail"]
+        assert response.json()["checks"]["scheduler"]["detail"] == "failing"
     finally:
         await bot.close()
 
@@ -174,7 +174,8 @@ async def test_every_periodic_job_is_scheduled_on_every_replica(
         running = bot.runtime.bot.scheduler._scheduler  # APScheduler's own list: what runs
         assert running is not None
         assert {job.id for job in running.get_jobs()} == {
-            "sweep", "retention", "upkeep", "stale-invitations", "maintenance-ends", "digest",
+            "sweep", "retention", "upkeep", "alert-holds", "stale-invitations", "maintenance-ends",
+            "digest", "rollout-tracker",
             "webhook-retry",
         }  # fmt: skip
     finally:

@@ -53,9 +53,11 @@ def run(stand_in: dict[str, str], tmp_path: Path) -> Iterator[object]:
     env = {**os.environ, **stand_in, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
            "BRINCR_SCOPES": "brincr:category"}  # fmt: skip
 
-    def invoke(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([BIN, *args], env=env, capture_output=True, text=True,
-                              input=stdin, cwd=tmp_path, timeout=60)  # fmt: skip
+    def invoke(
+        *args: str, stdin: str | None = None, extra: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([BIN, *args], env={**env, **(extra or {})}, capture_output=True,
+                              text=True, input=stdin, cwd=tmp_path, timeout=60)  # fmt: skip
 
     (tmp_path / "customers.csv").write_text(CSV)
     yield invoke
@@ -103,6 +105,8 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(
     result = run(*args)  # type: ignore[operator]
     assert result.returncode == 2 and needle in result.stderr
     assert "Traceback" not in result.stderr
+    assert "configuration error" not in result.stderr  # a usage mistake, said as one
+    assert "Usage: brincr-bot check [OPTIONS] [KVKS]..." in result.stderr
 
 
 def test_missing_settings_exit_2(run: object, tmp_path: Path) -> None:
@@ -157,3 +161,29 @@ def test_a_missing_column_is_named(run: object, tmp_path: Path) -> None:
     (tmp_path / "cols.csv").write_text("kvk,name\n12345678,X\n")
     result = run("customers", "import", "cols.csv")  # type: ignore[operator]
     assert result.returncode == 1 and "missing column(s): environment" in result.stderr
+
+
+def test_a_rollout_shows_in_check_json_and_the_export_and_bad_rollout_settings_exit_2(
+    run: object,
+) -> None:
+    invoke = run  # type: ignore[assignment]
+    rollout = {"BRINCR_ROLLOUT_SCOPES": "brincr:country"}  # the tenants granted category only
+    assert invoke("customers", "import", "customers.csv").returncode == 0  # type: ignore[operator]
+    result = invoke("check", "--json", extra=rollout)  # type: ignore[operator]
+    assert result.returncode == 0, result.stderr  # lacking only a rollout scope: healthy
+    by_kvk = {row["kvk"]: row for row in map(json.loads, result.stdout.splitlines())}
+    assert by_kvk["12345678"]["state"] == "healthy"
+    assert by_kvk["12345678"]["rollout_missing_scopes"] == ["brincr:country"]
+    export = invoke("customers", "export", "--with-state", extra=rollout)  # type: ignore[operator]
+    header, first = export.stdout.splitlines()[:2]
+    assert header.endswith(",last_checked_at,rollout_missing_scopes")
+    assert first.endswith(",brincr:country")
+    plain = invoke("customers", "export", "--with-state")  # type: ignore[operator]
+    assert plain.stdout.splitlines()[0].endswith(",last_checked_at")  # no rollout: no column
+
+    bad = {"BRINCR_ROLLOUT_SCOPES": "brincr:category", "BRINCR_ROLLOUT_DEADLINE": "31-01-2027"}
+    refused = invoke("check", extra=bad)  # type: ignore[operator]
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    lines = refused.stderr.strip().splitlines()
+    assert any("BRINCR_ROLLOUT_SCOPES: brincr:category also in" in line for line in lines)
+    assert any("BRINCR_ROLLOUT_DEADLINE: not a date in the form YYYY-MM-DD" in ln for ln in lines)

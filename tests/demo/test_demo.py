@@ -45,10 +45,13 @@ def test_the_tour_shows_status_list_handoff_and_an_acknowledged_alert() -> None:
     assert "healthy since" in out
     for scope in ("brincr:category", "brincr:country", "brincr:order"):
         assert f"✅ `{scope}`" in out
-    assert "Customers: all (6 of 6)" in out
+    assert "All customers (6 of 6)" in out
     assert "healthy 4 · 🟠 scopes_missing 1" in out
     assert "Installatiebedrijf Bakker & Zn. (KvK" in out  # escaped for Slack, readable here
     assert "❌ `brincr:order` missing" in out
+    assert "> /brincr rollout" in out and "production customers switched it ON" in out
+    assert "Dakdekkers Smit (KvK 67890123, production)" in out  # not switched ON: no alert
+    assert "Brincr connection scopes missing: Dakdekkers Smit" not in out
     assert "── #support ──" in out and "Invitation: Timmerfabriek Noord" in out
     assert "only visible to you · replaces the message above" in out
     assert "Brincr connection scopes missing: Schildersbedrijf Visser" in out
@@ -84,9 +87,20 @@ def test_typed_commands_answer_in_the_terminal_and_ctrl_d_quits_cleanly() -> Non
     deadline = time.monotonic() + 30
     seen = bytearray()
     try:
-        assert _read_until(master, seen, b"Ctrl-D, Ctrl-C or quit", deadline), seen.decode()
+        assert _read_until(master, seen, b"Ready. Try", deadline), seen.decode()
+        assert _read_until(master, seen, b"slack> ", deadline), seen.decode()  # readline's
         os.write(master, b"/brincr status 12345678\n")
         assert _read_until(master, seen, b"healthy since", deadline), seen.decode()
+        answered = len(seen)
+        while b"slack> " not in seen[answered:]:  # the prompt is back under the answer
+            assert _read_until(master, seen, b"\x00never", time.monotonic() + 0.2) is False
+            assert time.monotonic() < deadline, seen.decode()
+        os.write(master, b"\x1b[A\n")  # ↑ recalls the last line (readline's history)
+        assert _read_until(master, seen, b"\x00never", time.monotonic() + 3) is False
+        assert seen.count(b"healthy since") == 2 and b"^[[A" not in seen, seen.decode()
+        while seen.count(b"slack> ") < 3:  # waiting for the third line (alerts may follow)
+            assert _read_until(master, seen, b"\x00never", time.monotonic() + 0.2) is False
+            assert time.monotonic() < deadline, seen.decode()
         os.write(master, b"\x04")  # Ctrl-D on an empty line: end of input
         _read_until(master, seen, b"\x00never", deadline)  # drain until the process is gone
         assert process.wait(timeout=max(1.0, deadline - time.monotonic())) == 0
@@ -255,3 +269,28 @@ async def test_the_demo_prints_the_pagerduty_events_the_bot_sends(demo: Demo) ->
     assert "Installatiebedrijf Bakker" not in "".join(
         str(e.get("payload")) for e in demo.pagerduty.events
     )  # sandbox pages nobody
+
+
+async def test_invite_without_arguments_shows_the_form_at_once(demo: Demo) -> None:
+    started = time.monotonic()
+    replies = await demo.command("invite")
+    took = time.monotonic() - started
+    assert [d.where for d in replies] == ["modal"]
+    assert took < 3, f"the demo waited {took:.1f} s for a reply a modal never sends"
+    assert "a form opens" in output(demo)
+
+
+async def test_an_option_of_the_snooze_menu_can_be_chosen(demo: Demo) -> None:
+    await demo.seed()
+    await demo.settle()
+    options = [
+        b for b in demo.printer.buttons.values()
+        if b.action_id == Action.SNOOZE and b.delivery.channel == ALERTS
+    ]  # fmt: skip
+    assert options and all(b.menu for b in options)
+    text = output(demo)
+    assert f"{options[0].number}: {options[0].label}" in text  # numbered inside the menu
+    await handle_line(demo, Tour(demo), f"click {options[0].number}")
+    text = output(demo)
+    assert "── #alerts · updated ──" in text and "snoozed until" in text.lower()
+    assert "no answer" not in text

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from slack_sdk.models.blocks import (
     ActionsBlock,
     ButtonElement,
@@ -15,7 +17,8 @@ from bot.demo.terminal import mrkdwn_to_text, render_payload
 
 def test_slack_tokens_become_readable_text() -> None:
     text = "Since <!date^1700000000^{date_short}|14 Nov 2023> by <@U123> &lt;!channel&gt; &amp; co"
-    assert mrkdwn_to_text(text) == "Since 14 Nov 2023 by @U123 <!channel> & co"
+    local = datetime.fromtimestamp(1700000000, UTC).astimezone().strftime("%d %b %Y %H:%M %Z")
+    assert mrkdwn_to_text(text) == f"Since {local} by @U123 <!channel> & co"
     assert mrkdwn_to_text("<https://x.test|the docs>") == "the docs (https://x.test)"
 
 

@@ -71,8 +71,12 @@ async def test_history_shows_a_lost_scope_the_admins_acknowledge_and_the_recover
     assert regained < acked < lost  # newest first
     assert "brincr:order" in text and "Incident resolved after" in text
     assert "Incident opened: *scopes_missing*" in text
-    today = when(utcnow(), AMS)[:15]  # e.g. "Sun 29 Nov 2026"
-    assert text.count(today) >= 5 and ("CET" in text or "CEST" in text)
+    # Slack date tokens (each reader's own time zone), their fallback on TIMEZONE's clock
+    today = utcnow().astimezone(AMS).strftime("%Y-%m-%d")
+    assert text.count("<!date^") >= 5 and text.count(f"|{today} ") >= 5
+    assert "CET>" in text or "CEST>" in text
+    assert "times in your own time zone" in text
+    assert when(utcnow(), AMS)[:15] in reply["text"]  # the notification text: TIMEZONE, named
     assert "&lt;De Vries&gt;" in reply["text"] and "<De Vries>" not in reply["text"]
     assert len(reply["blocks"]) <= 50
     assert not [b for b in reply["blocks"] if b["type"] == "actions"]  # one page only

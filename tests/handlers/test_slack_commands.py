@@ -32,7 +32,7 @@ async def test_status_shows_state_scopes_last_check_and_buttons(bot: BotHarness)
     assert "Bouwbedrijf De Vries B.V." in text
     for scope in ("brincr:country", "brincr:category", "brincr:order"):
         assert scope in text
-    assert "probe HTTP 200" in text
+    assert "Visma Connect let us in; the Brincr API answered normally (HTTP 200)" in text
     assert "<!date^" in text
     assert "🟩" in text
     assert final["response_type"] == "ephemeral"
@@ -60,6 +60,37 @@ async def test_a_customer_is_found_by_tenant_id_and_by_part_of_its_name(bot: Bot
     for query in (tenant.upper(), "timmerfabriek", "Noord"):
         _, key = await bot.command(f"status {query}")
         assert "Timmerfabriek Noord" in text_of(await bot.reply(key)), query
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"), [("staus", "status"), ("lsit", "list"), ("histroy", "history")]
+)
+async def test_a_typo_gets_did_you_mean_and_the_one_usage_line(
+    bot: BotHarness, typed: str, meant: str
+) -> None:
+    _, key = await bot.command(f"{typed} 12345678")
+    reply = await bot.reply(key)
+    text = text_of(reply)
+    assert reply["response_type"] == "ephemeral"
+    assert f"I don't know `{typed}`. Did you mean `{meant}`?" in text
+    assert f"`/brincr {meant}" in text
+    assert len([line for line in text.splitlines() if line.startswith("`/brincr ")]) == 1
+    assert "/brincr snooze" not in text  # not the whole help
+
+
+async def test_the_last_check_is_said_in_support_words_not_internal_codes(
+    bot: BotHarness,
+) -> None:
+    await bot.add_customer("12345678", "Bouwbedrijf", approve=("brincr:category",))
+    await bot.add_customer("23456789", "Dakwerken", approve=None)  # unknown to Visma
+    await bot.runtime.bot.checker.check_many([1, 2])
+    _, key = await bot.command("status 12345678")
+    text = text_of(await bot.reply(key))
+    assert "Last check " in text and "Visma Connect refused or left out permissions we need" in text
+    assert "token scopes" not in text and "token_outcome" not in text
+    _, key = await bot.command("status 23456789")
+    text = text_of(await bot.reply(key))
+    assert "Visma Connect refused access to this customer (app removed or not approved)" in text
 
 
 async def test_an_ambiguous_name_lists_the_candidates(bot: BotHarness) -> None:
@@ -147,7 +178,7 @@ async def test_list_is_worst_first_with_counts_and_pages(bot: BotHarness) -> Non
     _, key = await bot.command("list")
     first = await bot.reply(key)
     text = text_of(first)
-    assert "Customers: all (26 of 26)" in text
+    assert "All customers (26 of 26)" in text
     assert "revoked 1" in text and "healthy 25" in text
     assert text.index("Kapotte Klant") < text.index("Klant 00")
     nav = next(b for b in first["blocks"] if b["type"] == "actions")["elements"]
@@ -157,7 +188,13 @@ async def test_list_is_worst_first_with_counts_and_pages(bot: BotHarness) -> Non
     assert second["replace_original"] is True
     assert "Klant 24" in text_of(second) and "Kapotte" not in text_of(second)
     _, key = await bot.command("list revoked")
-    assert "Customers: revoked (1 of 26)" in text_of(await bot.reply(key))
+    assert "Customers who removed the app (1 of 26)" in text_of(await bot.reply(key))
+    for which in ("problems", "failing"):  # `failing` keeps working, titled for what it shows
+        _, key = await bot.command(f"list {which}")
+        text = text_of(await bot.reply(key))
+        assert "Customers with a problem (1 of 26)" in text
+        assert "Showing revoked, scopes_missing, failing or unknown" in text
+        assert "Customers: failing" not in text
 
 
 async def test_check_now_button_refreshes_the_status(bot: BotHarness) -> None:
@@ -177,6 +214,25 @@ async def test_share_posts_the_status_in_channel_without_buttons(bot: BotHarness
     assert reply["response_type"] == "in_channel"
     assert f"Shared by <@{SUPPORT}>" in text_of(reply)
     assert not [b for b in reply["blocks"] if b["type"] == "actions"]
+
+
+async def test_sharing_a_customer_is_throttled_per_channel_so_five_presses_ping_once(
+    bot: BotHarness,
+) -> None:
+    """Issue 19, finding 12: each share posts for everyone and mentions the account manager."""
+    await bot.add_customer("12345678", "Bouwbedrijf", account_manager="U0MANAGER")
+    answers = []
+    for _ in range(5):
+        _, key = await bot.action(Action.SHARE, "12345678")
+        answers.append(await bot.reply(key))
+    shared = [a for a in answers if a.get("response_type") == "in_channel"]
+    assert len(shared) == 1 and "<@U0MANAGER>" in text_of(shared[0])
+    refused = [text_of(a) for a in answers if a.get("response_type") != "in_channel"]
+    assert len(refused) == 4 and "<@U0MANAGER>" not in "".join(refused)
+    assert "*Bouwbedrijf* was shared in this channel" in refused[0]
+    assert "the next is possible <!date^" in refused[0]
+    _, key = await bot.action(Action.SHARE, "12345678", channel="C0OTHER")  # another channel
+    assert (await bot.reply(key)).get("response_type") == "in_channel"
 
 
 async def test_forget_needs_an_admin_and_a_confirmation(bot: BotHarness) -> None:
@@ -330,10 +386,13 @@ async def test_health_and_readiness_endpoints(
         await bot.close()
 
 
-async def test_readiness_is_503_while_the_scheduler_is_not_running(bot: BotHarness) -> None:
+async def test_readiness_is_503_while_the_scheduler_is_not_running(
+    bot: BotHarness, caplog: pytest.LogCaptureFixture
+) -> None:
     ready = await bot.http.get(bot.url + "/readyz")
     assert ready.status_code == 503
-    assert ready.json()["checks"]["scheduler"] == {"ok": False, "detail": "scheduler not running"}
+    assert ready.json()["checks"]["scheduler"] == {"ok": False, "detail": "failing"}
+    assert "not ready: scheduler: scheduler not running" in caplog.text  # the detail: logged
     assert json.loads(ready.text)["checks"]["database"]["ok"] is True
 
 

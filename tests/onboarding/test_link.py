@@ -63,7 +63,7 @@ async def test_link_ties_the_tenant_checks_at_once_and_replies_with_the_status(
     text = text_of(reply)
     assert reply["response_type"] == "ephemeral"
     assert f"Tenant `{TENANT}` is linked to *Bouwbedrijf De Vries*" in text
-    assert "healthy" in text and "probe HTTP 200" in text
+    assert "healthy" in text and "the Brincr API answered normally (HTTP 200)" in text
     assert bot.sim.counters.token_requests() == before + 1
 
     customer = await customer_row(bot, "12345678")

@@ -9,6 +9,7 @@ from typing import Any
 from bot.alerts.render import render_incident
 from bot.core.clock import utcnow
 from bot.domain import State
+from bot.domain.scopes import ScopeTerms
 from bot.fleet.render import render_list, render_status
 from bot.fleet.render_home import home_view_dict
 from storage.models import CheckResult, Customer, Incident, Invitation
@@ -78,7 +79,7 @@ def test_status_of_a_long_named_customer_with_many_scopes_fits_slack() -> None:
                             invited_by="U0ADMIN", created_at=NOW - timedelta(days=9))  # fmt: skip
     data = StatusData(customer(), result(0), [result(i) for i in range(20)], Uptime(672, 40),
                       incident, invitation)  # fmt: skip
-    payload = render_status(data, SCOPES, NOW).kwargs()
+    payload = render_status(data, ScopeTerms(SCOPES[:40], SCOPES[40:]), NOW).kwargs()
     check_limits(payload)
     text = mrkdwn_texts(payload)
     assert "<!channel>" not in text and "&lt;!channel&gt; Bouw &amp; Infra" in text

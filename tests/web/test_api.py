@@ -112,6 +112,11 @@ async def test_the_list_filters_by_state_and_environment_and_pages(api_bot: BotH
     assert wrong.status_code == 400 and "unknown state broken" in wrong.json()["error"]
     too_big = await bot.http.get(url, params={"limit": 10_000}, headers=_auth(TOKEN))
     assert too_big.status_code == 400
+    for odd in ("²", "٣", "1" * 5000, "-1", " 2"):  # Unicode digits: a 400, never a 500
+        answer = await bot.http.get(url, params={"limit": odd}, headers=_auth(TOKEN))
+        assert answer.status_code == 400 and "whole number" in answer.json()["error"], odd
+        answer = await bot.http.get(url, params={"offset": odd}, headers=_auth(TOKEN))
+        assert answer.status_code == 400, odd
 
 
 async def test_the_openapi_document_is_valid_and_describes_the_answers(

@@ -26,8 +26,9 @@ async def test_metrics_describe_the_fleet_from_the_database(db: Database) -> Non
     body, content_type = await render(db)
     text = body.decode()
     assert content_type.startswith("text/plain")
-    assert 'brincr_customers{state="invited"} 1.0' in text
-    assert 'brincr_customers{state="healthy"} 0.0' in text
+    assert 'brincr_customers{environment="production",state="invited"} 1.0' in text
+    assert 'brincr_customers{environment="sandbox",state="invited"} 0.0' in text
+    assert 'brincr_customers{environment="production",state="healthy"} 0.0' in text
     assert 'brincr_upstream_rate_limited_total{service="visma"}' in text
     assert "brincr_outbox_backlog 0.0" in text
 
