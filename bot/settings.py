@@ -1,7 +1,7 @@
 """Settings: every name of docs/interface.md, read from the environment and from ``.env``.
 
 Build one :class:`Settings` in the entry point with :func:`load_settings` and pass it down.
-Wrong values become :class:`~bot.errors.ConfigError` with one readable line per problem.
+Wrong values become :class:`~bot.core.errors.ConfigError` with one readable line per problem.
 """
 
 from __future__ import annotations
@@ -348,12 +348,6 @@ class Settings(BaseSettings):
 
     def configured_environments(self) -> list[EnvironmentConfig]:
         return [cfg for env in Environment if (cfg := self.environment(env)) is not None]
-
-    def require(self, *names: str) -> None:
-        """Raise ConfigError naming each of ``names`` that has no value (for a subcommand)."""
-        missing = [n.upper() for n in names if not getattr(self, n)]
-        if missing:
-            raise ConfigError([f"{name} is not set" for name in missing])
 
     def problems_for_checks(self) -> list[str]:
         problems = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.composition import Bot
@@ -26,10 +26,10 @@ from bot.slack.blocks import render_notice
 from bot.slack.help import render_help
 from bot.slack.ids import Action
 from bot.slack.text import escape
-from handlers.errors import guarded
-from handlers.gate import Gate, admin_only
+from handlers.gate import Gate
 from handlers.payloads import Press
 from handlers.router import CommandRouter, Invocation
+from handlers.wiring import Listeners
 from storage.customers import CUSTOMER_USAGE
 
 STATUS_USAGE = "`/brincr status <customer>`: " + CUSTOMER_USAGE
@@ -143,17 +143,15 @@ async def home_opened(event: dict[str, Any], client: AsyncWebClient, bot: Bot) -
     await client.views_publish(user_id=str(event.get("user")), view=home_view_dict(home, utcnow()))
 
 
-def register(app: AsyncApp, commands: CommandRouter) -> None:
+def register(on: Listeners, commands: CommandRouter) -> None:
     commands.add("status", status)
     commands.add("check", check)
     commands.add("list", list_)
     commands.add("help", help_)
     commands.add("forget", forget, admin="remove customers")
-    app.action(Action.CHECK_NOW.value)(guarded(check_now))
-    app.action(Action.SHARE.value)(guarded(share))
-    app.action(Action.LIST_PAGE.value)(guarded(next_page))
-    app.action(Action.FORGET_CONFIRM.value, middleware=[admin_only("remove customers")])(
-        guarded(confirm_forget)
-    )
-    app.action(Action.FORGET_CANCEL.value)(guarded(cancel_forget))
-    app.event("app_home_opened")(guarded(home_opened))
+    on.action(Action.CHECK_NOW, check_now)
+    on.action(Action.SHARE, share)
+    on.action(Action.LIST_PAGE, next_page)
+    on.action(Action.FORGET_CONFIRM, confirm_forget, admin="remove customers")
+    on.action(Action.FORGET_CANCEL, cancel_forget)
+    on.event("app_home_opened", home_opened)

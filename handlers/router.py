@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.composition import Bot
@@ -22,8 +22,8 @@ from bot.core.errors import UserError
 from bot.slack.blocks import Message
 from bot.slack.help import render_help, render_suggestion, usage_lines
 from bot.slack.text import code
-from handlers.errors import guarded
 from handlers.gate import Gate
+from handlers.wiring import Listeners
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 1000  # longer /brincr text is refused before it is parsed
@@ -115,5 +115,5 @@ async def brincr(
     await commands.dispatch(invocation, gate)
 
 
-def register(app: AsyncApp, _commands: CommandRouter) -> None:
-    app.command("/brincr")(guarded(brincr))
+def register(on: Listeners, _commands: CommandRouter) -> None:
+    on.command("/brincr", brincr)

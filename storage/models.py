@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from storage.statuses import InvitationStatus, NotificationStatus
+from storage.statuses import InvitationStatus, NotificationStatus, PagerEventStatus
 from storage.types import UtcDateTime
 
 NAMING = {
@@ -303,7 +303,7 @@ class PagerEvent(Base):
     alert_notification_id: Mapped[int | None] = mapped_column(BigId)  # for the Slack link
     payload: Mapped[dict[str, Any]]  # the event without routing_key (added when sent)
     created_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|sent|failed
+    status: Mapped[str] = mapped_column(String(12), default=PagerEventStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     claimed_until: Mapped[datetime | None]

@@ -1,6 +1,6 @@
-"""What support and account managers ask of the fleet: one customer's status, the list, the
-App Home, and removing a customer (forget). Handlers call these; they return domain
-data, never Block Kit (the renderers in ``bot.slack.blocks`` turn it into messages)."""
+"""What support and account managers ask of the fleet: one customer's status, its history,
+the list, the App Home, and removing a customer (forget). Handlers call these; they return domain
+data, never Block Kit (the renderers in ``bot/fleet/render*.py`` turn it into messages)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from bot.checks.service import CheckService
 from bot.core.clock import utcnow
 from bot.core.errors import UserError
 from bot.domain import format_duration, normalize_kvk
+from bot.fleet.timeline import PAGE_SIZE, HistoryPage
 from bot.services import Services
 from bot.slack.text import ago, date, escape
 from storage import audit
@@ -29,6 +30,7 @@ from storage.reads import (
     home_data,
 )
 from storage.reads import status_data as read_status
+from storage.timeline import customer_timeline
 
 log = logging.getLogger(__name__)
 ForgetListener = Callable[[AsyncSession, Customer], Awaitable[None]]
@@ -169,6 +171,15 @@ class Fleet:
                 limit=limit,
                 rollout=which == ROLLOUT_LIST,
             )
+
+    async def history(self, query: str, offset: int = 0) -> HistoryPage:
+        """The page at ``offset`` of the timeline of the customer ``query`` names (a KvK, a
+        tenant ID or a unique part of a name; UserError when none or several match)."""
+        async with self.db.transaction() as session:
+            customer = await find_customer(query, session=session)
+            entries = await customer_timeline(customer, session=session)
+        start = min(max(0, offset), max(0, len(entries) - 1))
+        return HistoryPage(customer, entries[start : start + PAGE_SIZE], start, len(entries))
 
     async def home(self) -> HomeData:
         async with self.db.transaction() as session:

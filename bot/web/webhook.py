@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from bot.core.errors import UserError
-from bot.domain.delivery import (
+from bot.domain.visma_webhooks import (
     SIGNATURE_HEADER,
     parse_delivery,
     verify_signature,

@@ -52,8 +52,23 @@ async def settle(bot: BotHarness, done: Any) -> None:
     raise AssertionError("not delivered")
 
 
-def test_five_customers_with_one_cause_make_a_rollout() -> None:
-    assert group_threshold() == 5
+@pytest.mark.parametrize(("customers", "grouped"), [(4, False), (5, True)])
+async def test_five_customers_with_one_cause_make_a_group_and_four_do_not(
+    bot: BotHarness, customers: int, grouped: bool
+) -> None:
+    assert group_threshold() == 5  # what docs/interface.md promises
+    ids = [await bot.add_customer(f"{41000000 + i}", f"Klant {i:02}") for i in range(customers)]
+    await check(bot, ids)
+    for tenant in (await tenants(bot, ids)).values():
+        bot.sim.revoke(tenant, ["brincr:order"])
+    await check(bot, ids)
+    await check(bot, ids)
+    async with bot.runtime.bot.db.transaction() as session:
+        kinds = sorted(i.kind for i in await session.scalars(select(Incident)))
+    if grouped:
+        assert kinds == ["group"] and len(top_level(bot)) == 1
+    else:
+        assert kinds == ["customer"] * customers and len(top_level(bot)) == customers
 
 
 async def test_thirty_customers_losing_the_same_scope_make_one_grouped_incident(

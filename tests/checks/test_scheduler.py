@@ -164,3 +164,19 @@ async def test_an_alert_written_before_a_restart_is_posted_once_after_it(
         assert customer is not None and customer.state == "revoked"
     finally:
         await second.close()
+
+
+async def test_every_periodic_job_is_scheduled_on_every_replica(
+    sqlite_url: str, slack: FakeSlack, sim: Simulator
+) -> None:
+    bot = await start_bot(sqlite_url, slack, sim, schedule=True)
+    try:
+        running = bot.runtime.bot.scheduler._scheduler  # APScheduler's own list: what runs
+        assert running is not None
+        assert {job.id for job in running.get_jobs()} == {
+            "sweep", "retention", "upkeep", "alert-holds", "stale-invitations", "maintenance-ends",
+            "digest", "rollout-tracker",
+            "webhook-retry",
+        }  # fmt: skip
+    finally:
+        await bot.close()

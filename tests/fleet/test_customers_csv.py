@@ -66,6 +66,10 @@ def test_export_with_state_adds_the_state_columns(cli: Invoke, tmp_path: Path) -
             "missing_scopes='brincr:country', last_check_at='2026-11-28 10:15:00.000000' "
             "WHERE kvk='12345678'"
         )
+        conn.execute(  # scope names come from upstream: a spreadsheet must not run them
+            "UPDATE customers SET granted_scopes='=HYPERLINK(1)', missing_scopes='@SUM(1)' "
+            "WHERE kvk='23456789'"
+        )
     plain = cli("customers", "export").stdout
     assert plain.splitlines()[0] == HEADER.strip()
     result = cli("customers", "export", "--with-state")
@@ -79,6 +83,7 @@ def test_export_with_state_adds_the_state_columns(cli: Invoke, tmp_path: Path) -
     assert first["last_checked_at"] == "2026-11-28T10:15:00Z"
     assert first["state_since"].endswith("Z") and second["state"] == "invited"
     assert second["last_checked_at"] == ""
+    assert (second["granted_scopes"], second["missing_scopes"]) == ("'=HYPERLINK(1)", "'@SUM(1)")
 
 
 def test_formula_cells_are_neutralised_on_export_and_restored_on_import(

@@ -174,7 +174,11 @@ async def test_two_replicas_claim_each_slot_once(
         assert sum(await asyncio.gather(*ticks)) == 1
         for replica in replicas:
             await _deliver(replica)
-        await asyncio.sleep(0.5)  # time for a second, wrong post to show up
+        later = monday + timedelta(minutes=5)  # the slot is taken: no replica posts again
+        assert not any(await asyncio.gather(*(digest_tick(r.runtime.bot.services, later)
+                                              for r in replicas)))  # fmt: skip
+        for replica in replicas:
+            assert await replica.runtime.bot.outbox.deliver_due() == 0
         assert len(slack.messages(DIGEST)) == 1
     finally:
         for replica in replicas:

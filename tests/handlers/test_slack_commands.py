@@ -276,8 +276,14 @@ async def test_without_admins_changing_commands_say_how_to_set_them(
 ) -> None:
     bot = await start_bot(sqlite_url, slack, sim, bot_admins="")
     try:
-        _, key = await bot.command("forget 12345678", user=ADMIN)
-        assert "BOT_ADMINS" in text_of(await bot.reply(key))
+        await bot.add_customer("12345678", "Bouwbedrijf")
+        for text in ("forget 12345678", "snooze 12345678 1d", "invite"):
+            _, key = await bot.command(text, user=ADMIN)
+            reply = text_of(await bot.reply(key))
+            assert "No bot admins are configured" in reply and "`BOT_ADMINS`" in reply, text
+        _, key = await bot.action(Action.FORGET_CONFIRM, "12345678", user=ADMIN)
+        assert "No bot admins are configured" in text_of(await bot.reply(key))
+        assert await count_customers(bot) == 1
     finally:
         await bot.close()
 
