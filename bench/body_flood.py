@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -133,7 +134,21 @@ async def _main(source: Path) -> None:
           f"35 s after {memory.after:.0f} MB; answers {dict(sorted(counts.items()))}")  # fmt: skip
 
 
+async def _measure_only(pid: int, port: int, settle: float) -> None:
+    """For tests: flood a running serve and print the figures as JSON (the flood's own
+    sockets and buffers stay in this process, not the test's)."""
+    memory, statuses = await measure(pid, port, settle=settle)
+    print(json.dumps({"memory": [memory.idle, memory.peak, memory.after], "statuses": statuses}))
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=ROOT)
-    asyncio.run(_main(parser.parse_args().source.resolve()))
+    parser.add_argument("--pid", type=int, help="measure this running serve (with --port)")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--settle", type=float, default=35.0)
+    args = parser.parse_args()
+    if args.pid:
+        asyncio.run(_measure_only(args.pid, args.port, args.settle))
+    else:
+        asyncio.run(_main(args.source.resolve()))
