@@ -105,8 +105,9 @@ async def test_readiness_turns_503_when_no_sweep_completed_for_three_intervals(
     try:
         await wait_until(lambda: bot.runtime.bot.scheduler.last_sweep is not None)
         assert (await bot.http.get(bot.url + "/readyz")).status_code == 200
-        bot.runtime.bot.scheduler.last_sweep = time.monotonic() - 3.5
         bot.runtime.bot.scheduler._scheduler.pause()  # type: ignore[union-attr]
+        await asyncio.sleep(1.0)  # a tick already under way (one every 0.2 s) finishes first
+        bot.runtime.bot.scheduler.last_sweep = time.monotonic() - 3.5
         response = await bot.http.get(bot.url + "/readyz")
         assert response.status_code == 503
         assert "no sweep completed" in response.json()["checks"]["scheduler"]["detail"]
