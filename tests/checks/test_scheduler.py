@@ -98,6 +98,7 @@ async def test_a_fleet_due_at_once_is_spread_over_the_interval(
         await bot.close()
 
 
+@pytest.mark.expected_errors("scheduler stalled")  # the watch may say so before the test ends
 async def test_readiness_turns_503_when_no_sweep_completed_for_three_intervals(
     sqlite_url: str, slack: FakeSlack, sim: Simulator
 ) -> None:
