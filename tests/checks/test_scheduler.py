@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.core.clock import utcnow
