@@ -18,7 +18,8 @@ How a row is delivered, and what "exactly once" holds against:
   worker then holds back that channel's other rows until then (other channels go on).
 - Nothing Slack refuses for an outage or a configuration reason is given up on: 5xx, network
   errors, timeouts, and codes such as ``not_in_channel``, ``channel_not_found``,
-  ``invalid_auth`` or ``account_inactive`` back off 2 s, 4 s … 15 min and are retried until
+  ``invalid_auth`` or ``account_inactive`` back off 2 s, 4 s … 15 min (jittered; the loop is
+  :class:`bot.sending.ClaimedRowSender`, shared with PagerDuty) and are retried until
   delivered (or superseded), so an alert written while the bot was not in its channel is
   posted once someone invites it. Only the errors that mean the message itself is wrong
   (:data:`BUG_ERRORS`: ``invalid_blocks``, ``msg_too_long`` …) fail the row: a bug, logged
@@ -42,11 +43,9 @@ slow call could be claimed by a second worker.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import Enum
 from typing import Any, Literal, get_args
 
 import aiohttp
@@ -57,9 +56,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import utcnow
 from bot.core.metrics import OUTBOX_DELIVERED, OUTBOX_FAILURES, record_upstream
+from bot.domain.retrying import Backoff, header_retry_after
 from bot.domain.slack_errors import BUG_ERRORS, TRANSIENT_ERRORS, fix_for
-from bot.ticker import Ticker
-from storage import notifications as rows
+from bot.sending import ClaimedRowSender, Failure, Step
+from storage import claims, notifications
 from storage.db import Database
 from storage.models import Notification
 from storage.statuses import NotificationStatus as Status
@@ -88,7 +88,7 @@ async def enqueue(
     exists, the existing row is returned and nothing is added.
     """
     if dedupe_key is not None:
-        existing = await rows.by_dedupe_key(dedupe_key, session=session)
+        existing = await notifications.by_dedupe_key(dedupe_key, session=session)
         if existing is not None:
             return existing
     if kind in ("update", "reply") and target_id is None:
@@ -114,27 +114,8 @@ async def enqueue(
 
 NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)  # asyncio.TimeoutError included
 DEFAULT_RETRY_AFTER = 30.0  # seconds, when a 429 carries no usable Retry-After
-BACKOFF_FIRST = timedelta(seconds=2)
-BACKOFF_CAP = timedelta(minutes=15)
 OUTAGE_LOUD_AFTER = timedelta(minutes=10)  # a transient failure this old becomes an ERROR
 PROBLEM_FORGOTTEN_AFTER = timedelta(hours=1)  # not seen failing this long: it ended
-
-
-class _Step(Enum):
-    """What became of one row in a tick."""
-
-    SENT = "sent"
-    SKIPPED = "skipped"  # claimed elsewhere, waiting for its target, superseded or failed
-    RATE_LIMITED = "rate_limited"  # Slack said 429: the tick stops
-
-
-@dataclass(frozen=True)
-class _Failure:
-    error: str  # a Slack error code or an exception class: safe to store and log
-    permanent: bool  # a bug: the message can never be delivered as it is
-    retry_after: float | None = None  # seconds, set for an HTTP 429 only
-    status: int | None = None  # the HTTP status Slack answered, if it answered
-    transient: bool = False  # an outage (5xx, network): loud only when it lasts
 
 
 @dataclass
@@ -147,33 +128,25 @@ class _Problem:
 
 
 def _retry_after(headers: Any) -> float:
-    for key, value in dict(headers or {}).items():
-        if str(key).lower() == "retry-after":
-            with contextlib.suppress(TypeError, ValueError):
-                return max(0.0, float(value))
-    return DEFAULT_RETRY_AFTER
+    wait = header_retry_after(headers, utcnow())
+    return DEFAULT_RETRY_AFTER if wait is None else wait
 
 
-def _classify(exc: Exception) -> _Failure:
+def _classify(exc: Exception) -> Failure:
     """Sort a failed Slack call into permanent, transient or rate limited."""
     if not isinstance(exc, SlackApiError):  # network trouble, or a request slack-sdk refused
         refused = isinstance(exc, SlackClientError)
-        return _Failure(type(exc).__name__, permanent=refused, transient=not refused)
+        return Failure(type(exc).__name__, permanent=refused, transient=not refused)
     status = exc.response.status_code
     data = exc.response.data
     code = str(data.get("error") or "") if isinstance(data, dict) else ""
     if status == 429:
         retry_after = _retry_after(exc.response.headers)
-        return _Failure(code or "ratelimited", False, retry_after, status=429, transient=True)
+        return Failure(code or "ratelimited", False, retry_after, status=429, transient=True)
     transient = status >= 500 or code in TRANSIENT_ERRORS
     error = code if status == 200 else f"HTTP {status} {code}".strip()
     permanent = code in BUG_ERRORS and not transient
-    return _Failure(error, permanent=permanent, status=status, transient=transient)
-
-
-def _backoff(attempts: int) -> timedelta:
-    """2 s after the first failed attempt, doubling, capped at 15 minutes."""
-    return min(BACKOFF_FIRST * 2 ** min(attempts - 1, 20), BACKOFF_CAP)
+    return Failure(error, permanent=permanent, status=status, transient=transient)
 
 
 def _message_args(row: Notification) -> dict[str, Any]:
@@ -184,12 +157,12 @@ def _message_args(row: Notification) -> dict[str, Any]:
     return args
 
 
-class OutboxSender:
-    """Delivers due outbox rows to Slack, each exactly once (see the module docstring).
+class OutboxSender(ClaimedRowSender[Notification]):
+    """Delivers due outbox rows to Slack, each exactly once (see the module docstring and
+    :mod:`bot.sending`, whose loop it is)."""
 
-    ``deliver_due()`` is one tick; ``start()`` runs ticks every ``poll_interval`` seconds (or
-    sooner after ``wake()``) until ``stop()``.
-    """
+    model = Notification
+    backoff = Backoff(first=timedelta(seconds=2), cap=timedelta(minutes=15))
 
     def __init__(
         self,
@@ -201,58 +174,34 @@ class OutboxSender:
         batch: int = 20,
         claim_for: timedelta = timedelta(minutes=2),
     ) -> None:
-        self._db = db
+        super().__init__(
+            db, name="outbox-sender", worker_id=worker_id, poll_interval=poll_interval,
+            batch=batch, claim_for=claim_for, log=logger,
+        )  # fmt: skip
         self._client = client
-        self.worker_id = worker_id
-        self._batch = batch
-        self._claim_for = claim_for
-        self._ticker = Ticker(
-            f"outbox-sender-{worker_id}", self.deliver_due, poll_interval=poll_interval, log=logger
-        )
         # Channels that answered 429, until Retry-After passes: their rows wait, in order.
         self._paused: dict[str, datetime] = {}
         # Delivery problems this worker has seen and not yet seen recover, by (channel, error).
         self._problems: dict[tuple[str, str], _Problem] = {}
 
-    # ------------------------------------------------------------------ lifecycle
-
-    async def start(self) -> None:
-        await self._ticker.start()
-
-    async def stop(self) -> None:
-        """Stop after the row being delivered now (its outcome is recorded)."""
-        await self._ticker.stop()
-
-    def wake(self) -> None:
-        self._ticker.wake()
-
-    # ------------------------------------------------------------------ one tick
-
     async def deliver_due(self) -> int:
-        """Claim due rows in id order and deliver them; returns how many were sent."""
         now = utcnow()
         self._paused = {channel: end for channel, end in self._paused.items() if end > now}
-        sent = 0
-        for row_id in await self._due_ids(now):
-            if self._ticker.stopping:
-                break
-            step = await self._deliver(row_id)
-            if step is _Step.RATE_LIMITED:
-                break  # the rest next tick; this channel waits out Retry-After
-            sent += step is _Step.SENT
-        return sent
+        return await super().deliver_due()
 
     async def _due_ids(self, now: datetime) -> list[int]:
         async with self._db.transaction() as session:
-            return await rows.due_ids(now, list(self._paused), session=session, limit=self._batch)
+            return await notifications.due_ids(
+                now, list(self._paused), session=session, limit=self._batch
+            )
 
-    async def _deliver(self, row_id: int) -> _Step:
-        claimed = await self._claim(row_id)
+    async def _deliver(self, row_id: int) -> Step:
+        claimed = await self._claim_with_target(row_id)
         if claimed is None:
-            return _Step.SKIPPED
+            return Step.SKIPPED
         row, target = claimed
         if row.kind not in KINDS:
-            failure = _Failure(f"unknown_kind {row.kind}", permanent=True)
+            failure = Failure(f"unknown_kind {row.kind}", permanent=True)
             return await self._record_failure(row, failure)
         if row.kind in ("reply", "update"):
             blocked = await self._check_target(row, target)
@@ -265,35 +214,36 @@ class OutboxSender:
             record_upstream("slack", failure.status, error=failure.error)
             return await self._record_failure(row, failure)
         await self._record_sent(row, response)
-        return _Step.SENT
+        return Step.SENT
 
-    async def _claim(self, row_id: int) -> tuple[Notification, Notification | None] | None:
-        """Claim one due row in its own transaction: only one worker's UPDATE matches."""
-        now = utcnow()
+    async def _claim_with_target(
+        self, row_id: int
+    ) -> tuple[Notification, Notification | None] | None:
+        """Claim one due row in its own transaction, with the message it updates or answers."""
         async with self._db.transaction() as session:
-            if not await rows.claim(row_id, now, self._claim_for, self.worker_id, session=session):
+            row = await self._claim(row_id, session)
+            if row is None:
                 return None
-            row = await session.get_one(Notification, row_id)
             target = None
             if row.target_id is not None:
                 target = await session.get(Notification, row.target_id)
             return row, target
 
-    async def _check_target(self, row: Notification, target: Notification | None) -> _Step | None:
+    async def _check_target(self, row: Notification, target: Notification | None) -> Step | None:
         """None when ``row`` can go now; else what became of it."""
         if target is None:
-            return await self._record_failure(row, _Failure("target_not_found", permanent=True))
+            return await self._record_failure(row, Failure("target_not_found", permanent=True))
         if target.status == Status.PENDING:
             await self._release(row.id)  # not an attempt: the target goes first
-            return _Step.SKIPPED
+            return Step.SKIPPED
         if target.status != Status.SENT or target.ts is None:
             reason = f"target_{target.status}: notification {target.id}"
-            return await self._record_failure(row, _Failure(reason, permanent=True))
+            return await self._record_failure(row, Failure(reason, permanent=True))
         if row.kind == "update":
             return await self._supersede_older(row)
         return None
 
-    async def _supersede_older(self, row: Notification) -> _Step | None:
+    async def _supersede_older(self, row: Notification) -> Step | None:
         """Let only the newest pending update of a message reach Slack, and never out of order.
 
         An older pending update is superseded (a late retry would overwrite newer content);
@@ -302,15 +252,21 @@ class OutboxSender:
         """
         now = utcnow()
         async with self._db.transaction() as session:
-            if await rows.pending_updates(row, newer=True, session=session):
-                await rows.set_row(
-                    row.id, session=session, status=Status.SUPERSEDED, last_error="newer update"
+            if await notifications.pending_updates(row, newer=True, session=session):
+                await claims.set_row(
+                    Notification,
+                    row.id,
+                    session=session,
+                    status=Status.SUPERSEDED,
+                    last_error="newer update",
                 )
-                return _Step.SKIPPED
-            await rows.supersede_older_free(row, now, session=session)
-            if await rows.pending_updates(row, newer=False, session=session):
-                await rows.set_row(row.id, session=session)  # release; not an attempt
-                return _Step.SKIPPED
+                return Step.SKIPPED
+            await notifications.supersede_older_free(row, now, session=session)
+            if await notifications.pending_updates(row, newer=False, session=session):
+                await claims.set_row(
+                    Notification, row.id, session=session
+                )  # release; not an attempt
+                return Step.SKIPPED
         return None
 
     async def _call_slack(
@@ -327,13 +283,13 @@ class OutboxSender:
     # ------------------------------------------------------------------ outcomes
 
     async def _release(self, row_id: int) -> None:
-        async with self._db.transaction() as session:
-            await rows.set_row(row_id, session=session)
+        await self._set_row(row_id)
 
     async def _record_sent(self, row: Notification, response: AsyncSlackResponse) -> None:
         channel, ts = response.get("channel"), response.get("ts")
         async with self._db.transaction() as session:
-            await rows.set_row(
+            await claims.set_row(
+                Notification,
                 row.id,
                 session=session,
                 status=Status.SENT,
@@ -363,25 +319,23 @@ class OutboxSender:
         """Make rows waiting out a backoff after a failure (of ``channel``, or all) due now:
         after a fix, the backlog goes out at once instead of after up to 15 minutes."""
         async with self._db.transaction() as session:
-            count = await rows.retry_waiting_now(utcnow(), channel, session=session)
+            count = await notifications.retry_waiting_now(utcnow(), channel, session=session)
         if count:
             self.wake()
         return count
 
-    async def _record_failure(self, row: Notification, failure: _Failure) -> _Step:
-        """Reschedule or fail the row, release its claim, count and log it."""
-        values, outcome = self._after_failure(row, failure)
-        values["last_error"] = failure.error
-        async with self._db.transaction() as session:
-            await rows.set_row(row.id, session=session, **values)
-        given_up = values.get("status") == Status.FAILED
+    def _note_failure(
+        self, row: Notification, failure: Failure, *, given_up: bool, words: str
+    ) -> None:
+        """Count and log it; a rate limit holds back the channel's other rows here."""
         OUTBOX_FAILURES.labels(permanent=str(given_up).lower()).inc()
-        logger.info("outbox %s (%s) failed: %s; %s", row.id, row.kind, failure.error, outcome)
-        if failure.retry_after is None:
+        logger.info("outbox %s (%s) failed: %s; %s", row.id, row.kind, failure.error, words)
+        if failure.retry_after is not None:
+            self._paused[row.channel_id] = utcnow() + timedelta(seconds=failure.retry_after)
+        else:
             self._note_problem(row.channel_id, failure)
-        return _Step.RATE_LIMITED if failure.retry_after is not None else _Step.SKIPPED
 
-    def _note_problem(self, channel: str, failure: _Failure) -> None:
+    def _note_problem(self, channel: str, failure: Failure) -> None:
         """One ERROR line per (channel, error) when it starts; an outage only once it lasts."""
         now, key = utcnow(), (channel, failure.error)
         problem = self._problems.get(key)
@@ -410,17 +364,3 @@ class OutboxSender:
                 "Slack delivery to %s has been failing since %s: %s; kept and retried",
                 channel, problem.since.isoformat(timespec="seconds"), failure.error,
             )  # fmt: skip
-
-    def _after_failure(self, row: Notification, failure: _Failure) -> tuple[dict[str, Any], str]:
-        """The row's new columns and a few words for the log."""
-        now = utcnow()
-        if failure.retry_after is not None:  # a rate limit is no fault of the row: not counted
-            retry_at = now + timedelta(seconds=failure.retry_after)
-            self._paused[row.channel_id] = retry_at
-            return {"next_attempt_at": retry_at}, f"retry in {failure.retry_after:g}s"
-        attempts = row.attempts + 1
-        if failure.permanent:
-            return {"status": Status.FAILED, "attempts": attempts}, "given up: a bug"
-        backoff = _backoff(attempts)
-        values = {"attempts": attempts, "next_attempt_at": now + backoff}
-        return values, f"attempt {attempts}, retry in {backoff.total_seconds():g}s"

@@ -141,6 +141,7 @@ class Runtime:
         self._runner = web.AppRunner(
             build_web_app(self.bot, bolt), access_log=None,
             keepalive_timeout=web_server.HEADER_TIMEOUT, shutdown_timeout=LISTENER_GRACE,
+            read_bufsize=web_server.READ_BUFFER,
         )  # fmt: skip
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)

@@ -1,7 +1,7 @@
 """Settings: every name of docs/interface.md, read from the environment and from ``.env``.
 
 Build one :class:`Settings` in the entry point with :func:`load_settings` and pass it down.
-Wrong values become :class:`~bot.errors.ConfigError` with one readable line per problem.
+Wrong values become :class:`~bot.core.errors.ConfigError` with one readable line per problem.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.core.errors import ConfigError, UserError
+from bot.core.redact import hide_url_secrets
 from bot.domain import Environment, parse_duration, parse_scopes
 from bot.domain.scopes import ScopeTerms
 from bot.domain.weekly import parse_weekly
@@ -286,7 +287,7 @@ class Settings(BaseSettings):
     def __repr_args__(self) -> Any:
         """``repr`` and ``str``: secrets are SecretStr already; URLs lose their password."""
         for name, value in super().__repr_args__():
-            yield name, _without_password(value) if isinstance(value, str) else value
+            yield name, hide_url_secrets(value) if isinstance(value, str) else value
 
     @property
     def onboarding_channel_id(self) -> str | None:
@@ -348,12 +349,6 @@ class Settings(BaseSettings):
     def configured_environments(self) -> list[EnvironmentConfig]:
         return [cfg for env in Environment if (cfg := self.environment(env)) is not None]
 
-    def require(self, *names: str) -> None:
-        """Raise ConfigError naming each of ``names`` that has no value (for a subcommand)."""
-        missing = [n.upper() for n in names if not getattr(self, n)]
-        if missing:
-            raise ConfigError([f"{name} is not set" for name in missing])
-
     def problems_for_checks(self) -> list[str]:
         problems = []
         if not self.brincr_scopes:
@@ -366,14 +361,6 @@ class Settings(BaseSettings):
             if not env.client_secret.get_secret_value():
                 problems.append(f"{env.name.upper()}_CLIENT_SECRET is not set")
         return problems
-
-
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@", re.I)
-
-
-def _without_password(text: str) -> str:
-    """``postgresql://user:secret@host/db`` → ``postgresql://user:***@host/db``."""
-    return _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
 
 
 def _readable(error: ValidationError) -> list[str]:

@@ -1,5 +1,6 @@
-"""Slack listeners, one module per feature, each with ``register(app, commands)`` that only
-wires module-level listeners. :func:`create_app` builds the Bolt app for a bot.
+"""Slack listeners, one module per feature, each with ``register(on, commands)`` that only
+wires module-level listeners through :class:`handlers.wiring.Listeners` (which guards each).
+:func:`create_app` builds the Bolt app for a bot.
 
 What every listener may ask for by name, besides Bolt's own arguments (``ack``, ``body``,
 ``respond``, ``client`` …): ``bot`` (:class:`bot.composition.Bot`), ``gate``
@@ -30,6 +31,7 @@ from handlers import (
 from handlers.errors import on_error
 from handlers.gate import Gate
 from handlers.router import CommandRouter
+from handlers.wiring import Listeners
 
 MODULES = (router, fleet, alerts, invite, link, maintenance, history, digest, rollout)
 Next = Callable[[], Awaitable[None]]
@@ -62,6 +64,7 @@ def create_app(bot: Bot) -> AsyncApp:
 
     app.middleware(provide)
     app.error(on_error)
+    listeners = Listeners(app)
     for module in MODULES:
-        module.register(app, commands)
+        module.register(listeners, commands)
     return app

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncRespond
 
 from bot.composition import Bot
 from bot.core.errors import UserError
@@ -17,10 +17,9 @@ from bot.onboarding.invitations import has_invitation, send_reconnect
 from bot.slack.blocks import render_notice
 from bot.slack.ids import Action
 from bot.slack.text import date, escape
-from handlers.errors import guarded
-from handlers.gate import admin_only
 from handlers.payloads import Press
 from handlers.router import CommandRouter, Invocation
+from handlers.wiring import Listeners
 from storage.customers import CUSTOMER_USAGE
 
 RESOLVE_USAGE = "`/brincr resolve <customer>`: " + CUSTOMER_USAGE
@@ -119,17 +118,11 @@ async def unsnooze(inv: Invocation) -> None:
     await inv.reply(render_notice(f":bell: Alerts for *{escape(customer.name)}* are on again."))
 
 
-def register(app: AsyncApp, commands: CommandRouter) -> None:
+def register(on: Listeners, commands: CommandRouter) -> None:
     commands.add("snooze", snooze, admin="snooze alerts")
     commands.add("unsnooze", unsnooze, admin="unsnooze alerts")
     commands.add("resolve", resolve, admin="resolve incidents")
-    app.action(Action.RESOLVE.value, middleware=[admin_only("resolve incidents")])(
-        guarded(resolve_button)
-    )
-    app.action(Action.ACKNOWLEDGE.value, middleware=[admin_only("acknowledge incidents")])(
-        guarded(acknowledge)
-    )
-    app.action(Action.SNOOZE.value, middleware=[admin_only("snooze alerts")])(guarded(snooze_menu))
-    app.action(Action.RECONNECT.value, middleware=[admin_only("send reconnect instructions")])(
-        guarded(reconnect)
-    )
+    on.action(Action.RESOLVE, resolve_button, admin="resolve incidents")
+    on.action(Action.ACKNOWLEDGE, acknowledge, admin="acknowledge incidents")
+    on.action(Action.SNOOZE, snooze_menu, admin="snooze alerts")
+    on.action(Action.RECONNECT, reconnect, admin="send reconnect instructions")

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-from slack_bolt.async_app import AsyncApp
-
 from bot.core.clock import utcnow
 from bot.fleet.digest import post_digest
 from bot.slack.blocks import render_notice
 from handlers.router import CommandRouter, Invocation
+from handlers.wiring import Listeners
 
 
 async def digest(inv: Invocation) -> None:
@@ -17,5 +16,5 @@ async def digest(inv: Invocation) -> None:
     await inv.reply(render_notice(f":newspaper: The digest is on its way to <#{channel}>."))
 
 
-def register(_app: AsyncApp, commands: CommandRouter) -> None:
+def register(_on: Listeners, commands: CommandRouter) -> None:
     commands.add("digest", digest, admin="post the digest")

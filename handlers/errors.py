@@ -3,9 +3,10 @@
 - A :class:`~bot.core.errors.UserError` (bad input, a refusal by the admin gate, a name that
   matches several customers) is answered to the person, ephemerally, saying what was wrong
   and the right form; it is logged at INFO. Every listener is registered through
-  :func:`guarded`, which does this inside the listener: Bolt's own error handler runs too late
-  for it (a listener that raises right after ``ack()`` can have its ack discarded by Bolt's
-  runner, slack_bolt/listener/asyncio_runner.py, and Slack then sees a 404 after 3 s).
+  :class:`handlers.wiring.Listeners`, which wraps it in :func:`guarded`; that does this inside
+  the listener: Bolt's own error handler runs too late for it (a listener that raises right
+  after ``ack()`` can have its ack discarded by Bolt's runner,
+  slack_bolt/listener/asyncio_runner.py, and Slack then sees a 404 after 3 s).
 - Anything else reaches ``@app.error`` (:func:`on_error`): logged at ERROR with an incident id,
   and the person gets a polite reply that quotes the id (never the exception text, which may
   carry upstream details).
@@ -61,6 +62,7 @@ def guarded(listener: Listener) -> Listener:
             await answer_user_error(kwargs.get("respond"), error, _kind(kwargs.get("body") or {}))
             return None
 
+    run.guarded = True  # type: ignore[attr-defined]  # what tests/handlers/test_wiring.py checks
     return run
 
 

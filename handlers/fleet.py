@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.composition import Bot
@@ -26,10 +26,10 @@ from bot.slack.blocks import render_notice
 from bot.slack.help import render_help
 from bot.slack.ids import Action
 from bot.slack.text import escape
-from handlers.errors import guarded
-from handlers.gate import admin_only
+from handlers.gate import Gate
 from handlers.payloads import Press
 from handlers.router import CommandRouter, Invocation
+from handlers.wiring import Listeners
 from storage.customers import CUSTOMER_USAGE
 
 STATUS_USAGE = "`/brincr status <customer>`: " + CUSTOMER_USAGE
@@ -50,7 +50,8 @@ async def status(inv: Invocation) -> None:
 
 async def check(inv: Invocation) -> None:
     customer = await inv.bot.fleet.resolve(_named(inv, CHECK_USAGE))
-    await inv.bot.fleet.start_manual_check(customer.id, inv.user_id)
+    admin = await inv.gate.is_admin(inv.user_id)
+    await inv.bot.fleet.start_manual_check(customer.id, inv.user_id, admin=admin)
     await inv.reply(render_notice(f":hourglass_flowing_sand: Checking *{escape(customer.name)}*…"))
     data = await inv.bot.fleet.check(customer.id)
     message = render_status(data, inv.bot.settings.terms(utcnow()), utcnow())
@@ -72,11 +73,14 @@ async def forget(inv: Invocation) -> None:
     await inv.reply(render_forget_confirm(customer))
 
 
-async def check_now(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot: Bot) -> None:
+async def check_now(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot: Bot, gate: Gate
+) -> None:
     await ack()
     press = Press.of(body)
     customer = await bot.fleet.resolve(press.value)
-    await bot.fleet.start_manual_check(customer.id, press.user_id)
+    admin = await gate.is_admin(press.user_id)
+    await bot.fleet.start_manual_check(customer.id, press.user_id, admin=admin)
     data = await bot.fleet.check(customer.id)
     # An ephemeral status is refreshed in place; from a channel message (an alert), the
     # clicker gets the fresh status for their eyes only.
@@ -89,6 +93,8 @@ async def check_now(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, 
 async def share(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot: Bot) -> None:
     await ack()
     press = Press.of(body)
+    customer = await bot.fleet.resolve(press.value)
+    await bot.fleet.start_share(customer.id, press.user_id, press.channel_id or press.user_id)
     data = await bot.fleet.status(press.value)
     message = render_shared(data, bot.settings.terms(utcnow()), utcnow(), press.user_id)
     await respond(**message.kwargs(), response_type="in_channel", replace_original=False)
@@ -137,17 +143,15 @@ async def home_opened(event: dict[str, Any], client: AsyncWebClient, bot: Bot) -
     await client.views_publish(user_id=str(event.get("user")), view=home_view_dict(home, utcnow()))
 
 
-def register(app: AsyncApp, commands: CommandRouter) -> None:
+def register(on: Listeners, commands: CommandRouter) -> None:
     commands.add("status", status)
     commands.add("check", check)
     commands.add("list", list_)
     commands.add("help", help_)
     commands.add("forget", forget, admin="remove customers")
-    app.action(Action.CHECK_NOW.value)(guarded(check_now))
-    app.action(Action.SHARE.value)(guarded(share))
-    app.action(Action.LIST_PAGE.value)(guarded(next_page))
-    app.action(Action.FORGET_CONFIRM.value, middleware=[admin_only("remove customers")])(
-        guarded(confirm_forget)
-    )
-    app.action(Action.FORGET_CANCEL.value)(guarded(cancel_forget))
-    app.event("app_home_opened")(guarded(home_opened))
+    on.action(Action.CHECK_NOW, check_now)
+    on.action(Action.SHARE, share)
+    on.action(Action.LIST_PAGE, next_page)
+    on.action(Action.FORGET_CONFIRM, confirm_forget, admin="remove customers")
+    on.action(Action.FORGET_CANCEL, cancel_forget)
+    on.event("app_home_opened", home_opened)

@@ -1,22 +1,21 @@
 """``/brincr history <customer>`` and the buttons that lead there: History on `status` and on
 alerts, Older / Newer on the timeline itself. Open to everyone, like `status`. The service is
-:mod:`bot.fleet.timeline`, the renderer :mod:`bot.fleet.render_history`."""
+:meth:`bot.fleet.service.Fleet.history`, the renderer :mod:`bot.fleet.render_history`."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncRespond
 
 from bot.composition import Bot
 from bot.core.errors import UserError
 from bot.fleet.render_history import render_history
-from bot.fleet.timeline import history_page
 from bot.slack.ids import Action
-from handlers.errors import guarded
 from handlers.payloads import Press
 from handlers.router import CommandRouter, Invocation
+from handlers.wiring import Listeners
 from storage.customers import CUSTOMER_USAGE
 
 HISTORY_USAGE = "`/brincr history <customer>`: " + CUSTOMER_USAGE
@@ -33,7 +32,7 @@ def _page_ref(value: str) -> tuple[str, int]:
 async def history(inv: Invocation) -> None:
     if not inv.rest:
         raise UserError("Which customer?", usage=HISTORY_USAGE)
-    page = await history_page(inv.bot.db, inv.rest)
+    page = await inv.bot.fleet.history(inv.rest)
     await inv.reply(render_history(page, inv.bot.settings.tz))
 
 
@@ -41,7 +40,7 @@ async def open_history(
     ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot: Bot
 ) -> None:
     await ack()
-    page = await history_page(bot.db, Press.of(body).value)
+    page = await bot.fleet.history(Press.of(body).value)
     message = render_history(page, bot.settings.tz)
     await respond(**message.kwargs(), response_type="ephemeral", replace_original=False)
 
@@ -49,11 +48,11 @@ async def open_history(
 async def turn_page(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, bot: Bot) -> None:
     await ack()
     kvk, offset = _page_ref(Press.of(body).value)
-    message = render_history(await history_page(bot.db, kvk, offset), bot.settings.tz)
+    message = render_history(await bot.fleet.history(kvk, offset), bot.settings.tz)
     await respond(**message.kwargs(), response_type="ephemeral", replace_original=True)
 
 
-def register(app: AsyncApp, commands: CommandRouter) -> None:
+def register(on: Listeners, commands: CommandRouter) -> None:
     commands.add("history", history)
-    app.action(Action.HISTORY.value)(guarded(open_history))
-    app.action(Action.HISTORY_PAGE.value)(guarded(turn_page))
+    on.action(Action.HISTORY, open_history)
+    on.action(Action.HISTORY_PAGE, turn_page)

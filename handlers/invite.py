@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncRespond
 
 from bot.composition import Bot
 from bot.core.errors import PermissionDenied, UserError
@@ -24,10 +24,10 @@ from bot.onboarding.render import (
     render_sent_again,
 )
 from bot.slack.ids import Action, View
-from handlers.errors import guarded
 from handlers.gate import Gate
 from handlers.payloads import Press, Submission
 from handlers.router import CommandRouter, Invocation
+from handlers.wiring import Listeners
 
 log = logging.getLogger(__name__)
 WHAT = "invite customers"
@@ -94,8 +94,8 @@ def _invitation_id(press: Press) -> int:
     return int(press.value)
 
 
-def register(app: AsyncApp, commands: CommandRouter) -> None:
+def register(on: Listeners, commands: CommandRouter) -> None:
     commands.add("invite", invite, admin=WHAT)
-    app.view(View.INVITE.value)(guarded(submitted))
-    app.action(Action.HANDOFF_TEXT.value)(guarded(plain_text))
-    app.action(Action.RESEND.value)(guarded(resend))
+    on.view(View.INVITE, submitted)
+    on.action(Action.HANDOFF_TEXT, plain_text)
+    on.action(Action.RESEND, resend)

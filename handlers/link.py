@@ -8,7 +8,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.composition import Bot
@@ -25,10 +25,10 @@ from bot.onboarding.render_link import (
 from bot.onboarding.values import TenantApproval
 from bot.slack.ids import Action, View
 from bot.slack.text import cut
-from handlers.errors import guarded
-from handlers.gate import Gate, admin_only
+from handlers.gate import Gate
 from handlers.payloads import Press, Submission
 from handlers.router import CommandRouter, Invocation
+from handlers.wiring import Listeners
 
 log = logging.getLogger(__name__)
 WHAT = "link tenants"
@@ -89,7 +89,7 @@ async def submit(
         )
 
 
-def register(app: AsyncApp, commands: CommandRouter) -> None:
+def register(on: Listeners, commands: CommandRouter) -> None:
     commands.add("link", link, admin=WHAT)
-    app.action(Action.LINK_PICK.value, middleware=[admin_only(WHAT)])(guarded(pick))
-    app.view(View.LINK.value)(guarded(submit))
+    on.action(Action.LINK_PICK, pick, admin=WHAT)
+    on.view(View.LINK, submit)

@@ -3,8 +3,6 @@ windows. The service is :class:`bot.alerts.maintenance.Maintenance`."""
 
 from __future__ import annotations
 
-from slack_bolt.async_app import AsyncApp
-
 from bot.alerts.maintenance import USAGE, parse_target
 from bot.alerts.render_maintenance import render_maintenance_list
 from bot.core.clock import utcnow
@@ -13,6 +11,7 @@ from bot.domain import parse_duration
 from bot.slack.blocks import render_notice
 from bot.slack.text import date
 from handlers.router import CommandRouter, Invocation
+from handlers.wiring import Listeners
 
 
 async def maintenance(inv: Invocation) -> None:
@@ -47,5 +46,5 @@ async def begin(inv: Invocation) -> None:
     await inv.reply(render_notice(f":construction: Maintenance for {names} until {date(until)}."))
 
 
-def register(app: AsyncApp, commands: CommandRouter) -> None:
+def register(_on: Listeners, commands: CommandRouter) -> None:
     commands.add("maintenance", maintenance)

@@ -14,16 +14,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.composition import Bot
 from bot.core.errors import UserError
 from bot.slack.blocks import Message
 from bot.slack.help import render_help, render_suggestion, usage_lines
-from bot.slack.text import escape
-from handlers.errors import guarded
+from bot.slack.text import code
 from handlers.gate import Gate
+from handlers.wiring import Listeners
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 1000  # longer /brincr text is refused before it is parsed
@@ -72,9 +72,9 @@ class CommandRouter:
             name = invocation.name
             near = difflib.get_close_matches(name.lower(), self.routes, n=1, cutoff=0.6)
             if name and near and usage_lines(near[0]):
-                await invocation.reply(render_suggestion(escape(name[:30]), near[0]))
+                await invocation.reply(render_suggestion(name[:30], near[0]))
                 return
-            note = f"I don't know `{escape(name[:30])}`. Here is what I do:" if name else None
+            note = f"I don't know {code(name[:30])}. Here is what I do:" if name else None
             await invocation.reply(render_help(note))
             return
         if route.admin is not None:
@@ -115,5 +115,5 @@ async def brincr(
     await commands.dispatch(invocation, gate)
 
 
-def register(app: AsyncApp, _commands: CommandRouter) -> None:
-    app.command("/brincr")(guarded(brincr))
+def register(on: Listeners, _commands: CommandRouter) -> None:
+    on.command("/brincr", brincr)

@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bot.core.redact import hide_url_secrets
+
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
@@ -101,8 +103,9 @@ def sync_url(url: str) -> str:
 
 
 def safe_url(url: str) -> str:
-    """The URL with its password hidden, for logs and error text."""
-    return make_url(url).render_as_string(hide_password=True)
+    """The URL with its password hidden (user info and query parameters), for logs and
+    error text."""
+    return hide_url_secrets(make_url(url).render_as_string(hide_password=True))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

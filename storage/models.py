@@ -26,6 +26,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -33,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from storage.statuses import InvitationStatus, NotificationStatus
+from storage.statuses import InvitationStatus, NotificationStatus, PagerEventStatus
 from storage.types import UtcDateTime
 
 NAMING = {
@@ -251,6 +252,17 @@ class WebhookEvent(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64))
 
 
+class WebhookBodyHash(Base):
+    """The SHA-256 of a verified webhook body that carries no timestamp of its own: with fresh
+    headers it could be acted on at any time, so its hash outlives the 30-day
+    ``webhook_events`` row (never pruned; 32 bytes). docs/security.md, replays."""
+
+    __tablename__ = "webhook_body_hashes"
+
+    body_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    first_seen_at: Mapped[datetime]
+
+
 class AuditEntry(Base):
     __tablename__ = "audit_log"
 
@@ -291,7 +303,7 @@ class PagerEvent(Base):
     alert_notification_id: Mapped[int | None] = mapped_column(BigId)  # for the Slack link
     payload: Mapped[dict[str, Any]]  # the event without routing_key (added when sent)
     created_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|sent|failed
+    status: Mapped[str] = mapped_column(String(12), default=PagerEventStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     claimed_until: Mapped[datetime | None]

@@ -7,13 +7,14 @@ whichever comes first wins and the other sees a row count of 0."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from storage.claims import is_free
 from storage.db import affected_rows
 from storage.models import Notification
 from storage.statuses import NotificationStatus
@@ -22,7 +23,7 @@ from storage.statuses import NotificationStatus
 def _pending_free(now: datetime) -> ColumnElement[bool]:
     return and_(
         Notification.status == NotificationStatus.PENDING,
-        or_(Notification.claimed_until.is_(None), Notification.claimed_until < now),
+        is_free(Notification, now),
     )
 
 
@@ -77,7 +78,7 @@ async def count_with_prefix(prefix: str, *, session: AsyncSession) -> int:
 
 
 def _free(now: datetime) -> ColumnElement[bool]:
-    return or_(Notification.claimed_until.is_(None), Notification.claimed_until < now)
+    return is_free(Notification, now)
 
 
 async def by_dedupe_key(key: str, *, session: AsyncSession) -> Notification | None:
@@ -108,20 +109,6 @@ async def due_ids(
     return list(await session.scalars(query))
 
 
-async def claim(
-    row_id: int, now: datetime, lease: timedelta, worker: str, *, session: AsyncSession
-) -> bool:
-    """Claim one due row: only one worker's conditional UPDATE matches."""
-    done = await session.execute(
-        update(Notification)
-        .where(Notification.id == row_id, Notification.status == NotificationStatus.PENDING)
-        .where(Notification.next_attempt_at <= now, _free(now))
-        .values(claimed_until=now + lease, claimed_by=worker)
-        .execution_options(synchronize_session=False)
-    )
-    return affected_rows(done) == 1
-
-
 def _same_message(row: Notification) -> ColumnElement[bool]:
     return and_(
         Notification.kind == "update",
@@ -143,16 +130,6 @@ async def supersede_older_free(row: Notification, now: datetime, *, session: Asy
         update(Notification)
         .where(_same_message(row), Notification.id < row.id, _free(now))
         .values(status=NotificationStatus.SUPERSEDED, last_error=f"superseded by {row.id}")
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def set_row(row_id: int, *, session: AsyncSession, **values: Any) -> None:
-    """Update one row and release its claim."""
-    await session.execute(
-        update(Notification)
-        .where(Notification.id == row_id)
-        .values(claimed_until=None, **values)
         .execution_options(synchronize_session=False)
     )
 

@@ -1,25 +1,25 @@
 """Query functions for PagerDuty events (``pager_events``): rows written in the transaction
-that changes an incident, claimed by a sender with a conditional UPDATE and a lease, so each
-event is sent once across replicas and restarts. Keyword-only ``session`` where the caller
-owns the transaction; the sender's own steps open theirs on ``db``."""
+that changes an incident, claimed by the sender (``storage.claims``, ``bot.sending``) with a
+conditional UPDATE and a lease, so each event is sent once across replicas and restarts.
+Keyword-only ``session``: the caller owns the transaction."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from storage.db import affected_rows
+from storage.claims import is_free
 from storage.models import PagerEvent
+from storage.statuses import PagerEventStatus
 
-PENDING = "pending"
+PENDING = PagerEventStatus.PENDING
 
 
 def _is_free(now: datetime) -> ColumnElement[bool]:
-    return or_(PagerEvent.claimed_until.is_(None), PagerEvent.claimed_until < now)
+    return is_free(PagerEvent, now)
 
 
 async def has_event(dedup_key: str, action: str, *, session: AsyncSession) -> bool:
@@ -47,25 +47,3 @@ async def due_ids(now: datetime, *, session: AsyncSession, limit: int) -> list[i
         .limit(limit)
     )
     return list(await session.scalars(query))
-
-
-async def claim(
-    event_id: int, now: datetime, lease: timedelta, worker: str, *, session: AsyncSession
-) -> bool:
-    done = await session.execute(
-        update(PagerEvent)
-        .where(PagerEvent.id == event_id, PagerEvent.status == PENDING)
-        .where(PagerEvent.next_attempt_at <= now, _is_free(now))
-        .values(claimed_until=now + lease, claimed_by=worker)
-        .execution_options(synchronize_session=False)
-    )
-    return affected_rows(done) == 1
-
-
-async def record(event_id: int, values: dict[str, Any], *, session: AsyncSession) -> None:
-    await session.execute(
-        update(PagerEvent)
-        .where(PagerEvent.id == event_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )

@@ -4,7 +4,7 @@
   says), any other ``RAW_KEEP`` (debugging material: error codes and texts). Enough for
   `status`'s recent-history strip at the default interval. A customer's latest result is
   never pruned: `status` always shows the last check.
-- ``check_rollups``: written hourly with each check (bot/recording.py), so pruning raw rows
+- ``check_rollups``: written hourly with each check (``bot.checks.recording``), so pruning raw rows
   loses no counts. Hours older than ``HOURLY_KEEP`` are folded into one row per customer and
   day, stored at 00:00 of that day (sums of checks, failures and latency, the maximum latency,
   the most severe state). Only whole days older than ``HOURLY_KEEP`` are folded, so the

@@ -12,11 +12,20 @@ class InvitationStatus(StrEnum):
     CANCELLED = "cancelled"  # a newer invitation for the same customer replaced it
 
 
+PENDING = "pending"  # the status of a claimed row (storage.claims) that waits for its sender
+
+
 class NotificationStatus(StrEnum):
-    PENDING = "pending"  # waiting for the sender (or for its target to be sent)
+    PENDING = PENDING  # waiting for the sender (or for its target to be sent)
     SENT = "sent"
     FAILED = "failed"  # given up on
     SUPERSEDED = "superseded"  # an older update of a message a newer update replaced
+
+
+class PagerEventStatus(StrEnum):
+    PENDING = PENDING  # waiting for the sender (or for an earlier event of its incident)
+    SENT = "sent"  # PagerDuty answered 202
+    FAILED = "failed"  # PagerDuty refused it for good (400, another 4xx): never retried
 
 
 class IncidentKind(StrEnum):

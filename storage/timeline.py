@@ -1,5 +1,5 @@
 """One customer's timeline, read from what the bot already stores: ``state_changes`` (kept
-35 days, bot/history.py), ``incidents`` and the ``audit_log`` (whose ``target`` is the KvK).
+35 days, ``storage.retention``), ``incidents`` and the ``audit_log`` (whose ``target`` is the KvK).
 Plain values out, newest first; the caller owns the transaction."""
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime: use bot.clock.utcnow() or an aware value")
+            raise ValueError("naive datetime: use bot.core.clock.utcnow() or an aware value")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 

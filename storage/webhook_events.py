@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import affected_rows
-from storage.models import WebhookEvent
+from storage.models import WebhookBodyHash, WebhookEvent
 
 
 def _claimable(now: datetime) -> ColumnElement[bool]:
@@ -22,8 +22,17 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
 
 
 async def body_seen(body_hash: str, *, session: AsyncSession) -> bool:
+    """Whether this body (SHA-256, hex) was received before: a stored delivery's, or a kept
+    hash of a body without a timestamp of its own whose row was pruned."""
     query = select(WebhookEvent.notification_id).where(WebhookEvent.body_hash == body_hash)
-    return await session.scalar(query) is not None
+    if await session.scalar(query) is not None:
+        return True
+    return await session.get(WebhookBodyHash, bytes.fromhex(body_hash)) is not None
+
+
+def keep_body_hash(body_hash: str, now: datetime, *, session: AsyncSession) -> None:
+    """Keep the hash of a body that carries no timestamp of its own for good."""
+    session.add(WebhookBodyHash(body_hash=bytes.fromhex(body_hash), first_seen_at=now))
 
 
 async def finish(

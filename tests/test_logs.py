@@ -21,8 +21,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
+import pytest
 
-from bot.core.logs import TextFormatter, _LibraryPayloads
+from bot.core.logs import TextFormatter, _LibraryPayloads, quiet_payload_logs
 from bot.demo.fake_slack import FakeSlack
 from bot.domain import Environment, State
 from bot.simulator import Simulator, sign_webhook
@@ -55,6 +56,18 @@ def signed(body: str | bytes, ts: str | None = None) -> dict[str, str]:
     signature = "v0=" + mac.hexdigest()
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature,
             "Content-Type": "application/x-www-form-urlencoded"}  # fmt: skip
+
+
+async def logged(log_file: Path, *texts: str, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+    """Wait until the process has written every one of ``texts`` to its log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = log_file.read_text() if log_file.exists() else ""  # noqa: ASYNC240
+        missing = [t for t in texts if t not in text]
+        if not missing:
+            return
+        assert time.monotonic() < deadline, f"never logged: {missing}"
+        await asyncio.sleep(0.05)
 
 
 async def send_command(client: httpx.AsyncClient, port: int, slack: FakeSlack, text: str) -> None:
@@ -165,7 +178,7 @@ async def test_a_serve_session_logs_json_lines_without_secrets_tokens_or_codes(
             for text in ("status 11111111", "check 11111111", f"invite 22222222 {CODE}",
                          "list", "help"):  # fmt: skip
                 await send_command(client, port, slack, text)
-            await asyncio.sleep(1.0)
+            await logged(log_file, "for 22222222 (", "/brincr help")  # the invitation is stored
             sim.approve(TENANT, "production", list(SCOPES))
             await send_command(client, port, slack, f"link 22222222 {TENANT}")
             await send_refused_requests(client, port, slack)
@@ -183,7 +196,9 @@ async def test_a_serve_session_logs_json_lines_without_secrets_tokens_or_codes(
                          "x-vwd-tenant-id": TENANT, "x-vwd-notification-id": "n-1"},
             )  # fmt: skip
             assert response.status_code == 202
-            await asyncio.sleep(2.5)  # a sweep, the outbox sender, the webhook's processing
+            # a sweep, the outbox sender, the webhook's processing, the failed write
+            await logged(log_file, '"sweep-', "visma webhook n-1: ", "simulated write failure",
+                         "outbox ")  # fmt: skip
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
@@ -249,7 +264,7 @@ async def test_a_socket_mode_session_in_text_format_logs_no_codes_urls_or_forged
                     headers={"X-VWD-Signature-V1": "bad"},
                 )  # fmt: skip
                 assert response.status_code == 401
-            await asyncio.sleep(1.5)
+            await logged(log_file, "Received message", "visma webhook refused", "/brincr help")
         finally:
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=30) == 0
@@ -280,6 +295,27 @@ def test_bolt_s_invalid_signature_line_keeps_no_body_at_any_level() -> None:
         assert _LibraryPayloads().filter(record)
         records.append(record.getMessage())
     assert records == ["Invalid request signature detected (payload not logged)"] * 3
+
+
+@pytest.mark.parametrize(
+    ("logger", "message", "args"),
+    [
+        ("slack_sdk.web.async_base_client",
+         "Sending a request - url: https://slack.com/api/chat.postMessage, json: %s",
+         ({"text": f"Your code: {CODE}"},)),
+        ("slack_sdk.webhook.async_client",
+         "Received the following response - status: 200, body: %s", (f"ok {CODE}",)),
+        ("aiosqlite", "executing %s", ((f"INSERT INTO invitations VALUES ('{CODE}')",),)),
+    ],
+)  # fmt: skip
+def test_debug_payloads_of_slack_sdk_and_aiosqlite_never_reach_the_log(
+    logger: str, message: str, args: tuple[object, ...]
+) -> None:
+    quiet_payload_logs()
+    record = logging.LogRecord(logger, logging.DEBUG, __file__, 1, message, args, None)
+    assert all(f.filter(record) for f in logging.getLogger(logger).filters)
+    text = record.getMessage()
+    assert CODE not in text and ("not logged" in text), text
 
 
 def test_text_lines_carry_the_time_in_iso_8601_utc() -> None:

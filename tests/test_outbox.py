@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select, update
 
 import bot.outbox
+import bot.sending
 from bot.core.clock import utcnow
 from bot.demo.fake_slack import FakeSlack
 from bot.outbox import OutboxSender, enqueue
@@ -27,7 +28,8 @@ BLOCKS_V2 = [{"type": "section", "text": {"type": "mrkdwn", "text": "*Acme* reco
 
 
 class Clock:
-    """Stands in for ``bot.outbox.utcnow``: time moves only when a test says so."""
+    """Stands in for ``utcnow`` in ``bot.outbox`` and ``bot.sending``: time moves only when a
+    test says so."""
 
     def __init__(self) -> None:
         self.now = utcnow()
@@ -43,12 +45,18 @@ class Clock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
     monkeypatch.setattr(bot.outbox, "utcnow", fake)
+    monkeypatch.setattr(bot.sending, "utcnow", fake)
     return fake
 
 
 @pytest.fixture
 def sender(db: Database, slack: FakeSlack) -> OutboxSender:
     return OutboxSender(db, _client(slack), worker_id="worker-1")
+
+
+def _waits(row: Notification, clock: Clock) -> float:
+    """Seconds until the row is due again."""
+    return (row.next_attempt_at - clock.now).total_seconds()
 
 
 def _client(slack: FakeSlack) -> AsyncWebClient:
@@ -159,7 +167,7 @@ async def test_a_late_retry_of_an_older_update_never_overwrites_a_newer_one(
 async def test_a_429_reschedules_without_sleeping_and_posts_once_after_retry_after(
     db: Database, slack: FakeSlack, sender: OutboxSender, clock: Clock
 ) -> None:
-    slack.fail("chat.postMessage", status=429, retry_after=30, times=1)
+    slack.fail("chat.postMessage", status=429, retry_after=45, times=1)  # not the default 30
     first = await _enqueue(db, "first")
     await _enqueue(db, "second")
     await _enqueue(db, "elsewhere", channel_id="C0OTHER")
@@ -169,10 +177,10 @@ async def test_a_429_reschedules_without_sleeping_and_posts_once_after_retry_aft
     assert time.monotonic() - started < 2
     assert len(slack.calls_to("chat.postMessage")) == 1  # the tick stopped at the 429
     limited = await _row(db, first)
-    assert limited.next_attempt_at == clock.now + timedelta(seconds=30)
+    assert limited.next_attempt_at == clock.now + timedelta(seconds=45)
     assert (limited.status, limited.attempts, limited.last_error) == ("pending", 0, "ratelimited")
 
-    clock.advance(seconds=29)
+    clock.advance(seconds=44)
     assert await sender.deliver_due() == 1  # another channel goes on; this one waits
     assert [m["text"] for m in slack.messages("C0OTHER")] == ["elsewhere"]
     clock.advance(seconds=1)
@@ -192,7 +200,8 @@ async def test_server_errors_are_retried_with_backoff_and_delivered_exactly_once
         assert await sender.deliver_due() == 0
         row = await _row(db, row_id)
         assert (row.attempts, row.last_error) == (attempt, "HTTP 500 fatal_error")
-        assert row.next_attempt_at == clock.now + timedelta(seconds=backoff)
+        assert _waits(row, clock) == pytest.approx(backoff, rel=0.25)  # jittered
+        assert _waits(row, clock) <= backoff
         assert await sender.deliver_due() == 0  # not due yet
         clock.advance(seconds=backoff)
 
@@ -214,7 +223,7 @@ async def test_a_network_error_is_transient_and_names_only_the_exception(
 
     row = await _row(db, row_id)
     assert (row.status, row.attempts, row.last_error) == ("pending", 1, "ClientConnectorError")
-    assert row.next_attempt_at == clock.now + timedelta(seconds=2)
+    assert 1.5 <= _waits(row, clock) <= 2
 
 
 async def test_a_long_outage_never_gives_a_row_up_and_backs_off_at_most_15_minutes(
@@ -229,7 +238,8 @@ async def test_a_long_outage_never_gives_a_row_up_and_backs_off_at_most_15_minut
             clock.advance(minutes=15)
         row = await _row(db, row_id)
         assert (row.status, row.attempts, row.last_error) == ("pending", 30, "service_unavailable")
-        assert row.next_attempt_at - clock.now == timedelta(0)  # 15 minutes after the last one
+        # at most 15 minutes after the last one (less by the jitter)
+        assert timedelta(minutes=-15 * 0.25) <= row.next_attempt_at - clock.now <= timedelta(0)
         slack.clear_failures()
         assert await sender.deliver_due() == 1
 
@@ -251,11 +261,12 @@ async def test_a_configuration_error_keeps_the_row_and_its_reply_until_slack_is_
     reply = await _enqueue(db, "more detail", kind="reply", target_id=post)
 
     with caplog.at_level(logging.INFO, logger="bot.outbox"):
-        for _ in range(5):
+        for _ in range(40):  # ten hours: well past any attempt limit a sender might have
             assert await sender.deliver_due() == 0
             clock.advance(minutes=15)
     waiting = await _row(db, post)
     assert (waiting.status, waiting.last_error, waiting.claimed_until) == ("pending", error, None)
+    assert waiting.attempts == 40
     assert (await _row(db, reply)).status == "pending"
 
     slack.clear_failures()  # someone invited the bot, or set the right token

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -24,6 +26,24 @@ TENANT = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 
 def alerts(slack: FakeSlack) -> list[dict[str, object]]:
     return [m for m in slack.messages(ALERTS) if "thread_ts" not in m]
+
+
+async def outbox_attempts(url: str) -> list[tuple[str, int]]:
+    db = Database(url)
+    try:
+        async with db.transaction() as session:
+            rows = await session.execute(select(Notification.status, Notification.attempts))
+            return [(status, attempts) for status, attempts in rows]
+    finally:
+        await db.close()
+
+
+async def until(predicate: Any, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+    """Wait for ``predicate()`` (async) to hold, at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
 
 
 async def outbox_rows(url: str) -> int:
@@ -57,7 +77,11 @@ async def test_an_alert_written_before_a_kill_is_posted_once_after_restart(
     first = serve(env, tmp_path / "first.log")
     try:
         await slack.wait_for("chat.postMessage", 1, timeout=30)  # the alert is written
-        await asyncio.sleep(0.3)  # its failed attempt is recorded
+
+        async def attempt_recorded() -> bool:
+            return [a for _, a in await outbox_attempts(sqlite_url)] >= [1]
+
+        await until(attempt_recorded)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
@@ -70,7 +94,13 @@ async def test_an_alert_written_before_a_kill_is_posted_once_after_restart(
     try:
         await wait_ready(int(env["PORT"]))
         await slack.wait_for("chat.postMessage", 1, timeout=30, predicate=lambda c: not c.failed)
-        await asyncio.sleep(3)  # more sweeps and sender ticks: still one
+        checks = sim.counters.token_requests()
+
+        async def settled() -> bool:  # sent, and two more sweeps (and sender ticks) since
+            sent = await outbox_attempts(sqlite_url) == [("sent", 1)]
+            return sent and sim.counters.token_requests() >= checks + 2
+
+        await until(settled)
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=30) == 0

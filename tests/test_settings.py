@@ -105,6 +105,18 @@ def test_repr_hides_the_database_password_and_every_secret(
     assert settings.database_url.endswith("bot:db-pass-w0rd@db.internal:5432/brincr")
 
 
+def test_repr_hides_a_database_password_given_as_a_query_parameter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "DATABASE_URL", "postgresql://bot@db.internal/brincr?sslmode=require&password=db-pass-w0rd"
+    )
+    settings = load_settings()
+    for text in (repr(settings), str(settings)):
+        assert "db-pass-w0rd" not in text and "sslmode=require&password=***" in text
+    assert settings.database_url.endswith("password=db-pass-w0rd")
+
+
 def test_a_bad_duration_is_not_echoed_back(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHECK_INTERVAL", "hunter2-looks-like-a-secret")
     with pytest.raises(ConfigError) as caught:

@@ -29,8 +29,7 @@ from bot.domain import State
 from bot.outbox import enqueue
 from bot.settings import Settings
 from bot.slack.blocks import Message
-from storage import groups as stored
-from storage import notifications
+from storage import groups, notifications
 from storage.db import forget
 from storage.incidents import OPEN_INVOLVEMENT, close_if_open, open_by_key
 from storage.models import Customer, Incident
@@ -69,7 +68,7 @@ class GroupAlerts:
         """True when a group covers the broken customer: it was in one, joined one, or its
         cause reached the threshold and it opened one. False: it alerts on its own."""
         cause = grouping.Cause.of(customer)
-        current = await stored.group_of(customer.id, session=session)
+        current = await groups.group_of(customer.id, session=session)
         if current is not None:
             if current.open_key == cause.key:
                 return True
@@ -81,17 +80,17 @@ class GroupAlerts:
             await self._fold(session, group, cause, now)
             await self.refresh(session, group, now)
             return True
-        ids = await stored.peers(
+        ids = await groups.peers(
             cause.environment, cause.state, cause.signature, now, session=session
         )
         counted = len(ids)
         if cause.state == State.FAILING and cause.signature and counted:
-            counted += await stored.failing_soon(cause.environment, cause.signature, now,
+            counted += await groups.failing_soon(cause.environment, cause.signature, now,
                                                  session=session)  # fmt: skip
         if counted and counted < grouping.group_threshold():
             # Customers that alerted on their own with this cause count too: the group
             # folds them in, so the end state is one incident per cause whatever the timing.
-            counted += await stored.count_singles_with_cause(
+            counted += await groups.count_singles_with_cause(
                 cause.environment, cause.state, cause.signature, session=session
             )
         if counted < grouping.group_threshold():
@@ -119,7 +118,7 @@ class GroupAlerts:
 
     async def recovered(self, session: AsyncSession, customer: Customer, now: datetime) -> None:
         """A healthy customer leaves its group (if any)."""
-        group = await stored.group_of(customer.id, session=session)
+        group = await groups.group_of(customer.id, session=session)
         if group is not None:
             await self.leave(session, group, customer, now)
 
@@ -127,7 +126,7 @@ class GroupAlerts:
         self, session: AsyncSession, group: Incident, customer: Customer, now: datetime
     ) -> None:
         """The last customer leaving resolves the group (once, whichever replica)."""
-        left = await stored.remove_member(group, customer.id, session=session)
+        left = await groups.remove_member(group, customer.id, session=session)
         if left == 0:
             if await close_if_open(group.id, now, session=session):
                 await self.alerts.resolve(session, group, None, now)
@@ -140,9 +139,9 @@ class GroupAlerts:
         forget(session, OPEN_INVOLVEMENT)
         try:
             async with session.begin_nested():
-                await stored.add_members(group, ids, now, session=session)
+                await groups.add_members(group, ids, now, session=session)
         except IntegrityError:  # another replica added them first
-            group.affected_count = await stored.member_count(group.id, session=session)
+            group.affected_count = await groups.member_count(group.id, session=session)
         await drop_for_group(ids, session=session)  # held alerts: the group covers them
 
     async def _fold(
@@ -150,7 +149,7 @@ class GroupAlerts:
     ) -> None:
         """Single incidents with the group's cause join it: each single's message points to
         the group, its page is resolved, and only the group pages from then on."""
-        singles = await stored.singles_with_cause(
+        singles = await groups.singles_with_cause(
             cause.environment, cause.state, cause.signature, session=session
         )
         folded = []
@@ -187,7 +186,7 @@ class GroupAlerts:
     # --- the message and its thread --------------------------------------------------------
 
     async def render(self, session: AsyncSession, group: Incident, now: datetime) -> Message:
-        shown = await stored.members(group.id, session=session, limit=grouping.SHOWN)
+        shown = await groups.members(group.id, session=session, limit=grouping.SHOWN)
         mention = self.alerts.mention(group, None)
         return render_group(group, shown, now, mention=mention)
 
@@ -236,7 +235,7 @@ class GroupAlerts:
         total = group.affected_count
         if total <= grouping.SHOWN:
             return
-        everyone = await stored.members(group.id, session=session)
+        everyone = await groups.members(group.id, session=session)
         for start in range(0, len(everyone), grouping.THREAD_CHUNK):
             chunk = everyone[start : start + grouping.THREAD_CHUNK]
             message = render_member_list(chunk, start + 1, total)

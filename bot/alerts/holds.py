@@ -40,7 +40,7 @@ from bot.core.clock import utcnow
 from bot.domain import State
 from bot.services import Services
 from bot.settings import Settings
-from storage import holds as stored
+from storage import holds
 from storage.incidents import linked_count
 from storage.models import Customer
 
@@ -69,12 +69,12 @@ class AlertHolds:
         wait = self.settings.alert_group_wait
         if wait.total_seconds() <= 0:
             return False
-        if await stored.hold_of(customer.id, session=session) is not None:
+        if await holds.hold_of(customer.id, session=session) is not None:
             return True  # checked again during its hold: the release job decides
         if await linked_count(customer.environment, session=session) < grouping.group_threshold():
             return False  # too few customers to ever form a group: no reason to wait
         cause = grouping.Cause.of(customer)
-        if not await stored.add_hold(customer.id, cause.key, now, now + wait, session=session):
+        if not await holds.add_hold(customer.id, cause.key, now, now + wait, session=session):
             return True
         log.info("alert for %s held for %s: looking for others with the same cause",
                  customer.kvk, wait)  # fmt: skip
@@ -85,11 +85,11 @@ class AlertHolds:
         self, session: AsyncSession, customer: Customer, cause: grouping.Cause, now: datetime
     ) -> None:
         every = self.settings.check_interval
-        if not await stored.claim_look(cause.key, now, every, session=session):
+        if not await holds.claim_look(cause.key, now, every, session=session):
             return  # looked for this cause within the interval already
         # A healthy check within the last sweep tick (the same batch) already answers.
         fresh = timedelta(seconds=tick_seconds(every))
-        brought = await stored.bring_forward(customer.environment, customer.id, now,
+        brought = await holds.bring_forward(customer.environment, customer.id, now,
                                              checked_before=now - fresh,
                                              session=session)  # fmt: skip
         metrics.ALERT_LOOK_CHECKS.inc(brought)
@@ -104,7 +104,7 @@ class AlertHolds:
         for _ in range(RELEASES_PER_TICK):
             now = utcnow()
             async with db.transaction() as session:
-                customer_id = await stored.take_due(now, session=session)
+                customer_id = await holds.take_due(now, session=session)
                 if customer_id is None:
                     break
                 outcome = await self._release(session, customer_id, now)
@@ -126,6 +126,6 @@ class AlertHolds:
 
 async def drop_for_group(customer_ids: list[int], *, session: AsyncSession) -> None:
     """A group now covers these customers: their holds end (outcome ``group``)."""
-    ended = await stored.drop_holds(customer_ids, session=session)
+    ended = await holds.drop_holds(customer_ids, session=session)
     if ended:
         metrics.ALERT_HOLDS.labels(outcome="group").inc(ended)

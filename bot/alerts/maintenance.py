@@ -27,8 +27,7 @@ from bot.core.errors import UserError
 from bot.domain import Environment, State
 from bot.outbox import enqueue
 from bot.services import Services
-from storage import audit
-from storage import maintenance as stored
+from storage import audit, maintenance
 from storage.models import MaintenanceWindow
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,7 @@ def parse_target(text: str) -> tuple[Environment, ...]:
 
 async def in_maintenance(session: AsyncSession, environment: str, now: datetime) -> bool:
     """True while a maintenance window of ``environment`` lasts."""
-    return await stored.in_maintenance(environment, now, session=session)
+    return await maintenance.in_maintenance(environment, now, session=session)
 
 
 class Maintenance:
@@ -88,7 +87,7 @@ class Maintenance:
         self, session: AsyncSession, env: Environment, now: datetime, until: datetime,
         reason: str | None, user_id: str,
     ) -> None:  # fmt: skip
-        current = await stored.active_window(env, now, session=session)
+        current = await maintenance.active_window(env, now, session=session)
         if current is not None:
             current.ends_at, current.reason = until, reason or current.reason
             return
@@ -109,7 +108,7 @@ class Maintenance:
         """End the environments' windows now (announced once); how many were ended."""
         now = utcnow()
         async with self.services.db.transaction() as session:
-            await stored.end_now(environments, now, user_id, session=session)
+            await maintenance.end_now(environments, now, user_id, session=session)
             ended = await self._announce_ended(session, now)
             if ended:
                 audit.record(session, user_id=user_id, action="maintenance-end",
@@ -122,7 +121,7 @@ class Maintenance:
             return await self._announce_ended(session, now)
 
     async def _announce_ended(self, session: AsyncSession, now: datetime) -> int:
-        claimed = await stored.claim_ended(now, session=session)
+        claimed = await maintenance.claim_ended(now, session=session)
         for window in claimed:
             await self._recheck_broken(session, window.environment, now)
             channel = self.settings.alert_channel_for(window.environment)
@@ -138,13 +137,13 @@ class Maintenance:
         """Customers still broken are checked at the next sweep, and alert then."""
         broken = [s.value for s in (State.SCOPES_MISSING, State.REVOKED, State.FAILING,
                                     State.UNKNOWN)]  # fmt: skip
-        await stored.due_now(environment, broken, now, session=session)
+        await maintenance.due_now(environment, broken, now, session=session)
 
     async def windows(self) -> list[WindowView]:
         """Windows that last now, soonest end first."""
         now = utcnow()
         async with self.services.db.transaction() as session:
-            rows = await stored.active_windows(now, session=session)
+            rows = await maintenance.active_windows(now, session=session)
             return [
                 WindowView(w.environment, w.starts_at, w.ends_at, w.reason, w.created_by)
                 for w in rows

@@ -11,11 +11,14 @@ PagerDuty): ``POST {PAGERDUTY_EVENTS_URL}`` with the routing key in the body, no
 
 - 202: accepted, done. The event's ``dedup_key`` ties trigger, acknowledge and resolve.
 - 400: the event is invalid: never retried; the row fails and one ERROR line says why.
-- 429: too many events for this routing key: retried after minutes (Retry-After when given,
-  else 1, 2, 4 … 30 minutes); the tick stops, so other events wait too.
-- 5xx, network errors, timeouts: retried with backoff (2 s … 10 minutes), up to
-  ``max_attempts``; then the row fails with an ERROR line.
+- 429: too many events for this routing key: retried after ``Retry-After`` (a minute when it
+  gives none), not counted as an attempt; the tick stops, so other events wait too.
+- 5xx, network errors, timeouts: retried with backoff (2 s doubling to 10 minutes, jittered)
+  until PagerDuty takes the event; nothing is given up for lasting long.
 - other 4xx (a wrong URL, a payload too large): not retried, like a 400.
+
+The loop (claim with a lease, send, classify, reschedule) is :mod:`bot.sending`'s, shared
+with the Slack outbox; :func:`classify` is PagerDuty's part.
 
 Events of one incident go in order: an event waits while an earlier one with the same
 ``dedup_key`` is still pending, so an acknowledge never overtakes its trigger. A trigger is
@@ -39,19 +42,18 @@ from bot.clients.pagerduty import Answer, EventsClient
 from bot.core.clock import utcnow
 from bot.core.metrics import pager_answered
 from bot.domain import Environment
+from bot.domain.retrying import Backoff
+from bot.sending import ClaimedRowSender, Failure, Step
 from bot.settings import Settings
-from bot.ticker import Ticker
-from storage import pager as events
+from storage import pager
 from storage.db import Database
 from storage.models import Customer, Incident, Notification, PagerEvent
+from storage.statuses import PagerEventStatus as Status
 
 log = logging.getLogger(__name__)
 
 SUMMARY_MAX = 1024  # PagerDuty's limit for payload.summary
-RATE_LIMIT_FIRST = timedelta(minutes=1)
-RATE_LIMIT_CAP = timedelta(minutes=30)
-BACKOFF_FIRST = timedelta(seconds=2)
-BACKOFF_CAP = timedelta(minutes=10)
+RATE_LIMIT_WAIT = 60.0  # seconds, when PagerDuty's 429 says no Retry-After
 
 
 # --------------------------------------------------------------------------- what is sent
@@ -157,19 +159,19 @@ class Pager:
             await self._add(session, incident, "resolve", {})
 
     async def _triggered(self, session: AsyncSession, incident: Incident) -> bool:
-        return await events.has_event(dedup_key(incident), "trigger", session=session)
+        return await pager.has_event(dedup_key(incident), "trigger", session=session)
 
     async def _add(
         self, session: AsyncSession, incident: Incident, action: str, body: dict[str, Any]
     ) -> None:
         key = dedup_key(incident)
-        if await events.has_event(key, action, session=session):
+        if await pager.has_event(key, action, session=session):
             return  # each incident triggers, acknowledges and resolves once
         now = utcnow()
         event = PagerEvent(
             dedup_key=key, action=action, incident_id=incident.id,
             alert_notification_id=incident.root_notification_id, payload=body,
-            created_at=now, status="pending", attempts=0, next_attempt_at=now,
+            created_at=now, status=Status.PENDING, attempts=0, next_attempt_at=now,
         )  # fmt: skip
         try:
             async with session.begin_nested():  # a race lost must not roll back the caller
@@ -183,20 +185,24 @@ class Pager:
 # --------------------------------------------------------------------------- the sender
 
 
-def retry_delay(answer: Answer, attempts: int) -> timedelta:
-    """Minutes for a 429 (Retry-After when given), seconds growing to 10 minutes otherwise."""
+def classify(answer: Answer) -> Failure | None:
+    """None when PagerDuty accepted the event; else what to do about it (module docstring)."""
+    if answer.accepted:
+        return None
     if answer.rate_limited:
-        if answer.retry_after is not None:
-            return timedelta(seconds=max(answer.retry_after, 1.0))
-        return min(RATE_LIMIT_FIRST * 2 ** min(attempts - 1, 10), RATE_LIMIT_CAP)
-    return min(BACKOFF_FIRST * 2 ** min(attempts - 1, 20), BACKOFF_CAP)
+        wait = RATE_LIMIT_WAIT if answer.retry_after is None else max(answer.retry_after, 1.0)
+        return Failure(answer.error, retry_after=wait, status=429)
+    if answer.permanent:  # 400, another 4xx
+        return Failure(answer.error, permanent=True, status=answer.status)
+    return Failure(answer.error, status=answer.status, transient=True)
 
 
-class PagerDutySender:
-    """Sends due :class:`PagerEvent` rows, each once (see the module docstring).
+class PagerDutySender(ClaimedRowSender[PagerEvent]):
+    """Sends due :class:`PagerEvent` rows, each once (the module docstring and
+    :mod:`bot.sending`, whose loop it is)."""
 
-    ``deliver_due()`` is one tick; ``start()``/``stop()`` run ticks every ``poll_interval``.
-    """
+    model = PagerEvent
+    backoff = Backoff(first=timedelta(seconds=2), cap=timedelta(minutes=10))
 
     def __init__(
         self,
@@ -207,63 +213,36 @@ class PagerDutySender:
         poll_interval: float = 1.0,
         batch: int = 20,
         claim_for: timedelta = timedelta(minutes=2),
-        max_attempts: int = 30,
     ) -> None:
-        self._db = db
+        super().__init__(
+            db, name="pagerduty", worker_id=worker_id, poll_interval=poll_interval,
+            batch=batch, claim_for=claim_for, log=log,
+        )  # fmt: skip
         self.client = client
-        self.worker_id = worker_id
-        self._batch = batch
-        self._claim_for = claim_for
-        self._max_attempts = max_attempts
-        self._ticker = Ticker(
-            f"pagerduty-{worker_id}", self.deliver_due, poll_interval=poll_interval, log=log
-        )
-
-    async def start(self) -> None:
-        await self._ticker.start()
-
-    async def stop(self) -> None:
-        await self._ticker.stop()
-
-    def wake(self) -> None:
-        self._ticker.wake()
-
-    async def deliver_due(self) -> int:
-        """Claim due events in id order and send them; returns how many PagerDuty accepted."""
-        sent = 0
-        for event_id in await self._due_ids(utcnow()):
-            if self._ticker.stopping:
-                break
-            answer = await self._deliver(event_id)
-            if answer is None:
-                continue
-            if answer.rate_limited:
-                break  # the routing key is throttled: everything else waits too
-            sent += answer.accepted
-        return sent
 
     async def _due_ids(self, now: datetime) -> list[int]:
         async with self._db.transaction() as session:
-            return await events.due_ids(now, session=session, limit=self._batch)
+            return await pager.due_ids(now, session=session, limit=self._batch)
 
-    async def _deliver(self, event_id: int) -> Answer | None:
-        claimed = await self._claim(event_id)
+    async def _deliver(self, event_id: int) -> Step:
+        claimed = await self._claim_with_link(event_id)
         if claimed is None:
-            return None
+            return Step.SKIPPED
         event, body = claimed
-        answer = await self.client.send(event.action, event.dedup_key, body)
-        await self._record(event, answer)
-        return answer
+        failure = classify(await self.client.send(event.action, event.dedup_key, body))
+        if failure is not None:
+            return await self._record_failure(event, failure)
+        await self._set_row(event.id, status=Status.SENT, sent_at=utcnow(), last_error=None)
+        pager_answered(True)
+        log.info("pagerduty %s sent for incident %s", event.action, event.incident_id)
+        return Step.SENT
 
-    async def _claim(self, event_id: int) -> tuple[PagerEvent, dict[str, Any]] | None:
-        now = utcnow()
+    async def _claim_with_link(self, event_id: int) -> tuple[PagerEvent, dict[str, Any]] | None:
+        """Claim the event; its body, with a link to the Slack alert once that is posted."""
         async with self._db.transaction() as session:
-            claimed = await events.claim(
-                event_id, now, self._claim_for, self.worker_id, session=session
-            )
-            if not claimed:
+            event = await self._claim(event_id, session)
+            if event is None:
                 return None
-            event = await session.get_one(PagerEvent, event_id)
             body = dict(event.payload)
             if event.action == "trigger" and event.alert_notification_id is not None:
                 alert = await session.get(Notification, event.alert_notification_id)
@@ -273,30 +252,17 @@ class PagerDutySender:
                     body["links"] = [link]
             return event, body
 
-    async def _record(self, event: PagerEvent, answer: Answer) -> None:
-        values: dict[str, Any] = {"claimed_until": None}
-        given_up = not answer.accepted and (
-            answer.permanent or event.attempts + 1 >= self._max_attempts
-        )
-        pager_answered(answer.accepted, given_up=given_up)
-        if answer.accepted:
-            values.update(status="sent", sent_at=utcnow(), last_error=None)
-            log.info("pagerduty %s sent for incident %s", event.action, event.incident_id)
+    def _note_failure(
+        self, event: PagerEvent, failure: Failure, *, given_up: bool, words: str
+    ) -> None:
+        pager_answered(False, given_up=given_up)
+        if given_up:
+            log.error(
+                "PagerDuty refused the %s of incident %s (dedup_key %s): %s; not retried",
+                event.action, event.incident_id, event.dedup_key, failure.error,
+            )  # fmt: skip
         else:
-            attempts = event.attempts + 1
-            values.update(attempts=attempts, last_error=answer.error)
-            if answer.permanent or attempts >= self._max_attempts:
-                values["status"] = "failed"
-                log.error(
-                    "PagerDuty refused the %s of incident %s (dedup_key %s): %s; not retried",
-                    event.action, event.incident_id, event.dedup_key, answer.error,
-                )  # fmt: skip
-            else:
-                delay = retry_delay(answer, attempts)
-                values["next_attempt_at"] = utcnow() + delay
-                log.warning(
-                    "pagerduty %s for incident %s failed (%s); retry in %ss",
-                    event.action, event.incident_id, answer.error, int(delay.total_seconds()),
-                )  # fmt: skip
-        async with self._db.transaction() as session:
-            await events.record(event.id, values, session=session)
+            log.warning(
+                "pagerduty %s for incident %s failed (%s); %s",
+                event.action, event.incident_id, failure.error, words,
+            )  # fmt: skip

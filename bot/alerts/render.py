@@ -16,7 +16,8 @@ from slack_sdk.models.blocks import (
 from bot.domain import format_duration
 from bot.slack.blocks import Message, button, context, customer_label, header, section, state_word
 from bot.slack.ids import Action
-from bot.slack.text import cut, date, escape
+from bot.slack.text import code, cut, date, escape
+from bot.slack.text import mention as user_mention
 from storage.models import Customer, Incident
 
 SNOOZE_CHOICES = (("1 hour", "1h"), ("4 hours", "4h"), ("1 day", "1d"), ("1 week", "1w"))
@@ -34,10 +35,10 @@ def upstream_title(key: str) -> str:
 
 def _what_broke(incident: Incident, customer: Customer | None) -> str:
     if customer is not None and customer.missing_scopes and incident.state == "scopes_missing":
-        scopes = ", ".join(f"`{escape(s)}`" for s in customer.missing_scopes.split())
+        scopes = ", ".join(code(s) for s in customer.missing_scopes.split())
         return f"Missing scopes: {scopes}"
     reason = incident.reason or "no details"
-    return f"Upstream said: `{escape(cut(reason, 800))}`"
+    return f"Upstream said: {code(cut(reason, 800))}"
 
 
 def _status_line(incident: Incident, now: datetime) -> str:
@@ -88,9 +89,7 @@ def render_incident(
         f"Since {date(incident.opened_at)}",
     ]
     if customer.account_manager:
-        who = customer.account_manager
-        manager = f"<@{who}>" if who[:1] in "UW" and who.isalnum() else escape(who)
-        facts.append(f"Account manager: {manager}")
+        facts.append(f"Account manager: {user_mention(customer.account_manager)}")
     if mention:
         facts.append(f"On call: {mention}")
     blocks: list[Block] = [
@@ -179,8 +178,8 @@ def reminder_note(
         f"{incident.state} after {downtime(incident, now)}, and nobody has acknowledged it."
     )
     manager = customer.account_manager if customer else None
-    if manager and manager[:1] in "UW" and manager.isalnum():
-        text += f" <@{manager}>"
+    if manager and user_mention(manager).startswith("<@"):
+        text += f" {user_mention(manager)}"
     if incident.reminders_sent >= last:
         text += " This is the last reminder."
     return text

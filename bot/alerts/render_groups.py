@@ -9,14 +9,14 @@ from datetime import datetime
 from slack_sdk.models.blocks import Block
 
 from bot.alerts.grouping import Member
-from bot.alerts.render import incident_buttons, render_followup, status_line
-from bot.slack.blocks import Message, context, header, section, state_word
+from bot.alerts.render import incident_buttons, status_line
+from bot.slack.blocks import Message, context, header, section, sections, state_word
 from bot.slack.text import cut, date, escape
 from storage.models import Incident
 
 
 def member_line(member: Member) -> str:
-    return f"• {escape(cut(member.name, 60))} (KvK {member.kvk})"
+    return f"• {escape(member.name)} (KvK {member.kvk})"
 
 
 def render_group(
@@ -33,13 +33,13 @@ def render_group(
     ]
     if mention:
         facts.append(f"On call: {mention}")
-    listed = "\n".join(member_line(m) for m in shown) or "(none left)"
+    listed = [member_line(m) for m in shown] or ["(none left)"]
     if count > len(shown):
-        listed += f"\n… and {count - len(shown)} more: the full list is in the thread."
+        listed.append(f"… and {count - len(shown)} more: the full list is in the thread.")
     blocks: list[Block] = [
         header(cut(f"{count} {env[0]} customers {incident.state.replace('_', ' ')}", 150)),
         section("\n".join(facts)),
-        section(listed),
+        *sections(listed),
         context(status_line(incident, now) + " · the buttons act for the whole group"),
         *incident_buttons(incident, None),
     ]
@@ -48,10 +48,17 @@ def render_group(
 
 
 def render_member_list(members: Sequence[Member], first: int, total: int) -> Message:
-    lines = "\n".join(member_line(m) for m in members)
-    return render_followup(f"Customers {first}–{first + len(members) - 1} of {total}:\n{lines}")
+    """A thread reply listing ``members``: every one of them, in as many sections as the
+    characters need (Slack cuts a section at 3,000)."""
+    title = f"Customers {first}–{first + len(members) - 1} of {total}:"
+    return _listing(title, [member_line(m) for m in members])
 
 
 def render_joined(lines: Sequence[str]) -> Message:
     """Customers that joined the group after it opened (``lines`` from :func:`member_line`)."""
-    return render_followup("Also affected now:\n" + "\n".join(lines))
+    return _listing("Also affected now:", lines)
+
+
+def _listing(title: str, lines: Sequence[str]) -> Message:
+    blocks: list[Block] = [*sections([title, *lines])]
+    return Message(text=title + "\n" + "\n".join(lines), blocks=blocks)

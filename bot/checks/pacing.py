@@ -53,14 +53,14 @@ class LoopPace:
             self._task = None
             self.lag = 0.0
 
-    def _people_active(self) -> bool:
+    def people_active(self) -> bool:
         return time.monotonic() - self._people_at <= ACTIVE_FOR
 
     @contextlib.asynccontextmanager
     async def check(self) -> AsyncIterator[None]:
         """Around one check: while people use the bot, at most IN_FLIGHT checks run at once
         (and each starts only when the loop keeps time); otherwise no limit of its own."""
-        if not self._people_active():
+        if not self.people_active():
             yield
             return
         async with self._in_flight:

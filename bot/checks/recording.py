@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import State
 from bot.domain.outcomes import CheckOutcome
+from bot.domain.retrying import Backoff
 from bot.domain.upstream import MAX_ERROR_TEXT, clean_text
 from bot.settings import Settings
 from storage.customers import by_ids, insert_state_changes, move_state
@@ -85,12 +86,18 @@ def _result_row(outcome: CheckOutcome) -> dict[str, Any]:
     )  # fmt: skip
 
 
+TROUBLE_FIRST = timedelta(minutes=1)  # a customer in trouble is checked again this soon
+
+
 def next_check_delay(outcome: CheckOutcome, failures: int, interval: timedelta) -> timedelta:
-    """The interval when healthy; sooner with exponential backoff when in trouble, never
-    sooner than upstream's ``Retry-After`` and never later than the interval."""
+    """The interval when healthy; sooner with exponential backoff (1, 2, 4 … minutes after
+    0, 1, 2 … earlier failures, with jitter) when in trouble, never sooner than upstream's
+    ``Retry-After`` and never later than the interval."""
     if outcome.healthy:
         return interval
-    delay = min(interval, timedelta(minutes=1) * (2 ** min(failures, 10)))
+    backoff, n = Backoff(first=TROUBLE_FIRST, cap=interval), failures + 1
+    # jitter only below the interval: a customer in trouble is never checked more often
+    delay = interval if backoff.ceiling(n) >= interval else backoff.delay(n)
     wait = outcome.retry_after
     if wait is not None and wait > 0:  # False for nan; inf and 1e9 end at the interval
         delay = max(delay, timedelta(seconds=min(wait, interval.total_seconds())))

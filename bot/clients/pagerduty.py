@@ -12,7 +12,9 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from bot.core.clock import utcnow
 from bot.core.metrics import record_upstream
+from bot.domain.retrying import header_retry_after
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
@@ -73,7 +75,8 @@ class EventsClient:
         record_upstream("pagerduty", response.status_code)
         if response.status_code == 202:
             return Answer(202, "")
-        return Answer(response.status_code, _error_text(response), _retry_after(response))
+        wait = header_retry_after(response.headers, utcnow())
+        return Answer(response.status_code, _error_text(response), wait)
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -84,9 +87,3 @@ def _error_text(response: httpx.Response) -> str:
             errors = data.get("errors") or []
             detail = "; ".join(str(e) for e in errors) or str(data.get("message") or "")
     return f"HTTP {response.status_code} {detail}".strip()[:500]
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    with contextlib.suppress(TypeError, ValueError):
-        return max(0.0, float(response.headers.get("retry-after", "")))
-    return None

@@ -16,19 +16,18 @@ from typing import Any
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.webhook.webhook_response import WebhookResponse
 
+from bot.core.clock import utcnow
+from bot.domain.retrying import header_retry_after
+
 log = logging.getLogger(__name__)
 ATTEMPTS = 3
 MAX_WAIT = 10.0  # seconds; a response_url is valid for 30 minutes
 
 
 def _retry_after(response: WebhookResponse) -> float:
-    value = {k.lower(): v for k, v in response.headers.items()}.get("retry-after")
-    if isinstance(value, list):
-        value = value[0] if value else None
-    try:
-        return min(MAX_WAIT, max(0.5, float(value))) if value is not None else 1.0
-    except (TypeError, ValueError):
-        return 1.0
+    """Slack's ``Retry-After`` (1 s when it gives none), between 0.5 s and MAX_WAIT."""
+    wait = header_retry_after(response.headers, utcnow())
+    return min(MAX_WAIT, max(0.5, wait)) if wait is not None else 1.0
 
 
 class RetryingRespond(AsyncRespond):

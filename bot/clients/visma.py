@@ -27,6 +27,7 @@ from bot.core.clock import utcnow
 from bot.core.metrics import record_upstream
 from bot.domain import upstream
 from bot.domain.outcomes import TokenOutcome
+from bot.domain.retrying import header_retry_after
 from bot.settings import EnvironmentConfig
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def jwt_scopes(token: str) -> tuple[str, ...]:
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
     """``Retry-After`` in seconds (a number or an HTTP-date), bounded; None if unreadable."""
-    return upstream.retry_after(response.headers.get("Retry-After"), utcnow())
+    return header_retry_after(response.headers, utcnow())
 
 
 class TokenClient:

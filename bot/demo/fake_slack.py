@@ -370,17 +370,6 @@ class FakeSlack:
         """The stable DM channel id conversations.open answers for ``user_id``."""
         return "D" + user_id
 
-    def add_message(
-        self, channel: str, text: str, user: str = "U0HUMAN", thread_ts: str | None = None
-    ) -> str:
-        """Put a message by a human into ``channel``'s timeline (for history reads); returns ts."""
-        ts = self._next_ts()
-        msg: dict[str, Any] = {"type": "message", "user": user, "text": text, "ts": ts}
-        if thread_ts is not None:
-            msg["thread_ts"] = thread_ts
-        self._timeline.setdefault(self._resolve_channel(channel), []).append(msg)
-        return ts
-
     def messages(self, channel: str) -> list[dict[str, Any]]:
         """The channel's timeline, oldest first: current version of each message (copies).
 

@@ -1,7 +1,7 @@
 """Domain values: states, environments and the parsers for what people type.
 
-Every parser raises :class:`~bot.errors.UserError` with a message that names the problem and the
-right form, so a handler can show it as is.
+Every parser raises :class:`~bot.core.errors.UserError` with a message that names the problem
+and the right form, so a handler can show it as is.
 """
 
 from __future__ import annotations
@@ -83,16 +83,6 @@ def parse_tenant_id(text: str) -> str:
     if tenant_id is None:
         raise UserError(f"`{_shorten(text.strip())}` is not a tenant ID", usage=TENANT_USAGE)
     return tenant_id
-
-
-def parse_environment(text: str) -> Environment:
-    try:
-        return Environment(text.strip().lower())
-    except ValueError:
-        raise UserError(
-            f"`{_shorten(text.strip())}` is not an environment",
-            usage="the environment is `production` or `sandbox`",
-        ) from None
 
 
 def parse_duration(text: str) -> timedelta:

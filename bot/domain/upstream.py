@@ -8,39 +8,10 @@ in text). Each parser here returns a bounded value or None and never raises. Pur
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 MAX_ERROR_CODE = 100  # check_results.error_code is String(100)
 MAX_ERROR_TEXT = 500
-MAX_RETRY_AFTER = 24 * 3600.0  # seconds; the scheduler caps it further at CHECK_INTERVAL
 MAX_EXPIRES_IN = 366 * 24 * 3600
-
-
-def retry_after(value: str | None, now: datetime) -> float | None:
-    """``Retry-After`` (RFC 9110 §10.2.3: seconds or an HTTP-date) as seconds from ``now``,
-    in ``[0, MAX_RETRY_AFTER]``; None when absent or unreadable (``nan``, garbage)."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    seconds: float | None
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = _seconds_until(text, now)
-    if seconds is None or math.isnan(seconds):
-        return None
-    return min(MAX_RETRY_AFTER, max(0.0, seconds))  # inf and 1e9 end at the cap
-
-
-def _seconds_until(text: str, now: datetime) -> float | None:
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return (when - now).total_seconds()
 
 
 def expires_in(value: object) -> int | None:

@@ -9,6 +9,9 @@ Files separated by ``;`` (what Excel writes in Dutch locales) are recognised by 
 header. Exported cells that a spreadsheet would run as a formula (starting with ``=``, ``+``,
 ``-``, ``@``, tab or carriage return) get a leading ``'``, as OWASP recommends
 (https://owasp.org/www-community/attacks/CSV_Injection); an import strips that ``'`` again.
+So does every piece of a cell after a ``;`` or ``,`` (and spaces): Excel with ``;`` as list
+separator (Dutch locales) splits a cell there, and the piece would run as a formula of its
+own. (A name that really holds ``;'=`` loses that ``'`` on a round trip.)
 """
 
 from __future__ import annotations
@@ -71,12 +74,19 @@ class ParsedFile:
     extra_columns: list[str] = field(default_factory=list)
 
 
+_PIECE_FORMULA = re.compile(r"([;,]\s*)(?=[=+\-@\t\r])")
+_PIECE_NEUTRALISED = re.compile(r"([;,]\s*)'(?=[=+\-@\t\r])")
+
+
 def neutralise(cell: str) -> str:
-    """The cell as a spreadsheet shows it as text, never runs it as a formula."""
+    """The cell as a spreadsheet shows it as text, never runs it (or a piece of it, split at
+    a list separator) as a formula."""
+    cell = _PIECE_FORMULA.sub(r"\1'", cell)
     return "'" + cell if cell.startswith(FORMULA_START) else cell
 
 
 def _unneutralise(cell: str) -> str:
+    cell = _PIECE_NEUTRALISED.sub(r"\1", cell)
     return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_START) else cell
 
 

@@ -23,7 +23,7 @@ from bot.slack.blocks import (
     state_word,
 )
 from bot.slack.ids import Action
-from bot.slack.text import ago, cut, date, escape
+from bot.slack.text import ago, code, cut, date, escape, mention
 from storage.customers import Candidate
 from storage.models import CheckResult, Customer, Incident
 from storage.reads import FleetPage, StatusData
@@ -45,7 +45,7 @@ def render_candidates(query: str, candidates: Sequence[Candidate]) -> Message:
     lines = "\n".join(
         f"• *{escape(c.name)}* (KvK {c.kvk}): {state_word(c.state)}" for c in candidates
     )
-    text = f"More than one customer matches `{escape(cut(query, 40))}`; name one by KvK:\n{lines}"
+    text = f"More than one customer matches {code(cut(query, 40))}; name one by KvK:\n{lines}"
     return Message(
         text=f"More than one customer matches {escape(cut(query, 40))}", blocks=[section(text)]
     )
@@ -62,11 +62,11 @@ def _scopes_line(customer: Customer, required: Sequence[str], terms: ScopeTerms)
     parts = []
     for scope in required:
         if scope in missing:
-            parts.append(f":x: `{escape(scope)}` missing")
+            parts.append(f":x: {code(scope)} missing")
         elif scope in granted:
-            parts.append(f":white_check_mark: `{escape(scope)}`")
+            parts.append(f":white_check_mark: {code(scope)}")
         else:
-            parts.append(f":grey_question: `{escape(scope)}` not checked yet")
+            parts.append(f":grey_question: {code(scope)} not checked yet")
     return "Scopes:\n" + "\n".join(parts + _rollout_lines(customer, terms))
 
 
@@ -78,11 +78,11 @@ def _rollout_lines(customer: Customer, terms: ScopeTerms) -> list[str]:
     lines = []
     for scope in terms.rollout:
         if scope in off:
-            lines.append(f":hourglass: `{escape(scope)}` not switched ON yet (rollout{deadline})")
+            lines.append(f":hourglass: {code(scope)} not switched ON yet (rollout{deadline})")
         elif asked and customer.tenant_id:
-            lines.append(f":white_check_mark: `{escape(scope)}` switched ON (rollout)")
+            lines.append(f":white_check_mark: {code(scope)} switched ON (rollout)")
         else:
-            lines.append(f":grey_question: `{escape(scope)}` not asked yet (rollout{deadline})")
+            lines.append(f":grey_question: {code(scope)} not asked yet (rollout{deadline})")
     return lines
 
 
@@ -119,8 +119,8 @@ def _last_check(last: CheckResult | None, now: datetime) -> str:
     latency = (last.token_ms or 0) + (last.probe_ms or 0)
     line = f"Last check {ago(last.checked_at, now)}: {'; '.join(bits)}; took {latency} ms"
     if last.error_code or last.error_text:
-        error = escape(cut(f"{last.error_code or ''} {last.error_text or ''}".strip(), 500))
-        line += f"\nUpstream said: `{error}`"
+        error = cut(f"{last.error_code or ''} {last.error_text or ''}".strip(), 500)
+        line += f"\nUpstream said: {code(error)}"
     return line
 
 
@@ -168,9 +168,7 @@ def delivery_lines(problems: Sequence[DeliveryProblem]) -> list[str]:
         )  # fmt: skip
         what = "failed for good" if p.given_up else "are failing"
         count = f"{p.undelivered} message{'s' * (p.undelivered != 1)}"
-        lines.append(
-            f":warning: {where} {what}: `{escape(p.error)}` since {date(p.since)} ({count})"
-        )
+        lines.append(f":warning: {where} {what}: {code(p.error)} since {date(p.since)} ({count})")
     if len(problems) > DELIVERY_SHOWN:
         lines.append(f"… and {len(problems) - DELIVERY_SHOWN} more delivery problems")
     return lines
@@ -181,7 +179,7 @@ def render_status(data: StatusData, terms: ScopeTerms, now: datetime) -> Message
     required = c.required_scopes.split() or list(terms.required)
     facts = [
         f"{state_word(c.state)} since {ago(c.state_since, now)}",
-        f"Environment: {c.environment} · Tenant ID: `{c.tenant_id or 'not linked'}`",
+        f"Environment: {c.environment} · Tenant ID: {code(c.tenant_id or 'not linked')}",
     ]
     if c.snoozed_until and c.snoozed_until > now:
         facts.append(f":zzz: snoozed until {date(c.snoozed_until)}")
@@ -191,7 +189,7 @@ def render_status(data: StatusData, terms: ScopeTerms, now: datetime) -> Message
             f"{date(data.maintenance_until)}: checks are recorded, no alerts"
         )
     if c.account_manager:
-        facts.append(f"Account manager: {_person(c.account_manager)}")
+        facts.append(f"Account manager: {mention(c.account_manager)}")
     blocks: list[Block] = [
         header(f"{c.name} · KvK {c.kvk}"),
         section("\n".join(facts)),
@@ -230,13 +228,6 @@ def _invitation_line(data: StatusData, now: datetime) -> str | None:
     return f":envelope: Invitation sent by <@{invitation.invited_by}> {sent}, not approved yet"
 
 
-def _person(who: str) -> str:
-    """An account manager: a Slack user ID becomes a mention, anything else is escaped text."""
-    if who[:1] in ("U", "W") and who.isalnum() and who.upper() == who:
-        return f"<@{who}>"
-    return escape(who)
-
-
 # --- list ------------------------------------------------------------------------------
 
 LIST_PAGE_SIZE = 20
@@ -252,7 +243,7 @@ def _rollout_note(customer: Customer) -> str:
     off = (customer.rollout_missing_scopes or "").split()
     if not off:
         return ""
-    return " · :hourglass: " + " ".join(f"`{escape(s)}`" for s in off) + " not switched ON yet"
+    return " · :hourglass: " + " ".join(f"{code(s)}" for s in off) + " not switched ON yet"
 
 
 # What each list shows, in words: a filter's name is not a state word's meaning (`failing`,

@@ -15,7 +15,7 @@ from bot.domain import STATE_SEVERITY, State, format_duration
 from bot.fleet.digest_data import DigestData, WeekIncident
 from bot.fleet.render_history import when
 from bot.slack.blocks import Message, context, fit, header, section, state_word
-from bot.slack.text import SECTION_LIMIT, escape
+from bot.slack.text import SECTION_LIMIT, code, escape, mention
 from storage.models import Customer
 
 BUDGET = SECTION_LIMIT - 200  # room for a section's title and the "… more" line
@@ -63,7 +63,7 @@ def _action_sections(data: DigestData, tz: ZoneInfo) -> list[Block]:
     blocks: list[Block] = []
     if data.scopes_missing:
         title = "*Scopes missing: ask the customer to switch these on*"
-        lines = [f"• {_customer(c)}: `{'`, `'.join(c.missing_scopes.split()) or '?'}`"
+        lines = [f"• {_customer(c)}: {', '.join(map(code, c.missing_scopes.split())) or '?'}"
                  for c in data.scopes_missing]  # fmt: skip
         blocks.append(_group(title, lines))
     if data.revoked:
@@ -73,13 +73,13 @@ def _action_sections(data: DigestData, tz: ZoneInfo) -> list[Block]:
         ]
         blocks.append(_group(title, lines))
     for manager, waiting in sorted(data.waiting.items()):
-        title = f"*Invitations not approved yet, for <@{escape(manager)}>*"
+        title = f"*Invitations not approved yet, for {mention(manager)}*"
         lines = [f"• {_customer(c)}: waiting {format_duration(data.now - i.created_at)}"
                  for i, c in waiting]  # fmt: skip
         blocks.append(_group(title, lines))
     if data.rollout_pending:
         title = "*Scope rollout: not switched ON yet* (`/brincr rollout remind`)"
-        lines = [f"• {_customer(c)}: `{'`, `'.join(c.rollout_missing_scopes.split())}`"
+        lines = [f"• {_customer(c)}: {', '.join(map(code, c.rollout_missing_scopes.split()))}"
                  for c in data.rollout_pending]  # fmt: skip
         blocks.append(_group(title, lines))
     if not blocks:

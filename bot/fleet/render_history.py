@@ -15,7 +15,7 @@ from bot.domain import format_duration
 from bot.fleet.timeline import HistoryPage
 from bot.slack.blocks import Message, button, context, fit, header, section, state_word
 from bot.slack.ids import Action
-from bot.slack.text import cut, date, escape
+from bot.slack.text import code, cut, date, escape
 from storage.timeline import Entry
 
 ENTRY_LIMIT = 900  # characters of reason or detail shown per entry
@@ -29,6 +29,7 @@ ACTIONS = {
     "unsnooze": "unsnoozed alerts",
     "resolve": "resolved the incident",
     "check": "checked by hand",
+    "share": "shared the status in a channel",
     "forget": "removed the customer",
 }
 ROLLOUT_ACTIONS = {
@@ -60,9 +61,9 @@ def describe(entry: Entry) -> str:
         return f":white_check_mark: Incident resolved after {down} of downtime"
     action = entry.action or ""
     if action in ROLLOUT_ACTIONS:  # seen by a check, not done by a person (bot/onboarding/rollout)
-        scopes = " ".join(f"`{escape(s)}`" for s in (entry.detail or "").split())
+        scopes = " ".join(f"{code(s)}" for s in (entry.detail or "").split())
         return f"The customer switched {scopes} {ROLLOUT_ACTIONS[action]}"
-    verb = ACTIONS.get(action, f"did `{escape(action[:50])}`")
+    verb = ACTIONS.get(action, f"did {code(action[:50])}")
     return f"<@{entry.who}> {verb}" + (f" ({detail})" if detail else "")
 
 

@@ -1,21 +1,22 @@
-"""What support and account managers ask of the fleet: one customer's status, the list, the
-App Home, and removing a customer (forget). Handlers call these; they return domain
-data, never Block Kit (the renderers in ``bot.slack.blocks`` turn it into messages)."""
+"""What support and account managers ask of the fleet: one customer's status, its history,
+the list, the App Home, and removing a customer (forget). Handlers call these; they return domain
+data, never Block Kit (the renderers in ``bot/fleet/render*.py`` turn it into messages)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.checks.service import CheckService
 from bot.core.clock import utcnow
 from bot.core.errors import UserError
-from bot.domain import normalize_kvk
+from bot.domain import format_duration, normalize_kvk
+from bot.fleet.timeline import PAGE_SIZE, HistoryPage
 from bot.services import Services
-from bot.slack.text import ago, escape
+from bot.slack.text import ago, date, escape
 from storage import audit
 from storage.customers import claim_manual_check, find_customer, get_by_kvk, remove_customer
 from storage.models import Customer
@@ -29,6 +30,7 @@ from storage.reads import (
     home_data,
 )
 from storage.reads import status_data as read_status
+from storage.timeline import customer_timeline
 
 log = logging.getLogger(__name__)
 ForgetListener = Callable[[AsyncSession, Customer], Awaitable[None]]
@@ -36,7 +38,35 @@ ForgetListener = Callable[[AsyncSession, Customer], Awaitable[None]]
 # A check started by a person costs a token request against a budget Brincr validates:
 # once per customer per MANUAL_CHECK_EVERY, across replicas (customers.last_manual_check_at).
 MANUAL_CHECK_EVERY = timedelta(minutes=1)
+# ... and within a budget counted from the audit log (docs/security.md): at most
+# MANUAL_PER_PERSON checks by one person and MANUAL_OVERALL by everyone in MANUAL_WINDOW.
+# Admins are never refused (an incident needs "Check now"), but their checks count.
+MANUAL_WINDOW = timedelta(minutes=10)
+MANUAL_PER_PERSON = 20
+MANUAL_OVERALL = 100
+# "Share in channel" posts the status for everyone (and mentions the account manager):
+# one share of a customer per channel per SHARE_EVERY, counted from the audit log.
+SHARE_EVERY = timedelta(minutes=5)
 LIST_USAGE = "`/brincr list [problems|pending|revoked|rollout|all]`"
+
+
+async def _within_budget(session: AsyncSession, user_id: str, now: datetime) -> None:
+    """UserError saying when the next check by hand is possible, when the budget is spent."""
+    since = now - MANUAL_WINDOW
+    for who, limit in ((user_id, MANUAL_PER_PERSON), (None, MANUAL_OVERALL)):
+        times = await audit.times("check", since, session=session, user_id=who, limit=limit)
+        if len(times) < limit:
+            continue
+        free = times[-1] + MANUAL_WINDOW  # when the oldest of the last `limit` leaves
+        whose = "You have" if who else "The team has"
+        raise UserError(
+            f"{whose} started {limit} checks by hand in {format_duration(MANUAL_WINDOW)}: the "
+            f"most {'one person' if who else 'everyone together'} may, so the bot stays within "
+            f"Brincr's request budget. The next is possible {date(free)} "
+            f"(in {format_duration(free - now)}).",
+            usage="Scheduled checks go on; `/brincr status` shows the last result. "
+            "Bot admins are not limited.",
+        )
 
 
 class Fleet:
@@ -65,12 +95,17 @@ class Fleet:
             customer = await find_customer(query, session=session)
             return await read_status(customer, session=session, now=utcnow())
 
-    async def start_manual_check(self, customer_id: int, user_id: str) -> None:
+    async def start_manual_check(
+        self, customer_id: int, user_id: str, *, admin: bool = False
+    ) -> None:
         """Claim a check by hand (``/brincr check``, "Check now") and audit it; UserError
-        saying when the last one ran when one ran less than MANUAL_CHECK_EVERY ago. The claim
-        is one conditional UPDATE, so two replicas or two clicks never both pass."""
+        saying when the last one ran when one ran less than MANUAL_CHECK_EVERY ago, or when
+        the next is possible when ``user_id`` (not an ``admin``) spent the budget. The claim
+        is one conditional UPDATE, so two replicas or two clicks never both pass; the budget
+        is counted and recorded under one lock (:func:`storage.audit.lock_budget`)."""
         now = utcnow()
         async with self.db.transaction() as session:
+            await audit.lock_budget(session)
             claimed = await claim_manual_check(
                 customer_id, now, MANUAL_CHECK_EVERY, session=session
             )
@@ -87,8 +122,33 @@ class Fleet:
                     + f". One check by hand a minute: try again in {wait} s.",
                     usage="`/brincr status` shows the result of the last check",
                 )
+            if not admin:
+                await _within_budget(session, user_id, now)
             audit.record(session, user_id=user_id, action="check", target=customer.kvk)
         log.info("check of %s by hand by %s", customer.kvk, user_id)
+
+    async def start_share(self, customer_id: int, user_id: str, channel_id: str) -> None:
+        """Note a "Share in channel" press and audit it; UserError saying when the next is
+        possible when this customer was shared in this channel less than SHARE_EVERY ago
+        (counted and recorded under the budget lock: replicas never both pass)."""
+        now = utcnow()
+        async with self.db.transaction() as session:
+            await audit.lock_budget(session)
+            customer = await session.get(Customer, customer_id)
+            if customer is None:
+                raise UserError("That customer was removed a moment ago.")
+            shares = await audit.times("share", now - SHARE_EVERY, session=session,
+                                       target=customer.kvk, detail=channel_id, limit=1)  # fmt: skip
+            if shares:
+                free = shares[0] + SHARE_EVERY
+                raise UserError(
+                    f"*{escape(customer.name)}* was shared in this channel {ago(shares[0], now)}."
+                    f" Once every {format_duration(SHARE_EVERY)}: the next is possible "
+                    f"{date(free)} (in {format_duration(free - now)}).",
+                    usage="Scroll up for the shared status, or use `/brincr status` for yours.",
+                )
+            audit.record(session, user_id=user_id, action="share", target=customer.kvk,
+                         detail=channel_id)  # fmt: skip
 
     async def check(self, customer_id: int) -> StatusData:
         """Check the customer now, record it like a scheduled check, return its status."""
@@ -111,6 +171,15 @@ class Fleet:
                 limit=limit,
                 rollout=which == ROLLOUT_LIST,
             )
+
+    async def history(self, query: str, offset: int = 0) -> HistoryPage:
+        """The page at ``offset`` of the timeline of the customer ``query`` names (a KvK, a
+        tenant ID or a unique part of a name; UserError when none or several match)."""
+        async with self.db.transaction() as session:
+            customer = await find_customer(query, session=session)
+            entries = await customer_timeline(customer, session=session)
+        start = min(max(0, offset), max(0, len(entries) - 1))
+        return HistoryPage(customer, entries[start : start + PAGE_SIZE], start, len(entries))
 
     async def home(self) -> HomeData:
         async with self.db.transaction() as session:

@@ -1,14 +1,13 @@
-"""``/brincr history``: one customer's timeline, a page at a time (renderer:
-bot/fleet/render_history.py). Reads stored rows only; never checks."""
+"""``/brincr history``: one page of a customer's timeline, as
+:meth:`bot.fleet.service.Fleet.history` returns it (renderer: bot/fleet/render_history.py).
+Read from stored rows only; never checks."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from storage.customers import find_customer
-from storage.db import Database
 from storage.models import Customer
-from storage.timeline import Entry, customer_timeline
+from storage.timeline import Entry
 
 PAGE_SIZE = 20
 
@@ -29,13 +28,3 @@ class HistoryPage:
     @property
     def newer(self) -> int | None:
         return max(0, self.offset - PAGE_SIZE) if self.offset > 0 else None
-
-
-async def history_page(db: Database, query: str, offset: int = 0) -> HistoryPage:
-    """The page at ``offset`` of the timeline of the customer ``query`` names (UserError
-    when none or several match)."""
-    async with db.transaction() as session:
-        customer = await find_customer(query, session=session)
-        entries = await customer_timeline(customer, session=session)
-    start = min(max(0, offset), max(0, len(entries) - 1))
-    return HistoryPage(customer, entries[start : start + PAGE_SIZE], start, len(entries))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.domain import Environment, normalize_kvk
-from bot.slack.text import escape
+from bot.slack.text import code, escape
 
 Language = Literal["nl", "en"]
 
@@ -173,7 +173,7 @@ _PLAIN = _Style(label=lambda s: f'"{s}"', value=str, code=str, bullet="   - ")
 _MRKDWN = _Style(
     label=lambda s: f"*{s}*",
     value=escape_mrkdwn,
-    code=lambda s: f"`{escape_mrkdwn(s)}`",
+    code=code,
     bullet="   • ",
 )
 

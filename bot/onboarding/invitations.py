@@ -47,8 +47,7 @@ from bot.onboarding.render import (
 from bot.outbox import Kind, enqueue
 from bot.services import Services
 from bot.slack.blocks import Message
-from storage import audit
-from storage import invitations as stored
+from storage import audit, invitations
 from storage.customers import NewCustomer, add_customer, get_by_kvk
 from storage.db import once_per_transaction
 from storage.models import Customer, Invitation, Notification
@@ -80,8 +79,8 @@ async def invite(
     channel = channel_id or invited_by
     async with services.db.transaction() as session:
         customer, created = await _customer_for(session, form, invited_by)
-        await stored.cancel_open(customer.id, session=session)
-        previous = await stored.latest(customer.id, session=session)
+        await invitations.cancel_open(customer.id, session=session)
+        previous = await invitations.latest(customer.id, session=session)
         invitation = Invitation(
             customer_id=customer.id, code=form.code, contact=form.contact, invited_by=invited_by,
             language=form.language or (previous.language if previous else "nl"),
@@ -176,7 +175,7 @@ async def _approved(
     scopes: Sequence[str],
     when: datetime,
 ) -> None:
-    if not await stored.claim_approval(invitation.id, when, session=session):
+    if not await invitations.claim_approval(invitation.id, when, session=session):
         return
     await session.refresh(invitation)
     channel, handoff = invitation.channel_id or "", invitation.handoff_notification_id
@@ -205,7 +204,7 @@ async def _partial(
     """Update the hand-off when the missing set differs from the last partial update; a set
     seen before (A, B, A) gets a key naming the update it follows, so it is shown again."""
     key = _partial_key(invitation.id, missing)
-    previous = await stored.last_partial_update(invitation.id, session=session)
+    previous = await invitations.last_partial_update(invitation.id, session=session)
     if previous is not None:
         previous_id, previous_key = previous
         if previous_key.split("#")[0] == key:
@@ -226,7 +225,7 @@ async def nudge_stale_invitations(services: Services, now: datetime) -> int:
     so two replicas never both nudge. Returns how many were nudged."""
     cutoff = now - services.settings.invite_stale_after
     async with services.db.transaction() as session:
-        ids = await stored.stale_ids(cutoff, session=session, limit=STALE_BATCH)
+        ids = await invitations.stale_ids(cutoff, session=session, limit=STALE_BATCH)
     nudged = 0
     for invitation_id in ids:
         nudged += await _nudge(services, invitation_id, now)
@@ -237,7 +236,7 @@ async def nudge_stale_invitations(services: Services, now: datetime) -> int:
 
 async def _nudge(services: Services, invitation_id: int, now: datetime) -> int:
     async with services.db.transaction() as session:
-        if not await stored.claim_nudge(invitation_id, now, session=session):
+        if not await invitations.claim_nudge(invitation_id, now, session=session):
             return 0
         invitation = await session.get_one(Invitation, invitation_id)
         customer = await session.get_one(Customer, invitation.customer_id)
@@ -285,7 +284,7 @@ async def resend_handoff(services: Services, invitation_id: int, *, user_id: str
 
 async def has_invitation(services: Services, customer_id: int) -> bool:
     async with services.db.transaction() as session:
-        return await stored.latest(customer_id, session=session) is not None
+        return await invitations.latest(customer_id, session=session) is not None
 
 
 async def send_reconnect(
@@ -304,7 +303,7 @@ async def send_reconnect(
         customer = await session.get(Customer, customer_id)
         if customer is None:
             return False
-        invitation = await stored.latest(customer_id, session=session)
+        invitation = await invitations.latest(customer_id, session=session)
         if invitation is None:
             scopes = customer.missing_scopes.split() or list(services.settings.brincr_scopes)
             message = render_reapproval(customer, scopes, sent_by=user_id)

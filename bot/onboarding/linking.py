@@ -19,7 +19,7 @@ from bot.checks.service import CheckService
 from bot.core.clock import utcnow
 from bot.core.errors import UpstreamError, UserError
 from bot.domain import State, parse_kvk, parse_tenant_id
-from bot.domain.delivery import Delivery
+from bot.domain.visma_webhooks import Delivery
 from bot.onboarding.render_link import render_tenant_question
 from bot.onboarding.values import LinkCandidate, TenantApproval
 from bot.services import Services

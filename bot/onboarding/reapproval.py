@@ -15,7 +15,7 @@ from slack_sdk.models.blocks import Block, DividerBlock
 
 from bot.onboarding.handoff import Language
 from bot.slack.blocks import Message, context, header, section
-from bot.slack.text import escape
+from bot.slack.text import code, escape
 from storage.models import Customer
 
 _STEPS: dict[Language, tuple[str, ...]] = {
@@ -46,7 +46,7 @@ def reapproval_mrkdwn(customer: Customer, scopes: Sequence[str], language: Langu
     for number, step in enumerate(_STEPS[language], start=1):
         line = f"{number}. {step.format(**values)}"
         if step.endswith(":"):
-            line += "\n" + "\n".join(f"   • `{escape(s)}`" for s in scopes)
+            line += "\n" + "\n".join(f"   • {code(s)}" for s in scopes)
         lines.append(line)
     return _INTRO[language] + "\n\n" + "\n".join(lines)
 
@@ -73,7 +73,7 @@ def new_scopes_mrkdwn(scopes: Sequence[str], language: Language) -> str:
     for number, step in enumerate(steps, start=1):
         line = f"{number}. {step}"
         if step.endswith(":"):
-            line += "\n" + "\n".join(f"   • `{escape(s)}`" for s in scopes)
+            line += "\n" + "\n".join(f"   • {code(s)}" for s in scopes)
         lines.append(line)
     return _NEW_SCOPES_INTRO[language] + "\n\n" + "\n".join(lines)
 

@@ -28,7 +28,7 @@ from bot.domain import Environment, format_duration
 from bot.onboarding.handoff import Handoff, Language, customer_mrkdwn, customer_text
 from bot.slack.blocks import Message, button, context, fit, header, section
 from bot.slack.ids import Action, View
-from bot.slack.text import SECTION_LIMIT, date, escape
+from bot.slack.text import SECTION_LIMIT, code, date, escape
 from storage.models import Customer, Invitation
 
 HandoffStatus = Literal["waiting", "approved", "partial"]
@@ -130,13 +130,13 @@ def _status_line(invitation: Invitation, status: HandoffStatus, missing: Sequenc
         when = f" {date(invitation.approved_at)}" if invitation.approved_at else ""
         return f":white_check_mark: *Approved*{when}: every scope granted, the connection works"
     if status == "partial":
-        names = ", ".join(f"`{escape(s)}`" for s in missing)
+        names = ", ".join(code(s) for s in missing)
         return f":large_orange_circle: *Partly approved*: missing {names}"
     return ":hourglass_flowing_sand: Waiting for the customer to approve"
 
 
 def _summary(invitation: Invitation, customer: Customer, scopes: Sequence[str]) -> str:
-    requested = " ".join(f"`{escape(s)}`" for s in scopes) or "none (set `BRINCR_SCOPES`)"
+    requested = " ".join(code(s) for s in scopes) or "none (set `BRINCR_SCOPES`)"
     language = dict(_LANGUAGES).get(invitation.language, invitation.language)
     lines = [
         f"*Customer:* {escape(customer.name)} · KvK `{customer.kvk}` · {customer.environment}",

@@ -13,7 +13,7 @@ from slack_sdk.models.blocks import Block, DividerBlock
 from bot.onboarding.reapproval import new_scopes_mrkdwn
 from bot.onboarding.rollout_data import Progress, RemindReport, RolloutView
 from bot.slack.blocks import Message, context, fit, header, section
-from bot.slack.text import escape
+from bot.slack.text import code, escape
 from storage.models import Customer
 from storage.rollouts import Standing
 
@@ -32,7 +32,7 @@ ENDINGS = {
 
 
 def scopes_text(scopes: Sequence[str]) -> str:
-    return " ".join(f"`{escape(s)}`" for s in scopes)
+    return " ".join(code(s) for s in scopes)
 
 
 def manager_text(manager: str | None) -> str:

@@ -32,10 +32,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import utcnow
 from bot.core.errors import UpstreamError, UserError
-from bot.domain.delivery import Delivery, WebhookEventKind, event_kind, staleness
+from bot.domain.retrying import Backoff
+from bot.domain.visma_webhooks import Delivery, WebhookEventKind, event_kind, staleness
 from bot.onboarding.linking import Linking
 from bot.services import Services
-from storage import webhook_events as stored
+from storage import webhook_events
 from storage.models import WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,9 @@ class Receipt(StrEnum):
     STALE = "stale"  # the notification timestamp is outside the window: dropped
 
 
-def backoff(attempts: int) -> timedelta:
-    """How long a failed delivery waits before the retry job takes it again: 30 s, 1, 2, 4
-    minutes, ... at most an hour."""
-    return min(timedelta(seconds=30) * 2 ** max(0, attempts - 1), timedelta(hours=1))
+# How long a failed delivery waits before the retry job takes it again: 30 s, 1, 2, 4
+# minutes, ... at most an hour (each shortened by up to a quarter at random).
+BACKOFF = Backoff(first=timedelta(seconds=30), cap=timedelta(hours=1))
 
 
 class TenantEvents:
@@ -123,6 +123,9 @@ class TenantEvents:
                 if seen is not None:
                     return seen
                 session.add(row)
+                if delivery.body_hash and not delivery.body_timestamp:
+                    # replayable with fresh headers at any time: its hash outlives the row
+                    webhook_events.keep_body_hash(delivery.body_hash, now, session=session)
         except IntegrityError:  # stored a moment ago, by another request or replica
             async with self.services.db.transaction() as session:
                 return await self._seen(delivery, session) or Receipt.DUPLICATE
@@ -132,7 +135,9 @@ class TenantEvents:
     async def _seen(delivery: Delivery, session: AsyncSession) -> Receipt | None:
         if await session.get(WebhookEvent, delivery.notification_id) is not None:
             return Receipt.DUPLICATE
-        if delivery.body_hash and await stored.body_seen(delivery.body_hash, session=session):
+        if delivery.body_hash and await webhook_events.body_seen(
+            delivery.body_hash, session=session
+        ):
             return Receipt.REPLAY
         return None
 
@@ -214,12 +219,12 @@ class TenantEvents:
 
     async def _finish(self, notification_id: str, outcome: str) -> None:
         async with self.services.db.transaction() as session:
-            await stored.finish(notification_id, outcome, utcnow(), session=session)
+            await webhook_events.finish(notification_id, outcome, utcnow(), session=session)
 
     async def _release(self, notification_id: str) -> None:
         """Leave an unprocessed row to the retry job at once."""
         async with self.services.db.transaction() as session:
-            await stored.release(notification_id, session=session)
+            await webhook_events.release(notification_id, session=session)
 
     async def _failed(self, delivery: Delivery, reason: str) -> None:
         """Count the attempt; release the row with a backoff, or give up after MAX_ATTEMPTS."""
@@ -234,7 +239,7 @@ class TenantEvents:
                 row.processed_at, row.claimed_until = now, None
                 row.outcome = f"given up after {row.attempts} attempts: {reason}"[:1000]
             else:
-                row.claimed_until = now + backoff(row.attempts)
+                row.claimed_until = now + BACKOFF.delay(row.attempts)
                 row.outcome = f"retrying (attempt {row.attempts}): {reason}"[:1000]
             outcome = row.outcome
         log.warning(
@@ -251,11 +256,11 @@ class TenantEvents:
         conditional update, so two replicas never take the same one."""
         now = now or utcnow()
         async with self.services.db.transaction() as session:
-            ids = await stored.claimable_ids(now, session=session, limit=RETRY_BATCH)
+            ids = await webhook_events.claimable_ids(now, session=session, limit=RETRY_BATCH)
         claimed: list[WebhookEvent] = []
         for notification_id in ids:
             async with self.services.db.transaction() as session:
-                row = await stored.claim(
+                row = await webhook_events.claim(
                     notification_id, now, CLAIM, self.worker_id, session=session
                 )
                 if row is not None:

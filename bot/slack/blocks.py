@@ -59,6 +59,20 @@ def section(text: str) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=cut(text, SECTION_LIMIT)))
 
 
+def sections(lines: Sequence[str], limit: int = SECTION_LIMIT) -> list[SectionBlock]:
+    """``lines`` in as many sections as their characters need: each section within
+    ``limit``, no line dropped or split between two (a single longer line is cut)."""
+    packed: list[list[str]] = []
+    size = limit + 1
+    for line in (cut(line, limit) for line in lines):
+        if size + 1 + len(line) > limit:
+            packed.append([])
+            size = -1
+        packed[-1].append(line)
+        size += 1 + len(line)
+    return [section("\n".join(group)) for group in packed]
+
+
 def header(text: str) -> HeaderBlock:
     return HeaderBlock(text=cut(text, HEADER_LIMIT))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from slack_sdk.models.blocks import Block
 
 from bot.slack.blocks import Message, context, section
+from bot.slack.text import code
 
 HELP_LINES = (
     ("status <customer>", "connection state, scopes, last check and history"),
@@ -43,9 +44,9 @@ def usage_lines(subcommand: str) -> list[str]:
 
 def render_suggestion(typed: str, suggestion: str) -> Message:
     """A near miss (``staus``): the one subcommand it most likely meant and its usage, not
-    the whole help. ``typed`` must already be escaped."""
+    the whole help. ``typed`` is shown inert (:func:`~bot.slack.text.code`)."""
     lines = usage_lines(suggestion)
-    text = f"I don't know `{typed}`. Did you mean `{suggestion}`?"
+    text = f"I don't know {code(typed)}. Did you mean `{suggestion}`?"
     body = "\n".join([text, *lines])
     return Message(
         text=text,

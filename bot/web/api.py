@@ -95,7 +95,8 @@ def _bad_request(message: str) -> web.HTTPBadRequest:
 
 def _bounded_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query.get(name, str(default))
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # ASCII digits only: "²".isdigit() is True, but int("²") raises (a 500, not a 400)
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not low <= int(raw) <= high:
         raise _bad_request(f"{name} must be a whole number from {low} to {high}")
     return int(raw)
 

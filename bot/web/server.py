@@ -10,13 +10,15 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from bot.composition import Bot
 from bot.core.logs import correlation_id
 from bot.web.api import add_api_routes
+from bot.web.bodies import BodyBudget, BodyRefused
 from bot.web.metrics import render as render_metrics
 from bot.web.webhook import PATH as WEBHOOK_PATH
 from bot.web.webhook import webhook_handler
@@ -32,6 +34,9 @@ READINESS_TIMEOUT = 5.0
 # answer get REQUEST_TIMEOUT (a 408 when reading the body ran out of time).
 HEADER_TIMEOUT = 15.0
 REQUEST_TIMEOUT = 30.0
+# What aiohttp buffers per connection before it stops reading a body nobody reads yet
+# (twice this): small, so a flood of connections that all send a body costs little.
+READ_BUFFER = 16 * 1024
 
 
 def build_web_app(bot: Bot, bolt: AsyncApp | None) -> web.Application:
@@ -44,13 +49,14 @@ def build_web_app(bot: Bot, bolt: AsyncApp | None) -> web.Application:
     app.router.add_get("/metrics", _metrics(bot.db))
     if not role.answers:
         return app
-    app.router.add_post(WEBHOOK_PATH, webhook_handler(bot.settings, bot.tenant_events))
+    budget = BodyBudget()  # one for every route that reads a body before it is verified
+    app.router.add_post(WEBHOOK_PATH, webhook_handler(bot.settings, bot.tenant_events, budget))
     if bolt is not None:
         secret = bot.settings.slack_signing_secret
         # Without a secret nothing verifies (anyone can compute an HMAC with an empty key).
         key = secret.get_secret_value() if secret else ""
         verifier = SignatureVerifier(key) if key else None
-        app.router.add_post("/slack/events", _slack_events(bolt, verifier))
+        app.router.add_post("/slack/events", _slack_events(bolt, verifier, budget))
     add_api_routes(app, bot.db, bot.settings)
     return app
 
@@ -89,13 +95,20 @@ def _readyz(bot: Bot) -> Handler:
     if role.works:
         probes["scheduler"] = bot.scheduler.readiness
 
+    said: dict[str, str] = {}  # the last detail logged per check: a line per change
+
     async def readyz(_request: web.Request) -> web.Response:
         results = await asyncio.gather(*(_bounded(probe()) for probe in probes.values()))
-        pairs = zip(probes, results, strict=True)
-        detail = {name: {"ok": ok, "detail": text} for name, (ok, text) in pairs}
+        pairs = list(zip(probes, results, strict=True))
+        for name, (ok, text) in pairs:
+            if not ok and said.get(name) != text:
+                log.warning("not ready: %s: %s", name, text)
+            said[name] = "" if ok else text
+        # public: which check fails, in a word; the detail (server names, ports) is logged
+        checks = {name: {"ok": ok, "detail": "ok" if ok else "failing"} for name, (ok, _) in pairs}
         ready = all(ok for ok, _ in results)
         return web.json_response(
-            {"ok": ready, "role": role.value, "purpose": role.purpose, "checks": detail},
+            {"ok": ready, "role": role.value, "purpose": role.purpose, "checks": checks},
             status=200 if ready else 503,
         )
 
@@ -146,6 +159,7 @@ def _metrics(db: Database) -> Handler:
 
 
 SLACK_MAX_AGE = 300  # seconds a signed Slack request stays valid (Slack's own rule)
+SLACK_MAX_BODY = 1024 * 1024
 
 
 def slack_refusal(
@@ -172,19 +186,32 @@ def slack_refusal(
     return None
 
 
-def _slack_events(bolt: AsyncApp, verifier: SignatureVerifier | None) -> Handler:
+def _slack_events(
+    bolt: AsyncApp, verifier: SignatureVerifier | None, budget: BodyBudget
+) -> Handler:
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
-        body = await request.read()
+        try:
+            body = await budget.read(request, SLACK_MAX_BODY)
+        except BodyRefused as unread:
+            log.warning("slack request refused: %s %s (%s bytes): %s",
+                        request.method, request.path, unread.size, unread.reason)  # fmt: skip
+            return unread.response()
         refused = slack_refusal(verifier, request.headers, body, time.time())
         if refused is not None:
             status, reason = refused
             log.warning("slack request refused: %s %s (%s bytes): %s",
                         request.method, request.path, len(body), reason)  # fmt: skip
             return web.json_response({"error": reason}, status=status)
-        response = await to_aiohttp_response(
-            await bolt.async_dispatch(await to_bolt_request(request))
-        )
+        try:  # the adapter's to_bolt_request would read the body again
+            bolt_request = AsyncBoltRequest(
+                body=body.decode("utf-8"), query=request.query_string, headers=dict(request.headers)
+            )
+        except RecursionError:  # Bolt parses the JSON here: a signed payload nested too deep
+            log.warning("slack request refused: %s %s (%s bytes): nested too deeply",
+                        request.method, request.path, len(body))  # fmt: skip
+            return web.json_response({"error": "payload nested too deeply"}, status=400)
+        response = await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
         log.info("slack request answered %s in %.0f ms", response.status,
                  (time.perf_counter() - started) * 1000)  # fmt: skip
         return response

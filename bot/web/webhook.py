@@ -8,6 +8,8 @@ answer 202. A repeated notification id, a replayed body and a stale notification
 are answered 200 without processing anything (``{"ok": true, "dropped": <why>}``).
 
 Answers: 404 when ``VISMA_WEBHOOK_SECRETS`` is empty (the endpoint is off), 413 over 256 KB,
+503 while the listener's body budget is spent and 400 for a body cut short
+(:mod:`bot.web.bodies`),
 401 for a missing or wrong signature, 400 when no event or notification id can be read, a
 header contradicts the signed body, a value is longer than its column or the timestamp is
 unreadable. Logs name the notification, event, tenant and outcome; never the body or a
@@ -22,13 +24,14 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from bot.core.errors import UserError
-from bot.domain.delivery import (
+from bot.domain.visma_webhooks import (
     SIGNATURE_HEADER,
     parse_delivery,
     verify_signature,
 )
 from bot.onboarding.tenant_events import Receipt, TenantEvents
 from bot.settings import Settings
+from bot.web.bodies import BodyBudget, BodyRefused
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.Response]]
@@ -36,17 +39,18 @@ PATH = "/webhooks/visma"
 MAX_BODY = 256 * 1024
 
 
-def webhook_handler(settings: Settings, events: TenantEvents) -> Handler:
+def webhook_handler(settings: Settings, events: TenantEvents, budget: BodyBudget) -> Handler:
     """The aiohttp handler of ``POST /webhooks/visma``."""
 
     async def handle(request: web.Request) -> web.Response:
         secrets = [s.get_secret_value() for s in settings.visma_webhook_secrets]
         if not secrets:
             return web.json_response({"error": "not found"}, status=404)
-        body = await _read_capped(request)
-        if body is None:
-            log.warning("visma webhook refused: body over %s bytes", MAX_BODY)
-            return web.json_response({"error": "body too large"}, status=413)
+        try:
+            body = await budget.read(request, MAX_BODY)
+        except BodyRefused as refused:
+            log.warning("visma webhook refused (%s bytes): %s", refused.size, refused.reason)
+            return refused.response()
         if not verify_signature(secrets, body, request.headers.get(SIGNATURE_HEADER)):
             log.warning("visma webhook refused (%s bytes): signature missing or wrong", len(body))
             return web.json_response({"error": "bad signature"}, status=401)
@@ -66,15 +70,3 @@ def webhook_handler(settings: Settings, events: TenantEvents) -> Handler:
         )
 
     return handle
-
-
-async def _read_capped(request: web.Request) -> bytes | None:
-    """The raw body, or None when it is longer than MAX_BODY (not read any further)."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return None
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        body += chunk
-        if len(body) > MAX_BODY:
-            return None
-    return bytes(body)

@@ -52,8 +52,23 @@ async def settle(bot: BotHarness, done: Any) -> None:
     raise AssertionError("not delivered")
 
 
-def test_five_customers_with_one_cause_make_a_rollout() -> None:
-    assert group_threshold() == 5
+@pytest.mark.parametrize(("customers", "grouped"), [(4, False), (5, True)])
+async def test_five_customers_with_one_cause_make_a_group_and_four_do_not(
+    bot: BotHarness, customers: int, grouped: bool
+) -> None:
+    assert group_threshold() == 5  # what docs/interface.md promises
+    ids = [await bot.add_customer(f"{41000000 + i}", f"Klant {i:02}") for i in range(customers)]
+    await check(bot, ids)
+    for tenant in (await tenants(bot, ids)).values():
+        bot.sim.revoke(tenant, ["brincr:order"])
+    await check(bot, ids)
+    await check(bot, ids)
+    async with bot.runtime.bot.db.transaction() as session:
+        kinds = sorted(i.kind for i in await session.scalars(select(Incident)))
+    if grouped:
+        assert kinds == ["group"] and len(top_level(bot)) == 1
+    else:
+        assert kinds == ["customer"] * customers and len(top_level(bot)) == customers
 
 
 async def test_thirty_customers_losing_the_same_scope_make_one_grouped_incident(
@@ -179,3 +194,26 @@ async def test_resolving_a_group_by_hand_regroups_its_still_broken_customers_at_
     alerts = top_level(bot)
     assert len(alerts) == 2 and "*6*" in text_of(alerts[1])
     await settle(bot, lambda: pd.actions() == ["trigger", "resolve", "trigger"])
+
+
+async def test_the_thread_lists_every_customer_whole_however_long_the_names(
+    bot: BotHarness,
+) -> None:
+    """Issue 19, finding 6: 50 names of ~66 characters overflowed one 3,000-character
+    section: 36 were shown, the 37th cut mid-name. Sections split by characters now."""
+    names = [f"Bouw- en Infrastructuur Onderhoudsbedrijf Noord-Holland & Zn {i:02} B.V."
+             for i in range(50)]  # fmt: skip
+    ids = [await bot.add_customer(f"{41000000 + i}", name) for i, name in enumerate(names)]
+    await check(bot, ids)
+    for tenant in (await tenants(bot, ids)).values():
+        bot.sim.revoke(tenant, ["brincr:order"])
+    await check(bot, ids)
+    (group,) = top_level(bot)
+    thread = [m for m in bot.slack.messages(ALERTS) if m.get("thread_ts") == group["ts"]]
+    sections = [
+        b["text"]["text"] for m in [group, *thread] for b in m["blocks"] if b["type"] == "section"
+    ]
+    assert all(len(text) <= 3000 for text in sections)
+    listed = "\n".join(sections)  # what Slack shows: the blocks, not the fallback text
+    for i, name in enumerate(names):
+        assert f"• {name.replace('&', '&amp;')} (KvK {41000000 + i})" in listed, name

@@ -8,17 +8,17 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.alerts.maintenance import Maintenance
 from bot.core.clock import utcnow
 from bot.demo.fake_slack import FakeSlack
 from bot.domain import Environment
 from bot.simulator import Simulator
-from storage.models import Incident, MaintenanceWindow
+from storage.models import Customer, Incident, MaintenanceWindow
 from tests.alerts.test_pagerduty import deliver
 from tests.fakes.pagerduty import ROUTING_KEY, FakePagerDuty
-from tests.harness import ADMIN, ALERTS, SUPPORT, BotHarness, start_bot, text_of
+from tests.harness import ADMIN, ALERTS, SUPPORT, BotHarness, eventually, start_bot, text_of
 
 SANDBOX_ALERTS = "C0SANDBOX"
 
@@ -112,11 +112,17 @@ async def test_a_non_admin_cannot_open_or_end_a_maintenance_window_but_can_list_
 async def test_bad_maintenance_input_shows_the_right_form_and_stores_nothing(
     bot: BotHarness,
 ) -> None:
-    for text in ("maintenance staging 2h", "maintenance production soon", "maintenance sandbox"):
+    refusals = {
+        "maintenance staging 2h": "`staging` is not an environment",
+        "maintenance production soon": "not a duration",
+        "maintenance sandbox": "Which environment, and for how long?",
+        "maintenance end": "Which environment?",
+        "maintenance production 8d": "at most 7 days",
+    }
+    for text, why in refusals.items():
         _, key = await bot.command(text, user=ADMIN)
-        assert "/brincr maintenance" in text_of(await bot.reply(key)) or "duration" in text_of(
-            await bot.reply(key)
-        )
+        answer = text_of(await bot.reply(key))
+        assert why in answer, (text, answer)
     async with bot.runtime.bot.db.transaction() as session:
         assert list(await session.scalars(select(MaintenanceWindow))) == []
 
@@ -139,6 +145,39 @@ async def test_a_window_that_runs_out_is_announced_once_by_two_replicas(
         assert await first.windows() == []
     finally:
         await other.close()
+
+
+async def test_the_scheduler_announces_a_window_s_end_and_rechecks_broken_customers_at_once(
+    sqlite_url: str, slack: FakeSlack, sim: Simulator, bot: BotHarness
+) -> None:
+    broken = await bot.add_customer("12345678", "Bouwbedrijf")
+    healthy = await bot.add_customer("23456789", "Tweede Klant")
+    await Maintenance(bot.runtime.bot.services).begin(
+        (Environment.PRODUCTION,), timedelta(hours=1), None, ADMIN
+    )
+    later = utcnow() + timedelta(hours=1)
+    async with bot.runtime.bot.db.transaction() as session:  # the window has run out
+        await session.execute(update(MaintenanceWindow).values(ends_at=utcnow()))
+        await session.execute(update(Customer).values(next_check_at=later, last_check_at=None))
+        await session.execute(update(Customer).where(Customer.id == broken).values(state="failing"))
+    scheduled = await start_bot(
+        sqlite_url, slack, sim, schedule=True, worker_id="scheduled", check_interval="60s"
+    )
+    try:
+
+        async def announced_and_rechecked() -> bool:
+            ended = any("ended as planned" in text_of(m) for m in slack.messages(ALERTS))
+            async with bot.runtime.bot.db.transaction() as session:
+                checked = await session.get_one(Customer, broken)
+                await session.refresh(checked)
+                return ended and checked.last_check_at is not None
+
+        await eventually(announced_and_rechecked, timeout=15)
+        async with bot.runtime.bot.db.transaction() as session:
+            untouched = await session.get_one(Customer, healthy)
+            assert untouched.last_check_at is None  # only the broken are checked again now
+    finally:
+        await scheduled.close()
 
 
 async def test_help_names_the_on_call_commands(bot: BotHarness) -> None:

@@ -19,7 +19,7 @@ from bot.simulator import Simulator
 from bot.slack.ids import Action
 from storage.models import Incident, Notification, PagerEvent
 from tests.fakes.pagerduty import ROUTING_KEY, FakePagerDuty
-from tests.harness import ADMIN, ALERTS, BotHarness, start_bot, text_of
+from tests.harness import ADMIN, ALERTS, SCOPES, BotHarness, start_bot, text_of
 
 SANDBOX_ALERTS = "C0SANDBOX"
 
@@ -120,7 +120,8 @@ async def test_trigger_acknowledge_resolve_reach_pagerduty_once_each_through_a_s
         assert pd.actions(key) == ["trigger", "acknowledge", "resolve"]
         assert pd.actions() == ["trigger", "acknowledge", "resolve"]
         assert [r.status for r in await pager_rows(bot)] == ["sent", "sent", "sent"]
-        assert "Resolved" in text_of(slack.messages(ALERTS)[0]) and alert
+        top = slack.messages(ALERTS)[0]
+        assert top["ts"] == alert["ts"] and "Resolved" in text_of(top)
     finally:
         await bot.close()
 
@@ -168,8 +169,8 @@ async def test_a_rate_limited_event_waits_minutes_and_is_sent_once_by_two_replic
         sim.remove(tenant)
         await check(bot, cid)
         (row,) = await pager_rows(bot)
-        assert row.status == "pending"
-        assert (row.next_attempt_at - utcnow()).total_seconds() > 50  # minutes, not seconds
+        assert (row.status, row.attempts) == ("pending", 0)  # a rate limit is not an attempt
+        assert 55 < (row.next_attempt_at - utcnow()).total_seconds() <= 60  # no Retry-After
         assert await sender_of(bot).deliver_due() == 0  # not due yet
         await make_due(bot)
         sent = await asyncio.gather(sender_of(bot).deliver_due(), sender_of(other).deliver_due())
@@ -178,6 +179,69 @@ async def test_a_rate_limited_event_waits_minutes_and_is_sent_once_by_two_replic
         assert pd.requests == 2  # the 429 and the one that went through
     finally:
         await other.close()
+        await bot.close()
+
+
+async def test_a_resolve_never_overtakes_its_trigger_that_is_waiting_for_a_retry(
+    sqlite_url: str, slack: FakeSlack, sim: Simulator, pd: FakePagerDuty
+) -> None:
+    bot = await start_bot(sqlite_url, slack, sim, **paging(pd))
+    try:
+        tenant = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+        cid = await bot.add_customer("12345678", "Bouwbedrijf", tenant_id=tenant)
+        pd.fail(503)
+        sim.remove(tenant)
+        await check(bot, cid)  # the trigger fails once and waits out its backoff
+        sim.approve(tenant, "production", list(SCOPES))
+        await check(bot, cid)  # recovered: the resolve is due now, the trigger is not
+        assert [(r.action, r.status) for r in await pager_rows(bot)] == [
+            ("trigger", "pending"), ("resolve", "pending")]  # fmt: skip
+        assert pd.actions() == []
+        await make_due(bot)
+        await page(bot)
+        assert pd.actions() == ["trigger", "resolve"]
+    finally:
+        await bot.close()
+
+
+async def test_a_rate_limited_event_waits_as_long_as_retry_after_says(
+    sqlite_url: str, slack: FakeSlack, sim: Simulator, pd: FakePagerDuty
+) -> None:
+    bot = await start_bot(sqlite_url, slack, sim, **paging(pd))
+    try:
+        tenant = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+        cid = await bot.add_customer("12345678", "Bouwbedrijf", tenant_id=tenant)
+        pd.fail(429, retry_after=900)
+        sim.remove(tenant)
+        await check(bot, cid)
+        (row,) = await pager_rows(bot)
+        assert (row.status, row.attempts) == ("pending", 0)
+        assert 890 < (row.next_attempt_at - utcnow()).total_seconds() <= 900
+    finally:
+        await bot.close()
+
+
+async def test_an_outage_never_makes_the_sender_give_an_event_up(
+    sqlite_url: str, slack: FakeSlack, sim: Simulator, pd: FakePagerDuty
+) -> None:
+    bot = await start_bot(sqlite_url, slack, sim, **paging(pd))
+    try:
+        tenant = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+        cid = await bot.add_customer("12345678", "Bouwbedrijf", tenant_id=tenant)
+        pd.fail(503, times=40)
+        sim.remove(tenant)
+        await check(bot, cid)
+        for _ in range(39):
+            await make_due(bot)
+            await page(bot)
+        (row,) = await pager_rows(bot)
+        assert (row.status, row.attempts) == ("pending", 40)
+        assert 0 < (row.next_attempt_at - utcnow()).total_seconds() <= 600  # capped at 10 min
+        await make_due(bot)
+        await page(bot)
+        assert pd.actions() == ["trigger"]
+        assert [r.status for r in await pager_rows(bot)] == ["sent"]
+    finally:
         await bot.close()
 
 

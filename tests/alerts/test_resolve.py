@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from bot.alerts.pager import dedup_key
 from bot.slack.ids import Action
 from storage.models import Incident
-from tests.alerts.test_pagerduty import deliver, sender_of
+from tests.alerts.test_pagerduty import deliver, pager_rows
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.harness import ADMIN, ALERTS, SUPPORT, BotHarness, text_of
 
@@ -68,8 +69,10 @@ async def test_the_resolve_button_closes_the_incident_in_place_and_resolves_the_
     assert first.resolved_at is not None and second.resolved_at is None
     assert len(top_level(bot)) == 2
     await settle(bot, lambda: pd.actions() == ["trigger", "resolve", "trigger"])
-    assert pd.events[0]["dedup_key"] != pd.events[2]["dedup_key"]
-    assert sender_of(bot) is not None
+    assert pd.events[0]["dedup_key"] == pd.events[1]["dedup_key"] == dedup_key(first)
+    assert pd.events[2]["dedup_key"] == dedup_key(second) != dedup_key(first)
+    assert [(r.action, r.status) for r in await pager_rows(bot)] == [
+        ("trigger", "sent"), ("resolve", "sent"), ("trigger", "sent")]  # fmt: skip
 
 
 async def test_a_non_admin_cannot_resolve_an_incident(bot: BotHarness) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.checks.pacing import IN_FLIGHT, LoopPace
+from tests.harness import BotHarness
 
 
 async def _most_at_once(pace: LoopPace, checks: int) -> int:
@@ -31,3 +32,13 @@ async def test_checks_in_flight_are_capped_only_while_people_use_the_bot() -> No
     busy = LoopPace()
     busy.people()
     assert await _most_at_once(busy, checks) == IN_FLIGHT
+
+
+async def test_a_slack_request_tells_the_sweeps_that_people_are_using_the_bot(
+    bot: BotHarness,
+) -> None:
+    pace = bot.runtime.bot.checker._pace  # the pace every sweep of this bot goes through
+    assert not pace.people_active()
+    _, key = await bot.command("help")
+    await bot.reply(key)
+    assert pace.people_active()

@@ -112,7 +112,7 @@ async def test_readiness_turns_503_when_no_sweep_completed_for_three_intervals(
         bot.runtime.bot.scheduler.last_sweep = time.monotonic() - 3.5
         response = await bot.http.get(bot.url + "/readyz")
         assert response.status_code == 503
-        assert "no sweep completed" in response.json()["checks"]["scheduler"]["detail"]
+        assert response.json()["checks"]["scheduler"]["detail"] == "failing"
     finally:
         await bot.close()
 
@@ -167,3 +167,19 @@ async def test_an_alert_written_before_a_restart_is_posted_once_after_it(
         assert customer is not None and customer.state == "revoked"
     finally:
         await second.close()
+
+
+async def test_every_periodic_job_is_scheduled_on_every_replica(
+    sqlite_url: str, slack: FakeSlack, sim: Simulator
+) -> None:
+    bot = await start_bot(sqlite_url, slack, sim, schedule=True)
+    try:
+        running = bot.runtime.bot.scheduler._scheduler  # APScheduler's own list: what runs
+        assert running is not None
+        assert {job.id for job in running.get_jobs()} == {
+            "sweep", "retention", "upkeep", "alert-holds", "stale-invitations", "maintenance-ends",
+            "digest", "rollout-tracker",
+            "webhook-retry",
+        }  # fmt: skip
+    finally:
+        await bot.close()

@@ -102,6 +102,15 @@ def test_an_unreachable_postgresql_is_one_line_and_exit_2(
     _assert_one_line_exit_2(result, "DATABASE_URL: the database at postgresql://postgres:***@")
 
 
+def test_a_password_given_as_a_query_parameter_is_hidden_in_the_error_line(
+    tmp_path: Path,
+) -> None:
+    """Issue 19, finding 5: libpq takes ``?password=`` too."""
+    url = f"postgresql://postgres@127.0.0.1:{closed_port()}/brincr?password=hunter2"
+    result, _ = _run(tmp_path, url, "db", "upgrade")
+    _assert_one_line_exit_2(result, "/brincr?password=***")
+
+
 def test_a_postgresql_that_accepts_and_never_answers_fails_upgrade_within_seconds(
     tmp_path: Path, silent_server: SilentServer
 ) -> None:

@@ -8,7 +8,6 @@ from bot.core.errors import UserError
 from bot.domain import (
     format_duration,
     parse_duration,
-    parse_environment,
     parse_kvk,
     parse_scopes,
     parse_tenant_id,
@@ -55,9 +54,6 @@ def test_malformed_durations_are_refused(text: str) -> None:
         parse_duration(text)
 
 
-def test_environment_and_scopes() -> None:
-    assert parse_environment(" Sandbox ") == "sandbox"
-    with pytest.raises(UserError):
-        parse_environment("staging")
+def test_scopes_and_durations_format() -> None:
     assert parse_scopes("a b,a  c") == ("a", "b", "c")
     assert format_duration(timedelta(days=1, hours=4, minutes=3)) == "1d 4h"

@@ -1,4 +1,5 @@
-"""Upstream values parsed to bounded values, never an exception (bot.domain.upstream)."""
+"""Upstream values parsed to bounded values, never an exception (bot.domain.upstream,
+bot.domain.retrying)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.domain import upstream
+from bot.domain import retrying, upstream
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -16,8 +17,8 @@ NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
     [
         ("120", 120.0),
         (" 1.5 ", 1.5),
-        ("inf", upstream.MAX_RETRY_AFTER),
-        ("1e9", upstream.MAX_RETRY_AFTER),
+        ("inf", retrying.MAX_RETRY_AFTER),
+        ("1e9", retrying.MAX_RETRY_AFTER),
         ("-5", 0.0),
         ("-inf", 0.0),
         ("nan", None),
@@ -26,13 +27,13 @@ NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
         (None, None),
         ("Sun, 29 Nov 2026 12:01:00 GMT", 60.0),
         ("Sun, 29 Nov 2026 11:00:00 GMT", 0.0),
-        ("Fri, 31 Dec 9999 23:59:59 GMT", upstream.MAX_RETRY_AFTER),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", retrying.MAX_RETRY_AFTER),
     ],
 )
 def test_retry_after_is_seconds_or_a_date_bounded_or_none(
     header: str | None, seconds: float | None
 ) -> None:
-    assert upstream.retry_after(header, NOW) == seconds
+    assert retrying.retry_after(header, NOW) == seconds
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.core.errors import UserError
-from bot.domain.delivery import (
+from bot.domain.visma_webhooks import (
     WebhookEventKind,
     event_kind,
     parse_delivery,

@@ -8,6 +8,7 @@ import csv
 import io
 import os
 import pty
+import re
 import sqlite3
 import subprocess
 import sys
@@ -65,6 +66,10 @@ def test_export_with_state_adds_the_state_columns(cli: Invoke, tmp_path: Path) -
             "missing_scopes='brincr:country', last_check_at='2026-11-28 10:15:00.000000' "
             "WHERE kvk='12345678'"
         )
+        conn.execute(  # scope names come from upstream: a spreadsheet must not run them
+            "UPDATE customers SET granted_scopes='=HYPERLINK(1)', missing_scopes='@SUM(1)' "
+            "WHERE kvk='23456789'"
+        )
     plain = cli("customers", "export").stdout
     assert plain.splitlines()[0] == HEADER.strip()
     result = cli("customers", "export", "--with-state")
@@ -78,6 +83,7 @@ def test_export_with_state_adds_the_state_columns(cli: Invoke, tmp_path: Path) -
     assert first["last_checked_at"] == "2026-11-28T10:15:00Z"
     assert first["state_since"].endswith("Z") and second["state"] == "invited"
     assert second["last_checked_at"] == ""
+    assert (second["granted_scopes"], second["missing_scopes"]) == ("'=HYPERLINK(1)", "'@SUM(1)")
 
 
 def test_formula_cells_are_neutralised_on_export_and_restored_on_import(
@@ -98,6 +104,24 @@ def test_formula_cells_are_neutralised_on_export_and_restored_on_import(
     cells = [row["name"] for row in _rows(cli("customers", "export").stdout)]
     assert cells[0] == "'\tTab"
     assert neutralise("\rx") == "'\rx" and neutralise("Plain") == "Plain"
+
+
+def test_no_piece_of_a_cell_after_a_list_separator_runs_as_a_formula(
+    cli: Invoke, tmp_path: Path
+) -> None:
+    """Issue 19, finding 7: Excel with ``;`` as list separator splits a cell at ``;``."""
+    names = ["Back`tick x;=1+1;", "Jansen, +31 20;@SUM(A1)", "A; -2+3", "Plain; text, ok"]
+    body = "".join(f'{12345670 + i},"{n}",production,,\n' for i, n in enumerate(names))
+    assert cli("customers", "import", _write(tmp_path, "f.csv", HEADER + body)).returncode == 0
+    exported = cli("customers", "export").stdout
+    cells = [row["name"] for row in _rows(exported)]
+    assert cells == ["Back`tick x;'=1+1;", "Jansen, '+31 20;'@SUM(A1)", "A; '-2+3", names[3]]
+    for cell in cells:  # every piece Excel could make of it is text
+        for piece in re.split(r"[;,]", cell):
+            assert not piece.strip(" ").startswith(("=", "+", "-", "@")), piece
+    again = cli("customers", "import", _write(tmp_path, "again.csv", exported))
+    assert again.stdout.startswith("0 added, 0 updated, 4 unchanged"), again.stderr
+    assert neutralise("brincr:a;=2+2") == "brincr:a;'=2+2"
 
 
 def test_a_semicolon_file_is_sniffed_and_extra_columns_are_reported(

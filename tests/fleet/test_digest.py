@@ -94,6 +94,26 @@ async def test_the_digest_names_who_needs_what_and_costs_no_upstream_request(
     assert sim.counters.token_requests() == 0 and sim.counters.api_requests() == 0
 
 
+HOSTILE_SCOPE = "x`<!channel>`y x`<https://evil.example/reauth|Re-approve>`y"
+
+
+async def test_scope_names_from_upstream_reach_the_digest_inert(
+    bot: BotHarness, sim: Simulator
+) -> None:
+    """Finding 1 (issue 19): a token endpoint naming hostile "scopes" pings and links nobody:
+    only scopes the app asked for can be missing, and the names shown are escaped."""
+    cid = await bot.add_customer("10000002", "Scopeloos B.V.")
+    invalid = {"error": "invalid_scope", "scope": HOSTILE_SCOPE}
+    sim.fault("production", "token", "answer", status=400, body=invalid)
+    outcome = await bot.runtime.bot.checker.check_customer(cid)
+    assert set(outcome.missing_scopes) <= set(SCOPES) and outcome.missing_scopes
+    assert await post_digest(bot.runtime.bot.services, utcnow())
+    await _deliver(bot)
+    text = text_of(bot.slack.messages(DIGEST)[0])
+    assert "*Scopeloos B.V.* (KvK 10000002): `brincr:" in text
+    assert "<!channel>" not in text and "<https://evil" not in text and "evil" not in text
+
+
 async def test_counts_compare_with_the_states_a_week_ago(bot: BotHarness) -> None:
     cid = await bot.add_customer("10000001", "Gezond B.V.")
     long_ago = utcnow() - timedelta(days=20)
@@ -154,7 +174,11 @@ async def test_two_replicas_claim_each_slot_once(
         assert sum(await asyncio.gather(*ticks)) == 1
         for replica in replicas:
             await _deliver(replica)
-        await asyncio.sleep(0.5)  # time for a second, wrong post to show up
+        later = monday + timedelta(minutes=5)  # the slot is taken: no replica posts again
+        assert not any(await asyncio.gather(*(digest_tick(r.runtime.bot.services, later)
+                                              for r in replicas)))  # fmt: skip
+        for replica in replicas:
+            assert await replica.runtime.bot.outbox.deliver_due() == 0
         assert len(slack.messages(DIGEST)) == 1
     finally:
         for replica in replicas:

@@ -125,3 +125,32 @@ async def test_checks_by_hand_are_throttled_per_customer_and_say_when_the_last_o
         (SUPPORT, "check", "12345678"), (SUPPORT, "check", "23456789"),
         (SUPPORT, "check", "12345678"),
     ]  # fmt: skip
+
+
+async def test_a_non_admin_typing_each_changing_subcommand_is_refused_and_nothing_changes(
+    bot: BotHarness,
+) -> None:
+    await bot.add_customer("12345678", "Bouwbedrijf")
+    await bot.add_customer("23456789", "Tweede Klant")
+    _, key = await bot.command("snooze 12345678 1d", user=ADMIN)
+    assert "snoozed" in text_of(await bot.reply(key)).lower()
+    audited = await audit_actions(bot)
+
+    typed = {
+        "snooze 23456789 1d": "snooze alerts",
+        "unsnooze 12345678": "unsnooze alerts",
+        "resolve 12345678": "resolve incidents",
+        "forget 23456789": "remove customers",
+        "invite": "invite customers",
+        "digest": "post the digest",
+    }
+    for text, what in typed.items():
+        _, key = await bot.command(text, user=SUPPORT)
+        assert f"Only bot admins may {what}" in text_of(await bot.reply(key)), text
+
+    assert await audit_actions(bot) == audited
+    assert await customers(bot) == 2
+    async with bot.runtime.bot.db.transaction() as session:
+        snoozed = {c.kvk: c.snoozed_until for c in await session.scalars(select(Customer))}
+    assert snoozed["12345678"] is not None and snoozed["23456789"] is None
+    assert not bot.slack.calls_to("views.open")

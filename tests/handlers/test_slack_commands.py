@@ -216,6 +216,25 @@ async def test_share_posts_the_status_in_channel_without_buttons(bot: BotHarness
     assert not [b for b in reply["blocks"] if b["type"] == "actions"]
 
 
+async def test_sharing_a_customer_is_throttled_per_channel_so_five_presses_ping_once(
+    bot: BotHarness,
+) -> None:
+    """Issue 19, finding 12: each share posts for everyone and mentions the account manager."""
+    await bot.add_customer("12345678", "Bouwbedrijf", account_manager="U0MANAGER")
+    answers = []
+    for _ in range(5):
+        _, key = await bot.action(Action.SHARE, "12345678")
+        answers.append(await bot.reply(key))
+    shared = [a for a in answers if a.get("response_type") == "in_channel"]
+    assert len(shared) == 1 and "<@U0MANAGER>" in text_of(shared[0])
+    refused = [text_of(a) for a in answers if a.get("response_type") != "in_channel"]
+    assert len(refused) == 4 and "<@U0MANAGER>" not in "".join(refused)
+    assert "*Bouwbedrijf* was shared in this channel" in refused[0]
+    assert "the next is possible <!date^" in refused[0]
+    _, key = await bot.action(Action.SHARE, "12345678", channel="C0OTHER")  # another channel
+    assert (await bot.reply(key)).get("response_type") == "in_channel"
+
+
 async def test_forget_needs_an_admin_and_a_confirmation(bot: BotHarness) -> None:
     await bot.add_customer("12345678", "Bouwbedrijf")
     _, key = await bot.command("forget 12345678")
@@ -257,8 +276,14 @@ async def test_without_admins_changing_commands_say_how_to_set_them(
 ) -> None:
     bot = await start_bot(sqlite_url, slack, sim, bot_admins="")
     try:
-        _, key = await bot.command("forget 12345678", user=ADMIN)
-        assert "BOT_ADMINS" in text_of(await bot.reply(key))
+        await bot.add_customer("12345678", "Bouwbedrijf")
+        for text in ("forget 12345678", "snooze 12345678 1d", "invite"):
+            _, key = await bot.command(text, user=ADMIN)
+            reply = text_of(await bot.reply(key))
+            assert "No bot admins are configured" in reply and "`BOT_ADMINS`" in reply, text
+        _, key = await bot.action(Action.FORGET_CONFIRM, "12345678", user=ADMIN)
+        assert "No bot admins are configured" in text_of(await bot.reply(key))
+        assert await count_customers(bot) == 1
     finally:
         await bot.close()
 
@@ -361,10 +386,13 @@ async def test_health_and_readiness_endpoints(
         await bot.close()
 
 
-async def test_readiness_is_503_while_the_scheduler_is_not_running(bot: BotHarness) -> None:
+async def test_readiness_is_503_while_the_scheduler_is_not_running(
+    bot: BotHarness, caplog: pytest.LogCaptureFixture
+) -> None:
     ready = await bot.http.get(bot.url + "/readyz")
     assert ready.status_code == 503
-    assert ready.json()["checks"]["scheduler"] == {"ok": False, "detail": "scheduler not running"}
+    assert ready.json()["checks"]["scheduler"] == {"ok": False, "detail": "failing"}
+    assert "not ready: scheduler: scheduler not running" in caplog.text  # the detail: logged
     assert json.loads(ready.text)["checks"]["database"]["ok"] is True
 
 

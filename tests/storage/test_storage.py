@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
+from sqlalchemy import make_url
 
 from bot.core.errors import UserError
 from bot.domain import Environment, State
@@ -16,6 +18,7 @@ from storage.customers import (
 )
 from storage.db import Database, async_url, safe_url, sync_url
 from storage.facts import counts_by_state
+from storage.migrate import upgrade
 
 TENANT = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 
@@ -104,3 +107,36 @@ def test_head_is_the_newest_migration_and_an_older_schema_is_still_upgraded(
         assert "ix_webhook_events_body_hash" in names  # made by 0003
         assert "alert_holds" in names and "peer_looks" in names  # made by 0006
     engine.dispose()
+
+
+def test_0004_keeps_the_body_hashes_of_deliveries_received_before_it(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, text
+
+    url = f"sqlite:///{tmp_path}/hashes.db"
+    upgrade(url, "0003")
+    digest = "ab" * 32
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO webhook_events (notification_id, event, received_at, body, "
+                 "body_hash, attempts) VALUES ('n1', 'e', '2026-11-01 10:00:00', '{}', :h, 0)"),
+            {"h": digest},
+        )  # fmt: skip
+    upgrade(url)
+    with engine.connect() as connection:
+        kept = connection.execute(text("SELECT body_hash FROM webhook_body_hashes")).scalars()
+        assert list(kept) == [bytes.fromhex(digest)]
+    engine.dispose()
+
+
+def test_a_query_parameter_password_is_not_logged_at_start(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 19, finding 5: ``?password=`` (libpq accepts it) never reaches the log."""
+    caplog.set_level(logging.INFO)
+    url = make_url(postgres_url).update_query_dict({"password": "hunter2"})
+    upgrade(url.render_as_string(hide_password=False))
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    assert "database schema is up to date at" in said and "password=***" in said
+    assert "hunter2" not in said
+    assert "hunter2" not in safe_url("sqlite:///x.db?password=hunter2&token=t")

@@ -112,6 +112,11 @@ async def test_the_list_filters_by_state_and_environment_and_pages(api_bot: BotH
     assert wrong.status_code == 400 and "unknown state broken" in wrong.json()["error"]
     too_big = await bot.http.get(url, params={"limit": 10_000}, headers=_auth(TOKEN))
     assert too_big.status_code == 400
+    for odd in ("²", "٣", "1" * 5000, "-1", " 2"):  # Unicode digits: a 400, never a 500
+        answer = await bot.http.get(url, params={"limit": odd}, headers=_auth(TOKEN))
+        assert answer.status_code == 400 and "whole number" in answer.json()["error"], odd
+        answer = await bot.http.get(url, params={"offset": odd}, headers=_auth(TOKEN))
+        assert answer.status_code == 400, odd
 
 
 async def test_the_openapi_document_is_valid_and_describes_the_answers(
@@ -155,3 +160,24 @@ async def test_a_token_is_never_logged(
         await client.get(api_bot.url + "/api/v1/customers", headers=_auth("wrong-secret-token"))
         await client.get(api_bot.url + "/api/v1/customers", headers=_auth(TOKEN))
     assert "wrong-secret-token" not in caplog.text and TOKEN not in caplog.text
+
+
+async def test_refusals_tell_nothing_about_customers_and_follow_the_error_schema(
+    api_bot: BotHarness,
+) -> None:
+    bot = api_bot
+    await bot.add_customer("12345678", "Bouwbedrijf De Vries")
+    url = bot.url + "/api/v1"
+    error = _schema_of((await bot.http.get(f"{url}/openapi.json")).json(), "Error")
+    known = await bot.http.get(f"{url}/customers/12345678", headers=_auth("guess"))
+    unknown = await bot.http.get(f"{url}/customers/99999999", headers=_auth("guess"))
+    malformed = await bot.http.get(f"{url}/customers/not-a-kvk")
+    # no existence oracle: without a valid token every customer path answers the same
+    assert [r.status_code for r in (known, unknown, malformed)] == [401, 401, 401]
+    assert known.json() == unknown.json() == malformed.json()
+    jsonschema.validate(known.json(), error)
+    for query in ("limit=0", "offset=-1", "state=sleeping", "environment=staging"):
+        bad = await bot.http.get(f"{url}/customers?{query}", headers=_auth(TOKEN))
+        assert bad.status_code == 400, query
+        assert bad.headers["Content-Type"].startswith("application/json"), query
+        jsonschema.validate(bad.json(), error)

@@ -5,6 +5,7 @@ delivery whose processing failed is retried by the bot itself."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -20,7 +21,8 @@ from bot.domain import State
 from bot.onboarding import tenant_events
 from bot.simulator import Simulator
 from bot.simulator.webhooks import build_delivery, sign_webhook
-from storage.models import Incident, WebhookEvent
+from storage.models import Incident, WebhookBodyHash, WebhookEvent
+from storage.retention import prune_operational
 from tests.harness import BotHarness, start_bot
 from tests.web.test_webhook_endpoint import customer_row, processed
 
@@ -255,3 +257,35 @@ async def test_every_replica_runs_the_webhook_retry_job(bot: BotHarness) -> None
     jobs = {job.name: job for job in bot.runtime.bot.scheduler.jobs}
     assert jobs["webhook-retry"].every == tenant_events.RETRY_EVERY
     assert await jobs["webhook-retry"].tick() == 0  # nothing to retry
+
+
+async def test_a_body_without_its_own_timestamp_stays_a_replay_after_its_row_is_pruned(
+    bot: BotHarness,
+) -> None:
+    """Issue 19, finding 13: headers supply the timestamp of a lean body, so it could be
+    replayed with fresh ones once the 30-day row is gone; its hash (32 bytes) is kept."""
+    tenant = await healthy_customer(bot, "33333333")
+    lean = json.dumps({"tenantId": tenant, "eventType": DELETED}).encode()
+
+    def headers(nid: str) -> dict[str, str]:
+        return {"x-vwd-event-id": DELETED, "x-vwd-tenant-id": tenant,
+                "x-vwd-notification-id": nid,
+                "x-vwd-notification-timestamp": utcnow().isoformat(),
+                "X-VWD-Signature-V1": sign_webhook(SECRET, lean)}  # fmt: skip
+
+    assert (await post(bot, headers("lean-old"), lean)).status_code == 202
+    await processed(bot, "lean-old")
+    app = bot.runtime.settings.production_client_id or ""
+    timed_headers, timed = build_delivery(ADDED, tenant, "production", app, SECRET)
+    assert (await post(bot, timed_headers, timed)).status_code == 202  # carries its timestamp
+    await processed(bot, timed_headers["x-vwd-notification-id"])
+    later = utcnow() + timedelta(days=31)
+    pruned = await prune_operational(bot.runtime.bot.db, later)
+    assert pruned["webhook_events"] == 2 and await stored(bot) == 0
+
+    response = await post(bot, headers("lean-new"), lean)  # a month later, fresh headers
+    assert (response.status_code, response.json()["dropped"]) == (200, "replay")
+    assert await stored(bot) == 0
+    async with bot.runtime.bot.db.transaction() as session:  # only the lean body's hash
+        kept = (await session.scalars(select(WebhookBodyHash.body_hash))).all()
+    assert kept == [hashlib.sha256(lean).digest()]

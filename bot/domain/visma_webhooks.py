@@ -66,6 +66,7 @@ class Delivery:
     payload: dict[str, Any] | None  # the body when it is a JSON object
     body_hash: str = ""  # SHA-256 of the raw body, hex: a replayed body is recognised by it
     sent_at: datetime | None = None  # ``timestamp`` read as a moment, when it is one
+    body_timestamp: bool = False  # the signed body names the timestamp (else: headers, none)
 
 
 def verify_signature(secrets: Sequence[str], body: bytes, header: str | None) -> bool:
@@ -99,6 +100,8 @@ def parse_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
     header contradicts the body, when a value is longer than its column, or when the
     notification timestamp cannot be read.
     """
+    if b"\x00" in body:  # stored as text: PostgreSQL cannot hold a NUL
+        raise UserError("the body contains a NUL character")
     lowered = {key.lower(): value.strip() for key, value in headers.items() if value.strip()}
     payload = _json_object(body)
 
@@ -140,6 +143,7 @@ def parse_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
         payload=payload,
         body_hash=hashlib.sha256(body).hexdigest(),
         sent_at=sent_at,
+        body_timestamp=_body_value(payload, _FIELDS["x-vwd-notification-timestamp"]) is not None,
     )
 
 
@@ -185,6 +189,8 @@ def _same(header: str, signed: str, given: str) -> bool:
 def _fits(value: str, limit: int, what: str) -> None:
     if len(value) > limit:
         raise UserError(f"the {what} is longer than {limit} characters")
+    if _CONTROL.search(value):  # a NUL would be a database error; none belongs in an id
+        raise UserError(f"the {what} contains a control character")
 
 
 def event_kind(event: str) -> WebhookEventKind:
@@ -194,6 +200,9 @@ def event_kind(event: str) -> WebhookEventKind:
         if squashed == _squash(kind.value):
             return kind
     return WebhookEventKind.OTHER
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _squash(text: str) -> str:
