@@ -32,6 +32,7 @@ CONNECTIONS = 1000
 SENDERS = 200
 SIZE = 1_048_000
 MB = 1024 * 1024
+CHUNK = 64 * 1024
 
 
 async def _one(port: int, payload: bytes | None, hold: float) -> int | None:
@@ -47,11 +48,15 @@ async def _one(port: int, payload: bytes | None, hold: float) -> int | None:
     )
     status = None
     try:
-        writer.write(head.encode())
-        if payload is not None:
-            writer.write(payload)
-        await writer.drain()
-        line = await asyncio.wait_for(reader.readline(), timeout=hold)
+        async with asyncio.timeout(hold):
+            writer.write(head.encode())
+            if payload is not None:  # in chunks: this process buffers 64 KB, not the body
+                view = memoryview(payload)
+                for start in range(0, len(payload), CHUNK):
+                    writer.write(view[start : start + CHUNK])
+                    await writer.drain()
+            await writer.drain()
+            line = await reader.readline()
         status = int(line.split()[1]) if line.startswith(b"HTTP/") else None
     except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError):
         pass
