@@ -74,6 +74,7 @@ async def test_odd_tenants_never_stop_the_healthy_ones_being_checked_every_inter
     database_url: str, slack: FakeSlack, sim: Simulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
+    baseline = _rss_mb()  # what the test session already holds is not this test's doing
     bot = await start_bot(
         database_url, slack, sim, schedule=True, check_interval=f"{INTERVAL:g}s",
         check_timeout="1s", failure_threshold=1,
@@ -110,7 +111,9 @@ async def test_odd_tenants_never_stop_the_healthy_ones_being_checked_every_inter
         assert reason in (customer.state_reason or ""), (tenant, customer.state_reason)
         assert len(times[ids[tenant]]) >= 2, tenant  # retried within the interval, no later
     assert set(statuses) == {200}
-    assert peak_rss < 400
+    # Bounded: no 64 MiB answer body is ever held whole (measured: +5 MB over the baseline
+    # alone; an absolute limit failed in a full run whose earlier tests already held 405 MB).
+    assert peak_rss - baseline < 48, (baseline, peak_rss)
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]
 
