@@ -1,5 +1,6 @@
 """Helpers for tests that run ``brincr-bot serve`` as a real process: a free local port, the
-process itself with its output in a file, and waiting until its ``/readyz`` answers 200."""
+process itself with its output in a file, waiting until its ``/readyz`` answers 200, and a
+fleet for the replicas to share."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ import time
 from pathlib import Path
 
 import httpx
+
+from bot.domain import Environment, State
+from bot.simulator import Simulator
+from storage.customers import NewCustomer, add_customer
+from storage.db import Database
+from tests.conftest import _truncate
+from tests.harness import SCOPES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,3 +51,21 @@ async def wait_ready(port: int, timeout: float = 30.0) -> None:  # noqa: ASYNC10
                 pass
             await asyncio.sleep(0.2)
     raise AssertionError(f"replica on port {port} never became ready")
+
+
+async def seed_fleet(database_url: str, sim: Simulator, count: int, first_kvk: int) -> list[str]:
+    """Empty the database at ``database_url`` and add ``count`` linked production customers
+    (KvK numbers from ``first_kvk``), every scope approved at the stand-in, each pending its
+    first check; returns their tenant IDs in KvK order."""
+    _truncate(database_url)
+    tenants = [f"00000000-0000-4000-8000-{i:012d}" for i in range(count)]
+    db = Database(database_url)
+    try:
+        async with db.transaction() as session:
+            for i, tenant in enumerate(tenants):
+                sim.approve(tenant, "production", list(SCOPES))
+                new = NewCustomer(f"{first_kvk + i}", f"Klant {i}", Environment.PRODUCTION, tenant)
+                await add_customer(new, session=session, state=State.PENDING)
+    finally:
+        await db.close()
+    return tenants

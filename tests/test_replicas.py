@@ -23,7 +23,7 @@ from storage.models import AlertHold, CheckResult
 from tests.conftest import _truncate
 from tests.fakes.pagerduty import ROUTING_KEY, FakePagerDuty
 from tests.harness import ALERTS, BOT_TOKEN, SCOPES, SIGNING_SECRET, eventually
-from tests.processes import free_port, serve, wait_ready
+from tests.processes import free_port, seed_fleet, serve, wait_ready
 
 pytestmark = pytest.mark.postgres
 INTERVAL = 2.0
@@ -33,14 +33,7 @@ async def test_two_replicas_check_each_customer_once_per_interval_and_alert_once
     postgres_url: str, fakes: tuple[FakeSlack, Simulator], tmp_path: Path
 ) -> None:
     slack, sim = fakes
-    _truncate(postgres_url)
-    db = Database(postgres_url)
-    tenants = [f"00000000-0000-4000-8000-{i:012d}" for i in range(30)]
-    async with db.transaction() as session:
-        for i, tenant in enumerate(tenants):
-            sim.approve(tenant, "production", list(SCOPES))
-            new = NewCustomer(f"{60000000 + i}", f"Klant {i}", Environment.PRODUCTION, tenant)
-            await add_customer(new, session=session, state=State.PENDING)
+    tenants = await seed_fleet(postgres_url, sim, 30, first_kvk=60000000)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE"))},
         **sim.settings_env(),
@@ -64,6 +57,7 @@ async def test_two_replicas_check_each_customer_once_per_interval_and_alert_once
         codes = [replica.wait(timeout=30) for replica in replicas]
     assert codes == [0, 0], [log.read_text()[-2000:] for log in logs]
 
+    db = Database(postgres_url)
     async with db.transaction() as session:
         rows = (
             await session.execute(select(CheckResult.customer_id, CheckResult.checked_at))

@@ -23,14 +23,11 @@ from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select
 
 from bot.demo.fake_slack import FakeSlack
-from bot.domain import Environment, State
 from bot.domain.roles import Role
 from bot.simulator import Simulator
 from bot.simulator.webhooks import sign_webhook
-from storage.customers import NewCustomer, add_customer
 from storage.db import Database
 from storage.models import Notification, WebhookEvent
-from tests.conftest import _truncate
 from tests.harness import (
     ADMIN,
     ALERTS,
@@ -41,7 +38,7 @@ from tests.harness import (
     start_bot,
     text_of,
 )
-from tests.processes import free_port, serve, wait_ready
+from tests.processes import free_port, seed_fleet, serve, wait_ready
 
 INTERVAL = 2.0
 BIN = str(Path(sys.executable).with_name("brincr-bot"))
@@ -74,14 +71,7 @@ async def test_web_answers_people_and_worker_checks_alerts_and_delivers(
     postgres_url: str, fakes: tuple[FakeSlack, Simulator], tmp_path: Path
 ) -> None:
     slack, sim = fakes
-    _truncate(postgres_url)
-    db = Database(postgres_url)
-    tenants = [f"00000000-0000-4000-8000-{i:012d}" for i in range(6)]
-    async with db.transaction() as session:
-        for i, tenant in enumerate(tenants):
-            sim.approve(tenant, "production", list(SCOPES))
-            new = NewCustomer(f"{61000000 + i}", f"Klant {i}", Environment.PRODUCTION, tenant)
-            await add_customer(new, session=session, state=State.PENDING)
+    tenants = await seed_fleet(postgres_url, sim, 6, first_kvk=61000000)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE"))},
         **sim.settings_env(),
@@ -155,6 +145,7 @@ async def test_web_answers_people_and_worker_checks_alerts_and_delivers(
     assert "sweep checked" in logs["worker"]
     assert "scheduler started" not in logs["web"]
     assert "sweep checked" not in logs["web"]
+    db = Database(postgres_url)
     async with db.transaction() as session:
         senders = set(await session.scalars(select(Notification.claimed_by)))
     await db.close()
