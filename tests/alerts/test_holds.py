@@ -9,7 +9,6 @@ real ALERT_GROUP_WAIT (the test settings default it to 0)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -32,11 +31,12 @@ from storage.models import (
     Incident,
     IncidentMember,
     Notification,
+    PagerEvent,
 )
-from storage.statuses import NotificationStatus
+from storage.statuses import NotificationStatus, PagerEventStatus
 from tests.conftest import _truncate
 from tests.fakes.pagerduty import ROUTING_KEY, FakePagerDuty
-from tests.harness import ALERTS, BotHarness, start_bot, text_of
+from tests.harness import ALERTS, BotHarness, eventually, start_bot, text_of
 
 INTERVAL = 12.0  # seconds; the sweep ticks every 0.4 s
 WAIT = 2.0  # ALERT_GROUP_WAIT in the scenario tests
@@ -83,12 +83,18 @@ def top_level(slack: FakeSlack) -> list[dict[str, Any]]:
     return [m for m in slack.messages(ALERTS) if "thread_ts" not in m]
 
 
-async def wait_until(done: Any, timeout: float) -> None:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while not await done():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
+async def quiet(bot: BotHarness) -> bool:
+    """Nothing more can arrive: no alert is held and nothing is left to send to Slack or
+    PagerDuty (what the test then counts is final, however slow the run)."""
+    async with bot.runtime.bot.db.transaction() as session:
+        held = await session.scalar(select(func.count()).select_from(AlertHold))
+        unsent = await session.scalar(
+            select(func.count()).where(Notification.status == NotificationStatus.PENDING)
+        )
+        unpaged = await session.scalar(
+            select(func.count()).where(PagerEvent.status == PagerEventStatus.PENDING)
+        )
+    return not (held or unsent or unpaged)
 
 
 async def members_of_open_group(bot: BotHarness) -> int:
@@ -125,9 +131,9 @@ async def test_twenty_customers_with_spread_slots_losing_a_scope_page_once(
         async def everyone_grouped() -> bool:
             return await members_of_open_group(bot) == 20
 
-        await wait_until(everyone_grouped, INTERVAL + WAIT + 10)
-        await wait_until(lambda: _true(len(pd.actions()) >= 1), 10)
-        await asyncio.sleep(2 * TICK)  # nothing more arrives
+        await eventually(everyone_grouped, INTERVAL + WAIT + 10)
+        await eventually(lambda: _true(len(pd.actions()) >= 1), 10)
+        await eventually(lambda: quiet(bot), 10)
     finally:
         await bot.close()
     alerts = top_level(slack)
@@ -163,9 +169,9 @@ async def test_a_lone_broken_customer_alerts_once_within_the_wait_plus_a_tick(
         async def alerted() -> bool:
             return len(top_level(slack)) >= 1
 
-        await wait_until(alerted, INTERVAL)
+        await eventually(alerted, INTERVAL)
         posted = utcnow()
-        await wait_until(lambda: _true(pd.actions() == ["trigger"]), 10)
+        await eventually(lambda: _true(pd.actions() == ["trigger"]), 10)
         await asyncio.sleep(INTERVAL - (utcnow() - started).total_seconds() + 1)
         async with bot.runtime.bot.db.transaction() as session:
             broken_at = await session.scalar(
@@ -340,9 +346,9 @@ async def test_two_replicas_with_a_spread_fleet_page_once(
         async def everyone_grouped() -> bool:
             return await members_of_open_group(first) == 20
 
-        await wait_until(everyone_grouped, INTERVAL + WAIT + 10)
-        await wait_until(lambda: _true(len(pd.actions()) >= 1), 10)
-        await asyncio.sleep(2 * TICK)
+        await eventually(everyone_grouped, INTERVAL + WAIT + 10)
+        await eventually(lambda: _true(len(pd.actions()) >= 1), 10)
+        await eventually(lambda: quiet(first), 10)
     finally:
         await first.close()
         await second.close()
@@ -368,16 +374,16 @@ async def test_a_hold_survives_the_replica_that_made_it_and_alerts_once(
             async with first.runtime.bot.db.transaction() as session:
                 return await session.get(AlertHold, lone) is not None
 
-        await wait_until(held, INTERVAL)
+        await eventually(held, INTERVAL)
     finally:
         await first.close()  # the replica goes away during the hold
     assert top_level(slack) == []
     second = await paging_bot_with(postgres_url, slack, sim, pd, worker_id="b", **settings)
     try:
         await second.runtime.bot.scheduler.start()
-        await wait_until(lambda: _true(len(top_level(slack)) == 1), 10)
-        await wait_until(lambda: _true(pd.actions() == ["trigger"]), 10)
-        await asyncio.sleep(4 * TICK)
+        await eventually(lambda: _true(len(top_level(slack)) == 1), 10)
+        await eventually(lambda: _true(pd.actions() == ["trigger"]), 10)
+        await eventually(lambda: quiet(second), 10)
     finally:
         await second.close()
     assert len(top_level(slack)) == 1 and pd.actions() == ["trigger"]
@@ -481,7 +487,7 @@ async def test_failing_peers_count_before_their_own_threshold_and_join_when_they
                 pass
             return any("*5*" in text_of(m) for m in top_level(slack))
 
-        await wait_until(updated, 10)  # the update waits for its message to be posted
+        await eventually(updated, 10)  # the update waits for its message to be posted
     finally:
         await bot.close()
     (alert,) = top_level(slack)
