@@ -10,6 +10,7 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,19 +53,28 @@ def _postgres_server_url() -> str | None:
 def postgres_url() -> Iterator[str]:
     """A freshly migrated PostgreSQL database for this session; skips when TEST_DATABASE_URL
     is not set, fails when it is set and the server does not answer."""
+    with scratch_postgres("brincr_test") as url:
+        upgrade(url)
+        yield url
+
+
+@contextmanager
+def scratch_postgres(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database named ``prefix`` plus a random suffix on the server
+    TEST_DATABASE_URL names, dropped afterwards; skips the test when that is not set."""
     server = _postgres_server_url()
     if server is None:
         pytest.skip("no PostgreSQL: set TEST_DATABASE_URL to a reachable server")
-    name = f"brincr_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(sync_url(server), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def _truncate(url: str) -> None:

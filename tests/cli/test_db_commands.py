@@ -4,18 +4,17 @@ migrated: they create nothing and say the schema is missing (exit 2)."""
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import create_engine, inspect, make_url, text
+from sqlalchemy import create_engine, inspect
 
 from bot.cli import main
 from storage.db import sync_url
 from storage.migrate import HEAD, known_revisions, upgrade
-from tests.conftest import _postgres_server_url
+from tests.conftest import scratch_postgres
 
 
 @pytest.fixture
@@ -68,17 +67,8 @@ def test_a_reading_command_on_a_never_migrated_database_creates_nothing_and_exit
 @pytest.fixture
 def postgres_empty_url() -> Iterator[str]:
     """A new, empty PostgreSQL database (never migrated); skips without TEST_DATABASE_URL."""
-    server = _postgres_server_url()
-    if server is None:
-        pytest.skip("no PostgreSQL: set TEST_DATABASE_URL to a reachable server")
-    name = f"brincr_empty_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(sync_url(server), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_postgres("brincr_empty") as url:
+        yield url
 
 
 @pytest.mark.postgres
