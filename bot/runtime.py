@@ -296,13 +296,16 @@ class CheckEngine:
             loop.call_soon_threadsafe(runtime.bot.services.wake_outbox)
 
     async def stop(self) -> None:
-        """Stop the worker (its own stop deadline applies) and return when it stopped."""
+        """Stop the worker (its own stop deadline applies), then let its loop close: return
+        when the thread ended, or THREAD_EXIT after the worker stopped (a task stuck on a
+        stalled database; the thread is a daemon and the process exits without it)."""
         loop, stop = self._loop, self._stop
-        if loop is None or stop is None or self._stopped.done():
+        if loop is None or stop is None:
             return
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(stop.set)
         await asyncio.wrap_future(self._stopped)
+        await asyncio.to_thread(self._thread.join, THREAD_EXIT)
 
     def _main(self) -> None:
         try:
@@ -339,6 +342,7 @@ STOP_DEADLINE = 6.0  # seconds stop() may take in all (SIGTERM to exit stays und
 # Seconds the check engine's thread may hold the interpreter while the listener waits for it
 # (Python's default is 5 ms; an ack takes several turns of the listener's loop).
 SWITCH_INTERVAL = 0.001
+THREAD_EXIT = 1.0  # seconds the check engine's loop gets to close after its worker stopped
 
 
 async def _finish_listeners() -> None:

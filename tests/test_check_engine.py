@@ -89,14 +89,18 @@ async def test_a_row_the_listener_writes_wakes_the_engines_sender_on_its_thread(
         woken.append(threading.current_thread().name)
         wake()
 
+    own: list[str] = []  # the listener's own sender never runs: waking it would be lost
     monkeypatch.setattr(outbox, "wake", recording_wake)
+    monkeypatch.setattr(bot.runtime.bot.outbox, "wake", lambda: own.append("listener"))
     try:
+        woken.clear()
         bot.runtime.bot.services.wake_outbox()  # what a listener's service does after writing
 
         async def delivered() -> bool:
-            return woken == ["check-engine"]
+            return bool(woken)
 
         await eventually(delivered)
+        assert set(woken) == {"check-engine"} and own == []
     finally:
         await bot.close()
 
