@@ -54,6 +54,7 @@ import aiohttp
 import psycopg
 from sqlalchemy import create_engine, insert
 
+from bench import provenance
 from bench.ack_latency import Target, _reply_time, bot_config, pct, signed, spawn
 from bench.bench_simulator import free_port, wait_ready
 from bench.db_size import (
@@ -99,22 +100,16 @@ DAY = timedelta(days=1)
 
 
 def machine() -> str:
-    """Cores and CPU model (the shared bench helper's wording when it exists)."""
-    try:
-        from bench.provenance import machine as shared  # type: ignore[import-not-found]
-
-        return str(shared())
-    except ImportError:
-        pass
-    cpu = "unknown CPU"
-    with open("/proc/cpuinfo") as info:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")), cpu)
-    return f"{os.cpu_count()} cores ({cpu})"
+    return provenance.machine()
 
 
 def loadavg() -> str:
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
+    return provenance.load_before()
+
+
+STAND_IN_WHERE = provenance.stand_in_phrase(
+    provenance.SEPARATE, "the bot in another, the load generator and the fake Slack in a third"
+)
 
 
 # --- a scratch database ------------------------------------------------------------------------
@@ -238,7 +233,8 @@ def seed_history_pg(
             "UPDATE customers SET state = 'healthy', state_since = %(start)s, "
             "required_scopes = %(scopes)s, granted_scopes = %(scopes)s, "
             "last_check_at = %(last)s, next_check_at = %(now)s, last_result_id = m.id "
-            "FROM (SELECT customer_id, max(id) AS id FROM check_results GROUP BY customer_id) m "
+            "FROM (SELECT DISTINCT ON (customer_id) customer_id, id FROM check_results "
+            "ORDER BY customer_id, checked_at DESC) m "
             "WHERE m.customer_id = customers.id",
             {**common, "last": line.at(0, line.slots - 1), "now": line.now},
         )
@@ -551,7 +547,7 @@ def growth(points: list[dict[str, Any]], key: str) -> str:
     if len(points) < 2 or first[key] <= 0 or last[key] <= 0:
         return "n/a"
     b = math.log(last[key] / first[key]) / math.log(last["customers"] / first["customers"])
-    word = ("flat" if b < 0.15 else "sub-linear" if b < 0.85 else "linear" if b < 1.15
+    word = ("falls" if b <= -0.15 else "flat" if b < 0.15 else "sub-linear" if b < 0.85 else "linear" if b < 1.15
             else "super-linear")  # fmt: skip
     return f"{word} (N^{b:.2f})"
 
@@ -601,9 +597,9 @@ def section(points: list[dict[str, Any]]) -> list[str]:
         f"days, `/brincr list` and API list p99 ≤ {TARGET_P99_MS} ms",
         "",
         f"Machine: {largest['machine']}; PostgreSQL on the same machine, a fresh scratch "
-        "database per size. The Visma/Brincr stand-in ran in a **separate process** (the bot "
-        f"in another, the load generator in a third), {largest['latency_ms']:.0f} ms latency "
-        f"per request, `CHECK_CONCURRENCY={largest['concurrency']}`. The machine is shared: "
+        f"database per size. Stand-in: {STAND_IN_WHERE}; {largest['latency_ms']:.0f} ms "
+        f"latency per request, `CHECK_CONCURRENCY={largest['concurrency']}`. The machine is "
+        "shared: "
         "the 1-minute load average (`/proc/loadavg`) before each size's run is in the table "
         "(before seeding / before the bot and the stand-in started).",
         "",
@@ -706,11 +702,18 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--real-customers", type=int, default=100)
     parser.add_argument("--write", action="store_true", help="write into docs/benchmarks.md")
+    parser.add_argument(
+        "--render", action="store_true",
+        help="only re-render the block of docs/benchmarks.md from the points stored in it",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.render:
+        write([])
+        return
     sizes_ = QUICK if args.quick else tuple(int(s) for s in args.sizes.split(","))
     if args.quick:
         args.requests, args.warmup, args.write = 100, 10, False
-    print(f"machine: {machine()}; stand-in: a separate process", flush=True)
+    provenance.announce(provenance.SEPARATE, "the bot in another; load generator in a third")
     points = [measure(args, n) for n in sizes_]
     print("\n".join(section(points)))
     if args.write:
