@@ -547,8 +547,8 @@ def growth(points: list[dict[str, Any]], key: str) -> str:
     if len(points) < 2 or first[key] <= 0 or last[key] <= 0:
         return "n/a"
     b = math.log(last[key] / first[key]) / math.log(last["customers"] / first["customers"])
-    word = ("falls" if b <= -0.15 else "flat" if b < 0.15 else "sub-linear" if b < 0.85 else "linear" if b < 1.15
-            else "super-linear")  # fmt: skip
+    bounds = ((-0.15, "falls"), (0.15, "flat"), (0.85, "sub-linear"), (1.15, "linear"))
+    word = next((w for limit, w in bounds if b < limit), "super-linear")
     return f"{word} (N^{b:.2f})"
 
 
