@@ -42,6 +42,7 @@ from slack_bolt.async_app import AsyncApp, AsyncRespond
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bench import provenance
 from bench.bench_simulator import free_port
 from bench.db_size import SCOPES, seed_history
 from bench.sweep import SERVER as STAND_IN
@@ -330,15 +331,6 @@ async def run(args: argparse.Namespace, db_url: str, stand_in: str, log: IO[str]
 # --- with the real scheduler: a bulk import all due at once, web/worker or one process --------
 
 
-def machine_line() -> str:
-    """Where the figures come from: cores, CPU, load average just before the run."""
-    cpu = "unknown CPU"
-    with open("/proc/cpuinfo") as info:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")), cpu)
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"machine: {os.cpu_count()} cores ({cpu}); load average before the run {load}"
-
-
 def _all_due(db_url: str, customers: int) -> None:
     """A bulk import: ``customers`` pending customers, every one due now, nothing checked."""
     from sqlalchemy import create_engine, delete, text
@@ -433,7 +425,7 @@ async def scheduled(
     and the bare app alternately while the checks run."""
     await asyncio.to_thread(_all_due, db_url, args.customers)
     split = mode == LAYOUTS["split"]
-    load = f"{os.getloadavg()[0]:.2f}"
+    load = provenance.load_before().split()[0]
     rows: list[Row] = []
     async with FakeSlack() as slack:
         started: list[Target] = []
@@ -488,8 +480,7 @@ async def scheduled(
 
 
 def main_scheduled(args: argparse.Namespace) -> None:
-    where = machine_line()
-    print(where, flush=True)
+    where = provenance.announce(provenance.SEPARATE, "each bot role and the bare app a process")
     print(f"stand-in: a separate process, {args.customers} tenants, {args.latency * 1000:.0f} ms "
           f"latency; {args.requests} idle and {args.under_load} loaded requests per app; "
           f"database {args.database_url.split('@')[-1]}", flush=True)  # fmt: skip
@@ -526,16 +517,14 @@ def _medians(rows: list[Row]) -> list[str]:
     return lines
 
 
-def write_doc(args: argparse.Namespace, where: str, rows: list[Row]) -> None:
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+def write_doc(args: argparse.Namespace, where: provenance.Where, rows: list[Row]) -> None:
     lines = [
         "## Acks while the scheduler checks a bulk import (`bench/ack_latency.py --scheduled`): "
         "target bot p99 ≤ 1.5 × a bare Bolt app's during a catch-up at `CHECK_INTERVAL=60s`, "
         "≤ 2.0 × when every customer is due every 15 s",
         "",
-        f"Machine: {where.removeprefix('machine: ')} (the machine is shared: the load "
-        f"average before each run is in the table). Date: {when}. The Visma/Brincr stand-in "
-        f"runs in a **separate process** ({args.customers:,} tenants, "
+        f"{where.sentence()} The load average before each run is in the table. The "
+        f"Visma/Brincr stand-in runs in a **separate process** ({args.customers:,} tenants, "
         f"{args.latency * 1000:.0f} ms latency), PostgreSQL on the same machine, "
         f"`CHECK_CONCURRENCY={args.concurrency}`. {args.customers:,} customers imported at "
         "once (all due), then the real scheduler (`serve`'s) starts; meanwhile signed "
@@ -570,6 +559,7 @@ def write_doc(args: argparse.Namespace, where: str, rows: list[Row]) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
+    provenance.announce(provenance.SEPARATE, "the bot and the bare app each a process")
     with tempfile.TemporaryDirectory() as tmp:
         path = args.db or f"{tmp}/ack.db"
         url = f"sqlite:///{path}"

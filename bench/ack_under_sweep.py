@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
 
+from bench import provenance
 from bench.ack_latency import Target, _run_bare, _stdin_line, bot_config, pct, phase, report
 from bench.bench_simulator import free_port
 from bench.db_size import seed_history
@@ -176,6 +177,7 @@ def _summary(bot: Target) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
+    provenance.announce(provenance.SEPARATE, "the bot and the bare app each a process")
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/ack.db"
         started = time.perf_counter()

@@ -17,9 +17,14 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import provenance
 
 SCOPES = ["brincr:category", "brincr:country"]
 SERVER = (
@@ -103,6 +108,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--tenants", type=int, default=1)
     args = parser.parse_args()
+    provenance.announce(provenance.SEPARATE, "the client in the benchmark's process")
     port = free_port()
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(args.latency)])
     try:

@@ -104,6 +104,10 @@ async def measure(pid: int, port: int, *, settle: float = 35.0) -> tuple[Memory,
 
 
 async def _main(source: Path) -> None:
+    from bench import provenance
+
+    provenance.announce(provenance.IN_PROCESS, "serve in a separate process; the stand-in only "
+                        "answers its start, the flood goes to Slack's endpoint")  # fmt: skip
     from bot.demo.fake_slack import FakeSlack
     from bot.simulator import Simulator
     from tests.harness import ALERTS, BOT_TOKEN, SCOPES, SIGNING_SECRET

@@ -33,6 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import provenance  # noqa: E402
 from bench.bench_simulator import free_port  # noqa: E402
 
 BIN = str(Path(sys.executable).with_name("brincr-bot"))
@@ -105,6 +106,7 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 
 def main(customers: int, concurrency: int, latency: float, rounds: int) -> None:
+    provenance.announce(provenance.SEPARATE, "the command and the bare loop each a process")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(latency),

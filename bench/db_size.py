@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import create_engine, insert
 from sqlalchemy.engine import Connection
 
+from bench import provenance
 from bot.checks.recording import record_outcomes
 from bot.domain import Environment, State
 from bot.domain.outcomes import CheckOutcome, TokenOutcome
@@ -285,6 +286,7 @@ def pairs(values: dict[str, int] | dict[str, float], unit: str = "") -> str:
 
 
 def main(customers: int, days: int, real_customers: int, keep: str | None) -> None:
+    provenance.announce(provenance.NONE)
     with tempfile.TemporaryDirectory() as tmp:
         path = keep or f"{tmp}/size.db"
         url = f"sqlite:///{path}"

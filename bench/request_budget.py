@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import select
 
+from bench import provenance
 from bot.checks import service
 from bot.checks.scheduler import tick_seconds
 from bot.core.clock import utcnow
@@ -216,6 +217,8 @@ def main() -> None:
     parser.add_argument("--rollout", action="store_true", help="half the customers lack a "
                         "rollout scope (BRINCR_ROLLOUT_SCOPES)")  # fmt: skip
     args = parser.parse_args()
+    provenance.announce(provenance.IN_PROCESS, "so are the bot and its scheduler (one event "
+                        "loop), to read the stand-in's per-tenant counters")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/budget.db"
         upgrade(url)

@@ -33,6 +33,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import provenance
 from bench.bench_simulator import free_port, wait_ready
 from bench.check_command import BARE
 from bot.composition import build_bot
@@ -78,6 +79,8 @@ async def _seed(db: Database, tenants: list[str]) -> list[int]:
 
 
 def main(customers: int, concurrency: int, latency: float) -> None:
+    provenance.announce(provenance.SEPARATE, "the bot in the benchmark's process, the bare "
+                        "loop in another")  # fmt: skip
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(port), str(latency), str(customers)]
