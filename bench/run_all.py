@@ -12,6 +12,11 @@ development machine::
 
     .venv/bin/python bench/run_all.py            # writes docs/benchmarks.md
     .venv/bin/python bench/run_all.py --quick    # small sizes, prints the block only
+    .venv/bin/python bench/run_all.py --cost-curve   # also bench/cost_curve.py (its own block)
+
+``--cost-curve`` (opt-in: 50,000 customers on PostgreSQL take a while) runs
+``bench/cost_curve.py`` after the rest; it writes its own block of docs/benchmarks.md (with
+``--quick``: 200 and 1,000 customers, nothing written).
 """
 
 from __future__ import annotations
@@ -331,6 +336,10 @@ def collect(quick: bool, tmp: str) -> list[list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes; print, don't write")
+    parser.add_argument(
+        "--cost-curve", action="store_true",
+        help="also bench/cost_curve.py: 1,000 to 50,000 customers on PostgreSQL (long)",
+    )  # fmt: skip
     args = parser.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -340,6 +349,8 @@ def main() -> None:
     else:
         write(text)
         print(f"wrote {DOC.relative_to(ROOT)}")
+    if args.cost_curve:
+        run("cost_curve.py", "--quick" if args.quick else "--write")
     print(f"all benchmarks: {time.perf_counter() - started:.0f}s")
 
 

@@ -43,6 +43,16 @@ async def bot(
     monkeypatch.setattr(bodies, "MAX_BYTES", 100_000)
     harness = await start_bot(sqlite_url, slack, sim, visma_webhook_secrets=WEBHOOK_SECRET)
     yield harness
+    # The held connections go first, and the listener sees them gone: a body still being
+    # read would hold the stop for the listener's whole grace (LISTENER_GRACE, 4 s).
+    _close_all_writers()
+    await harness.http.aclose()
+    runner = harness.runtime._runner
+    connections = runner.server.connections if runner and runner.server else []
+    for _ in range(200):  # aiohttp's own: the connection's task is still running
+        if all(getattr(c, "_task_handler", None) is None for c in connections):
+            break
+        await asyncio.sleep(0.02)
     await harness.close()
 
 
@@ -60,11 +70,15 @@ async def _open(bot: BotHarness, path: str, declared: int, sent: bytes) -> async
 _WRITERS: list[asyncio.StreamWriter] = []
 
 
+def _close_all_writers() -> None:
+    while _WRITERS:
+        _WRITERS.pop().close()
+
+
 @pytest.fixture(autouse=True)
 async def _close_writers() -> AsyncIterator[None]:
     yield
-    while _WRITERS:
-        _WRITERS.pop().close()
+    _close_all_writers()
 
 
 async def _status(reader: asyncio.StreamReader) -> int:
