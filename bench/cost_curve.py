@@ -701,7 +701,9 @@ def section(points: list[dict[str, Any]]) -> list[str]:
         f"across the fleet) with a bearer token: {largest['requests']} each after a warm-up, "
         "one at a time, nothing else running. Then the bot checks every customer once "
         "(`check_many`, all at once, as `bench/sweep.py`); ideal = N × 100 ms ÷ "
-        "concurrency. Peak RSS is each process's `VmHWM` after the sweep.",
+        "concurrency. Peak RSS is each process's `VmHWM` after the sweep: the bot's includes "
+        "every customer's snapshot and outcome held at once, more than `serve` holds (its "
+        "scheduler checks a tick's share of the fleet at a time), so read it as a ceiling.",
     ]
     return lines
 
