@@ -272,12 +272,12 @@ async def start_bot(
     return BotHarness(runtime, slack, sim)
 
 
-async def eventually(predicate: Any, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+async def eventually(predicate: Any, timeout: float = 5.0, every: float = 0.02) -> None:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while not await predicate():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(every)
 
 
 def unexpected_errors(log_text: str, expected: tuple[str, ...] = ()) -> list[str]:
