@@ -310,23 +310,27 @@ class CheckEngine:
     def _main(self) -> None:
         try:
             run_event_loop(self._run())
+        except BaseException as error:  # building the worker failed: the listener says so
+            if not self._started.done():
+                self._started.set_exception(error)
         finally:
             if not self._stopped.done():
                 self._stopped.set_result(None)
 
     async def _run(self) -> None:
         self._stop = asyncio.Event()
+        worker = Runtime(
+            self._settings, transport=self._transport, worker_id=self._worker_id,
+            role=Role.WORKER,
+        )  # fmt: skip
         try:
-            worker = Runtime(
-                self._settings, transport=self._transport, worker_id=self._worker_id,
-                role=Role.WORKER,
-            )  # fmt: skip
             await worker.start(
                 listen=False, schedule=self._schedule, verify_slack=self._verify_slack
             )
-        except BaseException as error:
+        except BaseException as error:  # the listener's start raises it; nothing stays up
             self._started.set_exception(error)
-            raise
+            await worker.stop()
+            return
         self._loop = asyncio.get_running_loop()
         self._started.set_result(worker)
         try:
