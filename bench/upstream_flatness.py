@@ -415,7 +415,9 @@ def main() -> None:
     if not args.database_url.startswith("postgresql"):
         parser.error("needs --database-url postgresql://... (or TEST_DATABASE_URL)")
     sources = [tuple(s.split("=", 1)) for s in args.sources.split(",")]
-    where = provenance.announce(provenance.SEPARATE, "the bot (`serve --role all`) another process")
+    where = provenance.announce(
+        provenance.SEPARATE, "the bot (`serve --role all`) in another process"
+    )
     steady = args.customers / args.interval
     print(f"customers={args.customers} interval={args.interval:g}s steady={steady:.1f}/s "
           f"window={WINDOW:g}s target<={TARGET}", flush=True)  # fmt: skip
