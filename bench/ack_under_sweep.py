@@ -43,7 +43,7 @@ CHILD = "import sys; from bench.ack_under_sweep import child; child(sys.argv[1],
 
 
 def child(kind: str, config: str) -> None:
-    from bot.cli.common import run_event_loop  # the loop `serve` runs on (uvloop), for both
+    from bot.core.loop import run_event_loop  # the loop `serve` runs on (uvloop), for both
 
     values = json.loads(config)
     run_event_loop(_run_bot(values) if kind == "bot" else _run_bare(values))

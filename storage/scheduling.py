@@ -19,6 +19,13 @@ from storage.db import affected_rows
 from storage.models import Customer
 
 
+class Claimed(NamedTuple):
+    """A claimed customer and when its check was due."""
+
+    id: int
+    due: datetime
+
+
 async def claim_due(
     *,
     session: AsyncSession,
@@ -27,10 +34,10 @@ async def claim_due(
     worker: str,
     limit: int,
     due_by: datetime | None = None,
-) -> list[int]:
+) -> list[Claimed]:
     """Claim up to ``limit`` linked customers whose check is due by ``due_by`` (default
     ``now``), most overdue first; rows claimed by another worker until after ``now`` are
-    skipped."""
+    skipped. Returned most overdue first, each with when it was due."""
     due = (
         select(Customer.id)
         .where(
@@ -47,10 +54,11 @@ async def claim_due(
         update(Customer)
         .where(Customer.id.in_(due.scalar_subquery()))
         .values(claimed_until=lease_until, claimed_by=worker)
-        .returning(Customer.id)
+        .returning(Customer.id, Customer.next_check_at)
         .execution_options(synchronize_session=False)
     )
-    return sorted(result.scalars().all())
+    # next_check_at is set on every row claimed (it was due); `or now` is for the type
+    return sorted((Claimed(i, at or now) for i, at in result.all()), key=lambda c: c.due)
 
 
 async def count_linked(*, session: AsyncSession) -> int:

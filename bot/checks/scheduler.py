@@ -1,14 +1,19 @@
 """Scheduled work in ``serve`` (APScheduler on the asyncio loop), as small idempotent ticks:
 
-- **sweep**: claim the customers whose check is due (``storage.scheduling.claim_due``) and
-  check them concurrently, in the background (up to ``MAX_BATCHES`` ticks' worth at once,
-  sharing CHECK_CONCURRENCY), so a slow customer never holds back the next tick's; what a
-  sweep claimed and did not record is released when it ends. Each tick claims at most
-  1.5 × its share of the fleet
+- **sweep**: claim the customers whose check is due before the next tick
+  (``storage.scheduling.claim_due``) and check them concurrently, in the background (up to
+  ``MAX_BATCHES`` ticks' worth at once, sharing CHECK_CONCURRENCY), so a slow customer never
+  holds back the next tick's; what a sweep claimed and did not record is released when it
+  ends. Each tick claims at most 1.5 × its share of the fleet
   (``linked × tick ÷ CHECK_INTERVAL``), so a fleet that is all due at once (first start, a
-  restart after downtime) is spread over the interval instead of checked in one burst; after
-  one round each customer keeps its own slot (``next_check_at = checked_at + interval``).
-  Customers in trouble come back sooner with backoff (``bot.checks.recording.next_check_delay``).
+  restart after downtime, an outage's end, a bulk import) is spread over the interval
+  instead of checked in one burst; after one round each customer keeps its own slot
+  (``next_check_at = checked_at + interval``). Within a tick the checks are spread too
+  (:func:`start_times`): each starts at its slot, never early, and the overdue ones one
+  after the other at 1.5 × the fleet's rate, so Visma sees no burst at each tick (at a
+  15-minute interval a tick is 10 s: a tick's checks at once were 3 × the steady rate over
+  5 s; bench/upstream_flatness.py). Customers in trouble come back sooner with backoff
+  (``bot.checks.recording.next_check_delay``).
 - **retention**: prune raw results, keep rollups and state changes (``storage.retention``).
 - the features' own jobs, given at construction by the composition root (:class:`Job`): alert
   upkeep (reminders, ended snoozes, upstream incidents), stale-invitation nudges.
@@ -40,7 +45,7 @@ from bot.core.metrics import LAST_SWEEP
 from bot.services import Services
 from storage.db import DATABASE_ERRORS, one_line
 from storage.retention import prune_history
-from storage.scheduling import claim_due, count_linked, release
+from storage.scheduling import Claimed, claim_due, count_linked, release
 
 log = logging.getLogger(__name__)
 Tick = Callable[[], Awaitable[object]]
@@ -64,6 +69,23 @@ RELEASED_RETRY = timedelta(minutes=1)  # a claimed check that was not recorded c
 def tick_seconds(interval: timedelta) -> float:
     """How often the sweep looks for due customers: 1/30 of the interval, 0.2–10 s."""
     return max(0.2, min(10.0, interval.total_seconds() / 30))
+
+
+def start_times(
+    claimed: Sequence[Claimed], now: datetime, clock: float, step: float
+) -> dict[int, float]:
+    """When (``clock``'s time base) each claimed check may start: a customer due later at
+    its slot, never early; the overdue ones one every ``step`` seconds, most overdue first."""
+    starts: dict[int, float] = {}
+    overdue = 0
+    for claim in claimed:
+        ahead = (claim.due - now).total_seconds()
+        if ahead > 0:
+            starts[claim.id] = clock + ahead
+        else:
+            starts[claim.id] = clock + overdue * step
+            overdue += 1
+    return starts
 
 
 class Scheduler:
@@ -154,8 +176,9 @@ class Scheduler:
             self._scheduler = None
 
     async def sweep(self) -> int:
-        """Claim what is due (paced) and check it. Returns how many were checked."""
-        ids = await self._claim()
+        """Claim what is due (paced) and check it now. Returns how many were checked."""
+        _, claimed = await self._claim()
+        ids = [claim.id for claim in claimed]
         if ids:
             await self._check(ids)
         self.last_sweep = time.monotonic()
@@ -167,9 +190,12 @@ class Scheduler:
         customer (up to CHECK_TIMEOUT) never holds back the next tick's customers. The
         checks of every tick share CHECK_CONCURRENCY (``CheckService.check_many``)."""
         if len(self._batches) < MAX_BATCHES:
-            ids = await self._claim()
-            if ids:
-                task = asyncio.create_task(self._check(ids))
+            clock = asyncio.get_running_loop().time()
+            now = utcnow()
+            limit, claimed = await self._claim(now)
+            if claimed:
+                starts = start_times(claimed, now, clock, self.tick / limit)
+                task = asyncio.create_task(self._check([c.id for c in claimed], starts))
                 self._batches[task] = time.monotonic()
                 self._running.add(task)
                 task.add_done_callback(self._batch_done)
@@ -180,26 +206,28 @@ class Scheduler:
         self._batches.pop(task, None)
         self._running.discard(task)
 
-    async def _claim(self) -> list[int]:
-        now = utcnow()
+    async def _claim(self, now: datetime | None = None) -> tuple[int, list[Claimed]]:
+        """This tick's claims and the most a tick may claim."""
+        now = now or utcnow()
         interval = self.settings.check_interval
         async with self.services.db.transaction() as session:
             linked = await count_linked(session=session)
             limit = max(10, math.ceil(linked * self.tick / interval.total_seconds() * 1.5))
             lease = now + min(LEASE_MAX, max(interval, timedelta(seconds=30)))
-            # Due within half a tick counts as due: a check recorded a few milliseconds after
-            # its tick would otherwise wait for the next tick, every interval (a slow drift).
-            horizon = now + timedelta(seconds=self.tick / 2)
-            return await claim_due(
+            # Due before the next tick is claimed now and started at its slot (start_times):
+            # left for the next tick, it would start late by up to a tick, every interval (a
+            # slow drift).
+            horizon = now + timedelta(seconds=self.tick)
+            return limit, await claim_due(
                 session=session, now=now, due_by=horizon, lease_until=lease,
                 worker=self.worker, limit=limit,
             )  # fmt: skip
 
-    async def _check(self, ids: list[int]) -> None:
-        """Check claimed customers; whatever was not recorded is released, never left
-        claimed until its lease ends."""
+    async def _check(self, ids: list[int], start_at: dict[int, float] | None = None) -> None:
+        """Check claimed customers (each not before ``start_at``, event-loop time); whatever
+        was not recorded is released, never left claimed until its lease ends."""
         try:
-            await self.checker.check_many(ids)
+            await self.checker.check_many(ids, start_at=start_at)
             self.services.wake_outbox()
             log.info("sweep checked %d customers", len(ids))
         except Exception:  # logged; the claims are released below either way

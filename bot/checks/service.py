@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -135,12 +135,20 @@ class CheckService:
             raise UpstreamError(f"token request inconclusive: {inconclusive}", transient=True)
         return None
 
-    async def check_many(self, customer_ids: Sequence[int]) -> list[CheckOutcome]:
+    async def check_many(
+        self, customer_ids: Sequence[int], *, start_at: Mapping[int, float] | None = None
+    ) -> list[CheckOutcome]:
         """Check customers concurrently (at most CHECK_CONCURRENCY at once); one writer
-        records finished checks in batches, so the database never paces the network."""
+        records finished checks in batches, so the database never paces the network.
+        ``start_at``: when (event-loop time) each check may start at the earliest, so the
+        scheduler can spread a tick's checks over the tick (a flat load on Visma)."""
         snapshots = await self._snapshots(customer_ids)
-        todo = iter(snapshots.items())
+        items = list(snapshots.items())
+        if start_at is not None:
+            items.sort(key=lambda item: start_at.get(item[0], 0.0))
+        todo = iter(items)
         done: asyncio.Queue[CheckOutcome | None] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
 
         async def worker() -> None:
             # CHECK_CONCURRENCY workers share one iterator: no task per customer waiting on
@@ -149,6 +157,8 @@ class CheckService:
             # under way, so sweeps that overlap (a slow check keeps one open) stay within it.
             async with self._slots:
                 for customer_id, snapshot in todo:
+                    if start_at is not None:  # not before its start (a negative sleep: none)
+                        await asyncio.sleep(start_at.get(customer_id, 0.0) - loop.time())
                     async with self._pace.check():  # Slack's requests first (bot.checks.pacing)
                         outcome = await self.run(customer_id, snapshot)
                     await done.put(outcome)

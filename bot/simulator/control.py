@@ -4,6 +4,7 @@
 
     GET    /_control/state                       apps (no secrets), tenants, faults, options, counters
     GET    /_control/counters
+    GET    /_control/timeline                    requests per 100 ms slot of Unix time
     POST   /_control/apps/{env}                  {"client_id"?, "client_secret"?, "scopes"?, "expires_in"?}
     POST   /_control/tenants                     {"tenant_id", "environment", "scopes"}  (approve)
     POST   /_control/tenants/{tenant_id}/revoke  {"scopes"}
@@ -40,6 +41,7 @@ def control_routes(sim: Simulator) -> list[web.RouteDef]:
     return [
         web.get("/_control/state", _guarded(control.state)),
         web.get("/_control/counters", _guarded(control.counters)),
+        web.get("/_control/timeline", _guarded(control.timeline)),
         web.post("/_control/apps/{env}", _guarded(control.set_app)),
         web.post("/_control/tenants", _guarded(control.approve)),
         web.post("/_control/tenants/{tenant_id}/revoke", _guarded(control.revoke)),
@@ -74,6 +76,9 @@ class _Control:
 
     async def counters(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.sim.counters.as_dict())
+
+    async def timeline(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.sim.counters.timeline())
 
     async def set_app(self, request: web.Request) -> web.StreamResponse:
         body = await _body(request, {"client_id", "client_secret", "scopes", "expires_in"})

@@ -8,6 +8,7 @@ Nothing here does I/O. :class:`World` also decides token requests
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -115,14 +116,30 @@ class Grant:
     expires_in: int
 
 
+TIMELINE_SLOTS_PER_SECOND = 10  # the timeline counts requests per 100 ms of wall-clock time
+
+
 @dataclass
 class Counters:
-    """Requests that reached each endpoint, failed ones included."""
+    """Requests that reached each endpoint, failed ones included; and when (the timeline:
+    per service, per 100 ms slot of Unix time), so a benchmark can see how even the load is."""
 
     _counts: Counter[tuple[str, str, str | None]] = field(default_factory=Counter)
+    _slots: Counter[tuple[str, int]] = field(default_factory=Counter)
 
     def record(self, service: str, env: str, tenant_id: str | None) -> None:
         self._counts[(service, env, tenant_id)] += 1
+        self._slots[(service, int(time.time() * TIMELINE_SLOTS_PER_SECOND))] += 1
+
+    def timeline(self) -> dict[str, Any]:
+        """``{"slots_per_second": 10, "token_requests": {slot: n}, "api_requests": …}``, a
+        slot being ``int(unix_time × slots_per_second)``; slots without requests are absent."""
+        result: dict[str, Any] = {"slots_per_second": TIMELINE_SLOTS_PER_SECOND}
+        for service in SERVICES:
+            result[f"{service}_requests"] = {
+                str(slot): n for (s, slot), n in sorted(self._slots.items()) if s == service
+            }
+        return result
 
     def _sum(self, service: str, env: str | None, tenant_id: str | None) -> int:
         return sum(
@@ -139,6 +156,7 @@ class Counters:
 
     def reset(self) -> None:
         self._counts.clear()
+        self._slots.clear()
 
     def as_dict(self) -> dict[str, Any]:
         """``{"token_requests": {"total", "by_environment", "by_tenant"}, "api_requests": …}``."""

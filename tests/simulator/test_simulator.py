@@ -518,6 +518,23 @@ async def test_counters_count_every_request_including_failures(
     }
 
 
+async def test_the_timeline_counts_requests_by_when_they_arrived(
+    sim: Simulator, client: httpx.AsyncClient
+) -> None:
+    sim.approve(TENANT, "sandbox", [CATEGORY])
+    before = int(time.time() * 10)
+    token = await token_for(client, sim)
+    await request_token(client, sim, tenant=OTHER_TENANT)  # refused, still counted
+    await call_api(client, sim, "categories", token)
+    after = int(time.time() * 10)
+
+    timeline = (await client.get(f"{sim.url}/_control/timeline")).json()
+    assert timeline["slots_per_second"] == 10
+    tokens = {int(slot): n for slot, n in timeline["token_requests"].items()}
+    assert sum(tokens.values()) == 2 and all(before <= s <= after for s in tokens)
+    assert sum(timeline["api_requests"].values()) == 1
+
+
 async def test_control_api_drives_tenants_faults_and_options(
     sim: Simulator, client: httpx.AsyncClient
 ) -> None:
