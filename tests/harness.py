@@ -259,13 +259,19 @@ async def start_bot(
     schedule: bool = False,
     worker_id: str = "test",
     role: Role = Role.ALL,
+    check_thread: bool | None = None,
     **overrides: Any,
 ) -> BotHarness:
-    """A running bot; the scheduler only with ``schedule`` (tests drive checks themselves)."""
+    """A running bot; the scheduler only with ``schedule`` (tests drive checks themselves).
+    ``check_thread`` (by default with ``schedule``): the scheduler and the senders run on a
+    check engine's own event loop in a thread, as ``serve`` runs them
+    (:class:`bot.runtime.CheckEngine`); a test that drives checks and deliveries itself
+    keeps them on its own loop."""
     settings = bot_settings(database_url, sim, slack, **overrides)
     for watch in WATCH:
         watch.whole_system = True
-    runtime = Runtime(settings, worker_id=worker_id, role=role)
+    thread = schedule if check_thread is None else check_thread
+    runtime = Runtime(settings, worker_id=worker_id, role=role, check_thread=thread)
     await runtime.start(schedule=schedule)
     return BotHarness(runtime, slack, sim)
 

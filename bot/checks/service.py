@@ -37,7 +37,6 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from bot.checks.pacing import LoopPace
 from bot.checks.recording import CheckListener, record_outcome, record_outcomes
 from bot.clients.brincr import probe
 from bot.clients.upstream_http import UpstreamHttp
@@ -100,14 +99,9 @@ class CheckService:
         )
         self._tokens = TokenClient(self._http)
         self._slots = asyncio.Semaphore(settings.check_concurrency)
-        self._pace = LoopPace()
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-    def people_waiting(self) -> None:
-        """A Slack request arrived: sweeps yield to it for a while (bot.checks.pacing)."""
-        self._pace.people()
 
     async def record(self, outcome: CheckOutcome) -> None:
         """Record an outcome that did not come from :meth:`run` (a webhook's revocation)
@@ -171,15 +165,12 @@ class CheckService:
                 for customer_id, snapshot in todo:
                     if start_at is not None:  # not before its start (a negative sleep: none)
                         await asyncio.sleep(start_at.get(customer_id, 0.0) - loop.time())
-                    async with self._pace.check():  # Slack's requests first (bot.checks.pacing)
-                        outcome = await self.run(customer_id, snapshot)
-                    await done.put(outcome)
+                    await done.put(await self.run(customer_id, snapshot))
 
         writer = asyncio.create_task(self._writer(done))
         try:
             workers = min(self.settings.check_concurrency, len(snapshots))
-            async with self._pace:
-                await asyncio.gather(*(worker() for _ in range(workers)))
+            await asyncio.gather(*(worker() for _ in range(workers)))
         finally:
             await done.put(None)
             outcomes = await writer
