@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,7 +74,7 @@ async def _run_bot(values: dict[str, Any]) -> None:
 
     configure_logging("text", logging.INFO)  # as `serve` does; stderr goes to a file
     role = Role(values.pop("role", "all"))
-    check_thread = values.pop("check_thread", False)  # serve's --role all: the check engine
+    check_thread = values.pop("check_thread", True)  # as serve runs --role all: the check engine
     runtime = Runtime(load_settings(**values), role=role, check_thread=check_thread)
     await runtime.start(schedule=False)
     print(f"PORT {runtime.port}", flush=True)
@@ -83,7 +83,7 @@ async def _run_bot(values: dict[str, Any]) -> None:
     sampler = asyncio.create_task(_lag(lags))
     while (line := await _stdin_line()) not in ("", "stop"):
         if line == "sweep" and sweeper is None:
-            sweeper = asyncio.create_task(_sweep_forever(runtime))
+            sweeper = asyncio.create_task(sweeping(runtime))
         elif line == "schedule":  # the real scheduler, as `serve` runs it
             await runtime.start_scheduler()
         elif line == "lag":
@@ -95,6 +95,14 @@ async def _run_bot(values: dict[str, Any]) -> None:
         sweeper.cancel()
     await runtime.stop()
     await abandon_stuck_tasks()  # exit as `serve` does, even with a cancelled sweep stuck
+
+
+def sweeping(runtime: Any) -> Coroutine[Any, Any, None]:
+    """Sweep for ever where ``runtime`` sweeps: on its check engine's loop when it has one
+    (as ``serve`` does), else on this loop."""
+    if runtime.engine is not None:
+        return runtime.engine.run(_sweep_forever)  # type: ignore[no-any-return]
+    return _sweep_forever(runtime)
 
 
 async def _sweep_forever(runtime: Any) -> None:
