@@ -32,7 +32,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp
 
 from bench import provenance
-from bench.ack_latency import Target, _run_bare, _stdin_line, bot_config, pct, phase, report
+from bench.ack_latency import (
+    Target,
+    _run_bare,
+    _stdin_line,
+    bot_config,
+    pct,
+    phase,
+    report,
+    sweeping,
+)
 from bench.bench_simulator import free_port
 from bench.db_size import seed_history
 from bench.sweep import SERVER as STAND_IN
@@ -43,7 +52,7 @@ CHILD = "import sys; from bench.ack_under_sweep import child; child(sys.argv[1],
 
 
 def child(kind: str, config: str) -> None:
-    from bot.cli.common import run_event_loop  # the loop `serve` runs on (uvloop), for both
+    from bot.core.loop import run_event_loop  # the loop `serve` runs on (uvloop), for both
 
     values = json.loads(config)
     run_event_loop(_run_bot(values) if kind == "bot" else _run_bare(values))
@@ -56,7 +65,7 @@ async def _run_bot(values: dict[str, Any]) -> None:
     from bot.settings import load_settings
 
     configure_logging("text", logging.INFO)  # as `serve` does; stderr goes to a file
-    runtime = Runtime(load_settings(**values))
+    runtime = Runtime(load_settings(**values), check_thread=True)  # as serve runs it
     await runtime.start(schedule=False)
     print(f"PORT {runtime.port}", flush=True)
     lags: list[float] = []
@@ -64,7 +73,7 @@ async def _run_bot(values: dict[str, Any]) -> None:
     pauses = _gc_pauses()
     while (line := await _stdin_line()) not in ("", "stop"):
         if line == "sweep" and not tasks:
-            tasks = [asyncio.create_task(_sweep_forever(runtime)), asyncio.create_task(_lag(lags))]
+            tasks = [asyncio.create_task(sweeping(runtime)), asyncio.create_task(_lag(lags))]
     for task in tasks:
         task.cancel()
     if lags:
@@ -97,20 +106,6 @@ async def _lag(lags: list[float]) -> None:
         started = time.perf_counter()
         await asyncio.sleep(0.005)
         lags.append(max(0.0, time.perf_counter() - started - 0.005))
-
-
-async def _sweep_forever(runtime: Any) -> None:
-    from sqlalchemy import select
-
-    from storage.models import Customer
-
-    async with runtime.bot.db.transaction() as session:
-        ids = list(await session.scalars(select(Customer.id)))
-    while True:
-        started = time.perf_counter()
-        outcomes = await runtime.bot.checker.check_many(ids)
-        healthy = sum(1 for o in outcomes if o.healthy)
-        print(f"SWEPT {len(ids)} {healthy} {time.perf_counter() - started:.1f}", flush=True)
 
 
 def spawn(kind: str, config: dict[str, Any], log: IO[str]) -> Target:

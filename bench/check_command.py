@@ -40,7 +40,7 @@ BIN = str(Path(sys.executable).with_name("brincr-bot"))
 SCOPES = ["brincr:category", "brincr:country"]
 SERVER = """
 import sys, uuid
-from bot.cli.common import run_event_loop
+from bot.core.loop import run_event_loop
 from bot.simulator import serve_forever
 port, latency, n = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 def seed(sim):

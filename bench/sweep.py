@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import provenance
 from bench.bench_simulator import free_port, wait_ready
 from bench.check_command import BARE
-from bot.cli.common import run_event_loop
 from bot.composition import build_bot
+from bot.core.loop import run_event_loop
 from bot.domain import Environment, State
 from bot.settings import load_settings
 from storage.customers import NewCustomer, add_customer
@@ -49,7 +49,7 @@ SCOPES = ["brincr:category", "brincr:country"]
 # answers each change with the whole state, which would make 10,000 approvals quadratic.
 SERVER = """
 import sys, uuid
-from bot.cli.common import run_event_loop
+from bot.core.loop import run_event_loop
 from bot.composition import build_bot
 from bot.simulator import serve_forever
 port, latency, n = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
@@ -87,7 +87,7 @@ def main(customers: int, concurrency: int, latency: float) -> None:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        # the event loop serve runs on (bot.cli.common.run_event_loop): uvloop
+        # the event loop serve runs on (bot.core.loop.run_event_loop): uvloop
         first, steady = run_event_loop(sweep(url, customers, concurrency, latency))
         bare = subprocess.run(
             [sys.executable, "-c", BARE, url, str(customers), str(concurrency)],

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -92,11 +93,14 @@ def build_bot(
     transport: httpx.AsyncBaseTransport | None = None,
     worker_id: str | None = None,
     role: Role = Role.ALL,
+    wake: Callable[[], None] | None = None,
 ) -> Bot:
     """The whole bot for ``settings``, for ``role`` (a web replica leaves webhook
     deliveries to the workers). ``transport`` replaces the network for the Visma and
     Brincr requests (benchmarks); Slack is reached at ``SLACK_API_URL`` and PagerDuty at
-    ``PAGERDUTY_EVENTS_URL`` (tests point them at local stand-ins)."""
+    ``PAGERDUTY_EVENTS_URL`` (tests point them at local stand-ins). ``wake``: whom a written
+    row to send wakes, when the senders are not this bot's own (``serve --role all``'s check
+    engine, :class:`bot.runtime.CheckEngine`)."""
     worker = worker_id or worker_name()
     db = Database(settings.database_url)
     outbox = OutboxSender(db, web_client(settings, retries=False), worker_id=worker)
@@ -107,7 +111,7 @@ def build_bot(
         if pager is not None:
             pager.wake()
 
-    services = Services(settings=settings, db=db, wake_outbox=wake_senders)
+    services = Services(settings=settings, db=db, wake_outbox=wake or wake_senders)
     alerts = Alerts(services)
     rollout = Rollout(services)
     checker = CheckService(

@@ -43,6 +43,7 @@ def create_app(bot: Bot) -> AsyncApp:
     settings = bot.settings
     secret = settings.slack_signing_secret
     app = AsyncApp(
+        name="brincr-bot",  # without one Bolt walks the whole call stack for a file name
         client=bot.slack,
         signing_secret=secret.get_secret_value() if secret else "",
         request_verification_enabled=not settings.socket_mode,
@@ -52,11 +53,10 @@ def create_app(bot: Bot) -> AsyncApp:
     gate = Gate(settings, bot.slack)
 
     async def provide(context: AsyncBoltContext, next: Next) -> None:
-        """Every listener's ``bot``, ``gate`` and ``commands``; a ``respond`` that retries
-        Slack's 429/5xx answers (:mod:`bot.clients.respond`); and a word to the checks that
-        people are using the bot, so a sweep yields to them (:mod:`bot.checks.pacing`)."""
+        """Every listener's ``bot``, ``gate`` and ``commands``, and a ``respond`` that retries
+        Slack's 429/5xx answers (:mod:`bot.clients.respond`). (Sweeps need no word from
+        here: ``serve`` runs them on its check engine's loop, :class:`bot.runtime.CheckEngine`.)"""
         context["bot"], context["gate"], context["commands"] = bot, gate, commands
-        bot.checker.people_waiting()  # a sweep under way yields the event loop to this request
         respond = context.respond
         if respond is not None and respond.response_url:
             context["respond"] = RetryingRespond.replacing(respond)

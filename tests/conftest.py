@@ -79,10 +79,16 @@ def scratch_postgres(prefix: str) -> Iterator[str]:
 
 
 def _truncate(url: str) -> None:
+    """Empty every table of the schema and restart its sequences, as ``TRUNCATE … RESTART
+    IDENTITY`` would: with DELETE, children first, because PostgreSQL's TRUNCATE of sixteen
+    tables costs 0.3-0.4 s (new files for each) and these hold a test's few rows."""
     engine = create_engine(sync_url(url))
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        names = "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename)"
+        sequences = conn.execute(text(f"{names} FROM pg_sequences")).scalars()
+        statements = [f'DELETE FROM "{t.name}"' for t in reversed(Base.metadata.sorted_tables)]
+        statements += [f"ALTER SEQUENCE {sequence} RESTART" for sequence in sequences]
+        conn.exec_driver_sql("; ".join(statements))
     engine.dispose()
 
 

@@ -57,6 +57,10 @@ class ErrorWatch(logging.Handler):
         return [line for line in lines if not any(t in line for t in self.expected)]
 
 
+# One TLS context for every harness's client (they only speak plain HTTP to 127.0.0.1):
+# httpx would load the CA bundle again for each, about 30 ms a test.
+_TLS = httpx.create_ssl_context()
+
 WATCH: list[ErrorWatch] = []  # the current test's watch (set by tests/conftest.py)
 
 
@@ -84,7 +88,7 @@ class BotHarness:
         self.runtime = runtime
         self.slack = slack
         self.sim = sim
-        self.http = httpx.AsyncClient(timeout=10)
+        self.http = httpx.AsyncClient(timeout=10, verify=_TLS)
         self.secret = SIGNING_SECRET
 
     @property
@@ -255,23 +259,29 @@ async def start_bot(
     schedule: bool = False,
     worker_id: str = "test",
     role: Role = Role.ALL,
+    check_thread: bool | None = None,
     **overrides: Any,
 ) -> BotHarness:
-    """A running bot; the scheduler only with ``schedule`` (tests drive checks themselves)."""
+    """A running bot; the scheduler only with ``schedule`` (tests drive checks themselves).
+    ``check_thread`` (by default with ``schedule``): the scheduler and the senders run on a
+    check engine's own event loop in a thread, as ``serve`` runs them
+    (:class:`bot.runtime.CheckEngine`); a test that drives checks and deliveries itself
+    keeps them on its own loop."""
     settings = bot_settings(database_url, sim, slack, **overrides)
     for watch in WATCH:
         watch.whole_system = True
-    runtime = Runtime(settings, worker_id=worker_id, role=role)
+    thread = schedule if check_thread is None else check_thread
+    runtime = Runtime(settings, worker_id=worker_id, role=role, check_thread=thread)
     await runtime.start(schedule=schedule)
     return BotHarness(runtime, slack, sim)
 
 
-async def eventually(predicate: Any, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+async def eventually(predicate: Any, timeout: float = 5.0, every: float = 0.02) -> None:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while not await predicate():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(every)
 
 
 def unexpected_errors(log_text: str, expected: tuple[str, ...] = ()) -> list[str]:

@@ -3,7 +3,6 @@ per interval and every incident is posted once (the stand-in and fake Slack are 
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import signal
@@ -19,7 +18,8 @@ from bot.domain import Environment, State
 from bot.simulator import Simulator
 from storage.customers import NewCustomer, add_customer
 from storage.db import Database
-from storage.models import AlertHold, CheckResult
+from storage.models import AlertHold, CheckResult, Customer, Notification, PagerEvent
+from storage.statuses import NotificationStatus, PagerEventStatus
 from tests.conftest import _truncate
 from tests.fakes.pagerduty import ROUTING_KEY, FakePagerDuty
 from tests.harness import ALERTS, BOT_TOKEN, SCOPES, SIGNING_SECRET, eventually
@@ -45,27 +45,61 @@ async def test_two_replicas_check_each_customer_once_per_interval_and_alert_once
     ports = [free_port(), free_port()]
     logs = [tmp_path / "replica-a.log", tmp_path / "replica-b.log"]
     replicas = [serve({**env, "PORT": str(p)}, log) for p, log in zip(ports, logs, strict=True)]
+    db = Database(postgres_url)
+
+    async def checks() -> dict[int, list[float]]:
+        async with db.transaction() as session:
+            rows = await session.execute(select(CheckResult.customer_id, CheckResult.checked_at))
+            by_customer: dict[int, list[float]] = {}
+            for customer_id, at in rows:
+                by_customer.setdefault(customer_id, []).append(at.timestamp())
+        return by_customer
+
+    async def unsent() -> int:
+        async with db.transaction() as session:
+            pending = Notification.status == NotificationStatus.PENDING
+            return int(await session.scalar(select(func.count()).where(pending)) or 0)
+
+    def posted() -> bool:
+        return any("thread_ts" not in m for m in slack.messages(ALERTS))
+
+    async def everyone_checked() -> bool:
+        return len(await checks()) == len(tenants)
+
+    async def checks_of_broken() -> int:
+        async with db.transaction() as session:
+            broken = select(Customer.id).where(Customer.tenant_id == tenants[0])
+            return len((await checks()).get(int(await session.scalar(broken) or 0), []))
+
+    async def settled() -> bool:
+        """Every customer checked three times; both replicas swept; the alert's customer
+        checked again since it was posted (a second alert would be made then) and nothing is
+        left to send. Waited for, not slept: a slow run only takes longer."""
+        if await unsent():
+            return False
+        by_customer = await checks()
+        if len(by_customer) < len(tenants) or min(map(len, by_customer.values())) < 3:
+            return False
+        if not all("sweep checked" in log.read_text() for log in logs):
+            return False
+        return await checks_of_broken() > checks_when_posted
+
     try:
         for port in ports:
             await wait_ready(port)
-        await asyncio.sleep(2 * INTERVAL)
+        await eventually(everyone_checked, timeout=30, every=0.2)
         sim.revoke(tenants[0], ["brincr:order"])
-        await asyncio.sleep(3 * INTERVAL)
+        await eventually(lambda: _true(posted()), timeout=30)
+        checks_when_posted = await checks_of_broken()
+        await eventually(settled, timeout=60, every=0.2)
     finally:
         for replica in replicas:
             replica.send_signal(signal.SIGTERM)
         codes = [replica.wait(timeout=30) for replica in replicas]
     assert codes == [0, 0], [log.read_text()[-2000:] for log in logs]
 
-    db = Database(postgres_url)
-    async with db.transaction() as session:
-        rows = (
-            await session.execute(select(CheckResult.customer_id, CheckResult.checked_at))
-        ).all()
+    by_customer = await checks()
     await db.close()
-    by_customer: dict[int, list[float]] = {}
-    for customer_id, at in rows:
-        by_customer.setdefault(customer_id, []).append(at.timestamp())
     assert len(by_customer) == len(tenants)
     for times in by_customer.values():
         times.sort()
@@ -79,6 +113,10 @@ async def test_two_replicas_check_each_customer_once_per_interval_and_alert_once
     alerts = [m for m in slack.messages(ALERTS) if "thread_ts" not in m]
     assert len(alerts) == 1, alerts
     assert "brincr:order" in str(alerts[0]["blocks"])
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_a_replica_killed_during_a_hold_loses_no_alert_and_doubles_none(
@@ -124,7 +162,20 @@ async def test_a_replica_killed_during_a_hold_loses_no_alert_and_doubles_none(
     try:
         await wait_ready(port)
         await slack.wait_for("chat.postMessage", 1, timeout=20)
-        await asyncio.sleep(5)  # more release ticks and sweeps: still one
+
+        async def quiet() -> bool:  # nothing held, nothing left to send or page: final
+            async with db.transaction() as session:
+                unsent = Notification.status == NotificationStatus.PENDING
+                unpaged = PagerEvent.status == PagerEventStatus.PENDING
+                return not any(
+                    [
+                        await session.scalar(select(func.count()).select_from(AlertHold)),
+                        await session.scalar(select(func.count()).where(unsent)),
+                        await session.scalar(select(func.count()).where(unpaged)),
+                    ]
+                )
+
+        await eventually(quiet, timeout=20, every=0.1)
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=30) == 0

@@ -20,14 +20,14 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.demo.fake_slack import FakeSlack
 from bot.domain.roles import Role
 from bot.simulator import Simulator
 from bot.simulator.webhooks import sign_webhook
 from storage.db import Database
-from storage.models import Notification, WebhookEvent
+from storage.models import CheckResult, Customer, Notification, WebhookEvent
 from tests.harness import (
     ADMIN,
     ALERTS,
@@ -35,6 +35,7 @@ from tests.harness import (
     SCOPES,
     SIGNING_SECRET,
     SUPPORT,
+    eventually,
     start_bot,
     text_of,
 )
@@ -60,6 +61,10 @@ def _slash_command(text: str, response_url: str, user: str = SUPPORT) -> tuple[s
         "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature,
     }  # fmt: skip
     return body, headers
+
+
+def _alerts_order(call: Any) -> bool:
+    return call.params.get("channel") == ALERTS and "brincr:order" in str(call.params)
 
 
 def _announces_maintenance(call: Any) -> bool:
@@ -113,9 +118,33 @@ async def test_web_answers_people_and_worker_checks_alerts_and_delivers(
                 assert listed.status_code == status
             assert (await http.get(worker_url + "/metrics")).status_code == 200
 
-            await asyncio.sleep(2 * INTERVAL)  # every customer checked, by the worker
+            db = Database(postgres_url)
+
+            async def checks_of(tenant: str | None = None) -> int:
+                async with db.transaction() as session:
+                    query = select(func.count(func.distinct(CheckResult.customer_id)))
+                    if tenant is not None:
+                        query = (
+                            select(func.count())
+                            .select_from(CheckResult)
+                            .join(Customer, Customer.id == CheckResult.customer_id)
+                            .where(Customer.tenant_id == tenant)
+                        )
+                    return int(await session.scalar(query) or 0)
+
+            async def everyone_checked() -> bool:  # by the worker
+                return await checks_of() == len(tenants)
+
+            await eventually(everyone_checked, timeout=30, every=0.2)
             sim.revoke(tenants[0], ["brincr:order"])
-            await asyncio.sleep(3 * INTERVAL)
+            await slack.wait_for("chat.postMessage", 1, 30.0, predicate=_alerts_order)
+            checked = await checks_of(tenants[0])
+
+            async def checked_again() -> bool:  # a second alert would be made by this check
+                return await checks_of(tenants[0]) > checked
+
+            await eventually(checked_again, timeout=30, every=0.2)
+            await db.close()
 
             body, headers = _slash_command(f"status {61000000}", slack.response_url_base + "k1")
             answered = await http.post(web_url + "/slack/events", content=body, headers=headers)

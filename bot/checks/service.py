@@ -26,7 +26,9 @@ rolled out and Visma names none.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -35,7 +37,6 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from bot.checks.pacing import LoopPace
 from bot.checks.recording import CheckListener, record_outcome, record_outcomes
 from bot.clients.brincr import probe
 from bot.clients.upstream_http import UpstreamHttp
@@ -63,6 +64,14 @@ _TOKEN_STATES = {
 }
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """httpx's default TLS settings (certifi's CAs, or SSL_CERT_FILE/SSL_CERT_DIR), made once
+    per process: loading the CA bundle takes about 30 ms, and every Runtime (a test starts
+    hundreds) makes a check client."""
+    return httpx.create_ssl_context()
+
+
 class CheckService:
     def __init__(
         self,
@@ -84,18 +93,15 @@ class CheckService:
         # keeps its connection (the transport's own default is 100).
         limits = httpx.Limits(max_connections=settings.check_concurrency * 2)
         self._http = UpstreamHttp(
-            transport or AiohttpTransport(limits=limits), timeout, deadline=self.deadline
+            transport or AiohttpTransport(verify=_tls(), limits=limits),
+            timeout,
+            deadline=self.deadline,
         )
         self._tokens = TokenClient(self._http)
         self._slots = asyncio.Semaphore(settings.check_concurrency)
-        self._pace = LoopPace()
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-    def people_waiting(self) -> None:
-        """A Slack request arrived: sweeps yield to it for a while (bot.checks.pacing)."""
-        self._pace.people()
 
     async def record(self, outcome: CheckOutcome) -> None:
         """Record an outcome that did not come from :meth:`run` (a webhook's revocation)
@@ -159,15 +165,12 @@ class CheckService:
                 for customer_id, snapshot in todo:
                     if start_at is not None:  # not before its start (a negative sleep: none)
                         await asyncio.sleep(start_at.get(customer_id, 0.0) - loop.time())
-                    async with self._pace.check():  # Slack's requests first (bot.checks.pacing)
-                        outcome = await self.run(customer_id, snapshot)
-                    await done.put(outcome)
+                    await done.put(await self.run(customer_id, snapshot))
 
         writer = asyncio.create_task(self._writer(done))
         try:
             workers = min(self.settings.check_concurrency, len(snapshots))
-            async with self._pace:
-                await asyncio.gather(*(worker() for _ in range(workers)))
+            await asyncio.gather(*(worker() for _ in range(workers)))
         finally:
             await done.put(None)
             outcomes = await writer

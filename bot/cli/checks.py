@@ -15,11 +15,11 @@ from bot.checks.service import app_wide_problems
 from bot.cli.common import (
     config_errors_exit_2,
     migrated_database,
-    run_event_loop,
     settings_from,
 )
 from bot.composition import build_bot
 from bot.core.errors import ConfigError
+from bot.core.loop import run_event_loop
 from bot.domain import normalize_kvk
 from bot.domain.outcomes import CheckOutcome
 from bot.settings import Settings

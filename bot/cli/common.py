@@ -3,10 +3,9 @@ configuration errors as one line per problem on stderr with exit code 2 (never a
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
@@ -18,7 +17,6 @@ from bot.settings import Settings, load_settings
 from storage.db import one_line, require_existing, safe_url
 
 F = TypeVar("F", bound=Callable[..., Any])
-T = TypeVar("T")
 EXIT_CONFIG = 2
 
 
@@ -89,14 +87,3 @@ def settings_from(ctx: click.Context) -> Settings:
         obj["settings"] = load_settings()
     settings: Settings = obj["settings"]
     return settings
-
-
-def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
-    """Run ``main`` on uvloop where it is installed (Linux, macOS): the same asyncio API with
-    a faster loop, worth ~15 % of a sweep's time (docs/benchmarks.md); else on asyncio's.
-    ``serve`` and ``check`` both run on it, so a check is as fast whoever starts it."""
-    try:
-        import uvloop
-    except ImportError:  # Windows: uvloop does not exist there
-        return asyncio.run(main)
-    return uvloop.run(main)

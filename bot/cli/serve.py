@@ -9,8 +9,9 @@ import signal
 
 import click
 
-from bot.cli.common import config_errors_exit_2, run_event_loop, settings_from
+from bot.cli.common import config_errors_exit_2, settings_from
 from bot.core.errors import ConfigError
+from bot.core.loop import run_event_loop
 from bot.domain.roles import Role
 from bot.settings import Settings
 
@@ -46,7 +47,7 @@ async def _serve(settings: Settings, role: Role) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await run_until_stopped(Runtime(settings, role=role), stop)
+    await run_until_stopped(Runtime(settings, role=role, check_thread=True), stop)
     await abandon_stuck_tasks()
 
 

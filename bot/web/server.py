@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
+from bot.checks.scheduler import Scheduler
 from bot.composition import Bot
 from bot.core.logs import correlation_id
 from bot.web.api import add_api_routes
@@ -39,13 +40,17 @@ REQUEST_TIMEOUT = 30.0
 READ_BUFFER = 16 * 1024
 
 
-def build_web_app(bot: Bot, bolt: AsyncApp | None) -> web.Application:
+def build_web_app(
+    bot: Bot, bolt: AsyncApp | None, *, scheduler: Scheduler | None = None
+) -> web.Application:
     """Every route of ``serve``; ``/slack/events`` only when ``bolt`` is given (HTTP mode).
-    A worker (``bot.role``) serves only ``/healthz``, ``/readyz`` and ``/metrics``."""
+    A worker (``bot.role``) serves only ``/healthz``, ``/readyz`` and ``/metrics``.
+    ``scheduler``: the one ``/readyz`` reports on when it is not ``bot``'s own (the check
+    engine's, :class:`bot.runtime.CheckEngine`)."""
     role = bot.role
     app = web.Application(client_max_size=1024 * 1024, middlewares=[_request_id, _time_limit])
     app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/readyz", _readyz(bot))
+    app.router.add_get("/readyz", _readyz(bot, scheduler or bot.scheduler))
     app.router.add_get("/metrics", _metrics(bot.db))
     if not role.answers:
         return app
@@ -87,13 +92,13 @@ async def _healthz(_request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-def _readyz(bot: Bot) -> Handler:
+def _readyz(bot: Bot, scheduler: Scheduler) -> Handler:
     role = bot.role
     # Only what this replica needs to serve: Slack delivery trouble is in /metrics, and a
     # web replica runs no scheduler, so it is ready while its database answers.
     probes: dict[str, Probe] = {"database": _database_probe(bot.db)}
     if role.works:
-        probes["scheduler"] = bot.scheduler.readiness
+        probes["scheduler"] = scheduler.readiness
 
     said: dict[str, str] = {}  # the last detail logged per check: a line per change
 

@@ -1,16 +1,13 @@
-"""While people use the bot, a sweep keeps at most IN_FLIGHT checks in flight, so the event
-loop's turns stay short and a Slack request is acked quickly (docs/benchmarks.md); when
-nobody does, the pace adds no limit of its own."""
+"""The load on Visma: a scheduler tick's checks are spread over the tick, never sent at once
+(bench/upstream_flatness.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import timedelta
 
 from sqlalchemy import update
 
-from bot.checks.pacing import IN_FLIGHT, LoopPace
 from bot.composition import Bot, build_bot
 from bot.core.clock import utcnow
 from bot.demo.fake_slack import FakeSlack
@@ -18,44 +15,7 @@ from bot.domain import Environment, State
 from bot.simulator import Simulator
 from storage.customers import NewCustomer, add_customer
 from storage.models import Customer
-from tests.harness import SCOPES, BotHarness, bot_settings, eventually
-
-
-async def _most_at_once(pace: LoopPace, checks: int) -> int:
-    running = most = 0
-
-    async def one() -> None:
-        nonlocal running, most
-        async with pace.check():
-            running += 1
-            most = max(most, running)
-            await asyncio.sleep(0.02)
-            running -= 1
-
-    async with pace:
-        await asyncio.gather(*(one() for _ in range(checks)))
-    return most
-
-
-async def test_checks_in_flight_are_capped_only_while_people_use_the_bot() -> None:
-    checks = IN_FLIGHT * 3
-    assert await _most_at_once(LoopPace(), checks) == checks
-    busy = LoopPace()
-    busy.people()
-    assert await _most_at_once(busy, checks) == IN_FLIGHT
-
-
-async def test_a_slack_request_tells_the_sweeps_that_people_are_using_the_bot(
-    bot: BotHarness,
-) -> None:
-    pace = bot.runtime.bot.checker._pace  # the pace every sweep of this bot goes through
-    assert not pace.people_active()
-    _, key = await bot.command("help")
-    await bot.reply(key)
-    assert pace.people_active()
-
-
-# --- the load on Visma: a tick's checks spread over the tick (bench/upstream_flatness.py) ---
+from tests.harness import SCOPES, bot_settings, eventually
 
 
 async def _fleet(

@@ -91,7 +91,7 @@ async def test_a_fleet_due_at_once_is_spread_over_the_interval(
     try:
         for i in range(200):
             await bot.add_customer(f"{40000000 + i}", f"Klant {i}")
-        scheduler = bot.runtime.bot.scheduler
+        scheduler = bot.runtime.scheduler
         assert scheduler.tick == 10.0
         # 200 customers x 10 s / 900 s x 1.5 = 4 per tick, at least 10: 20 ticks of 10 s,
         # a third of the interval, instead of 200 checks at once
@@ -106,11 +106,11 @@ async def test_readiness_turns_503_when_no_sweep_completed_for_three_intervals(
 ) -> None:
     bot = await start_bot(sqlite_url, slack, sim, schedule=True, check_interval="1s")
     try:
-        await wait_until(lambda: bot.runtime.bot.scheduler.last_sweep is not None)
+        await wait_until(lambda: bot.runtime.scheduler.last_sweep is not None)
         assert (await bot.http.get(bot.url + "/readyz")).status_code == 200
-        bot.runtime.bot.scheduler._scheduler.pause()  # type: ignore[union-attr]
+        bot.runtime.scheduler._scheduler.pause()  # type: ignore[union-attr]
         await asyncio.sleep(1.0)  # a tick already under way (one every 0.2 s) finishes first
-        bot.runtime.bot.scheduler.last_sweep = time.monotonic() - 3.5
+        bot.runtime.scheduler.last_sweep = time.monotonic() - 3.5
         response = await bot.http.get(bot.url + "/readyz")
         assert response.status_code == 503
         assert response.json()["checks"]["scheduler"]["detail"] == "failing"
@@ -175,7 +175,7 @@ async def test_every_periodic_job_is_scheduled_on_every_replica(
 ) -> None:
     bot = await start_bot(sqlite_url, slack, sim, schedule=True)
     try:
-        running = bot.runtime.bot.scheduler._scheduler  # APScheduler's own list: what runs
+        running = bot.runtime.scheduler._scheduler  # APScheduler's own list: what runs
         assert running is not None
         assert {job.id for job in running.get_jobs()} == {
             "sweep", "retention", "upkeep", "alert-holds", "stale-invitations", "maintenance-ends",
