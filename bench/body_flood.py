@@ -90,11 +90,13 @@ class Memory:
     after: float  # MB
 
 
-async def measure(pid: int, port: int, *, settle: float = 35.0) -> tuple[Memory, list[int | None]]:
+async def measure(
+    pid: int, port: int, *, settle: float = 35.0, hold: float = 10.0
+) -> tuple[Memory, list[int | None]]:
     process = psutil.Process(pid)
     idle = process.memory_info().rss / MB
     peak = idle
-    task = asyncio.ensure_future(flood(port))
+    task = asyncio.ensure_future(flood(port, hold=hold))
     while not task.done():
         peak = max(peak, process.memory_info().rss / MB)
         await asyncio.sleep(0.05)
@@ -138,10 +140,10 @@ async def _main(source: Path) -> None:
           f"35 s after {memory.after:.0f} MB; answers {dict(sorted(counts.items()))}")  # fmt: skip
 
 
-async def _measure_only(pid: int, port: int, settle: float) -> None:
+async def _measure_only(pid: int, port: int, settle: float, hold: float) -> None:
     """For tests: flood a running serve and print the figures as JSON (the flood's own
     sockets and buffers stay in this process, not the test's)."""
-    memory, statuses = await measure(pid, port, settle=settle)
+    memory, statuses = await measure(pid, port, settle=settle, hold=hold)
     print(json.dumps({"memory": [memory.idle, memory.peak, memory.after], "statuses": statuses}))
 
 
@@ -151,8 +153,9 @@ if __name__ == "__main__":
     parser.add_argument("--pid", type=int, help="measure this running serve (with --port)")
     parser.add_argument("--port", type=int)
     parser.add_argument("--settle", type=float, default=35.0)
+    parser.add_argument("--hold", type=float, default=10.0, help="how long a connection waits")
     args = parser.parse_args()
     if args.pid:
-        asyncio.run(_measure_only(args.pid, args.port, args.settle))
+        asyncio.run(_measure_only(args.pid, args.port, args.settle, args.hold))
     else:
         asyncio.run(_main(args.source.resolve()))

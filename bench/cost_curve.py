@@ -571,7 +571,7 @@ def reaches(points: list[dict[str, Any]], key: str, target: float | None) -> str
     if per_1000 <= 0:
         return "not on this line"
     n = last["customers"] + 1000 * (target - last[key]) / per_1000
-    return f"≈ {round(n, -3):,.0f}"
+    return f"≈ {round(n, -2):,.0f}"
 
 
 def verdict(value: float, target: float | None) -> str:

@@ -43,6 +43,7 @@ def create_app(bot: Bot) -> AsyncApp:
     settings = bot.settings
     secret = settings.slack_signing_secret
     app = AsyncApp(
+        name="brincr-bot",  # without one Bolt walks the whole call stack for a file name
         client=bot.slack,
         signing_secret=secret.get_secret_value() if secret else "",
         request_verification_enabled=not settings.socket_mode,

@@ -31,6 +31,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -56,6 +57,17 @@ class Base(DeclarativeBase):
 
 class Customer(Base):
     __tablename__ = "customers"
+    __table_args__ = (
+        # `list` and the App Home: one state's customers longest in it first, read from the
+        # index with a LIMIT instead of sorting the fleet (storage.reads.fleet_page)
+        Index("ix_customers_state_since_name", "state", "state_since", "name"),
+        # the snoozed count on top of the list: only snoozed customers are in it
+        Index(
+            "ix_customers_snoozed_until", "snoozed_until",
+            postgresql_where=text("snoozed_until IS NOT NULL"),
+            sqlite_where=text("snoozed_until IS NOT NULL"),
+        ),
+    )  # fmt: skip
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kvk: Mapped[str] = mapped_column(String(8), unique=True)

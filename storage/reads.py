@@ -28,9 +28,8 @@ from storage.statuses import InvitationStatus, NotificationStatus
 
 HISTORY_STRIP = 20  # recent checks shown as a strip in `status`
 WEEK = timedelta(days=7)
-_SEVERITY = case(
-    {state.value: rank for state, rank in STATE_SEVERITY.items()}, value=Customer.state, else_=9
-)
+_RANK = {state.value: rank for state, rank in STATE_SEVERITY.items()}
+_SEVERITY = case(_RANK, value=Customer.state, else_=9)
 
 
 @dataclass(frozen=True)
@@ -165,18 +164,55 @@ async def fleet_page(
     )
     if rollout:
         where.append(Customer.rollout_missing_scopes != "")
-    total = await session.scalar(select(func.count()).select_from(Customer).where(*where)) or 0
-    rows = await session.scalars(
-        select(Customer)
-        .where(*where)
-        .order_by(_SEVERITY, Customer.state_since, Customer.name)
-        .offset(offset)
-        .limit(limit)
-    )
+        total = await session.scalar(select(func.count()).select_from(Customer).where(*where))
+        rows = await session.scalars(
+            select(Customer)
+            .where(*where)
+            .order_by(_SEVERITY, Customer.state_since, Customer.name)
+            .offset(offset)
+            .limit(limit)
+        )
+        customers = list(rows)
+    else:
+        wanted = {s.value for s in states} if states else set(counts)
+        total = sum(n for state, n in counts.items() if state in wanted)
+        customers = await _worst_first(counts, wanted, session=session, offset=offset, limit=limit)
     snoozed = await session.scalar(
         select(func.count()).select_from(Customer).where(Customer.snoozed_until > now)
     )
-    return FleetPage(counts, list(rows), int(total), offset, int(snoozed or 0))
+    return FleetPage(counts, customers, int(total or 0), offset, int(snoozed or 0))
+
+
+async def _worst_first(
+    counts: dict[str, int], wanted: set[str], *, session: AsyncSession, offset: int, limit: int
+) -> list[Customer]:
+    """The page ``offset``…``offset + limit`` of the ``wanted`` states' customers in
+    ``_SEVERITY`` order, then longest in that state: one state at a time, worst first, each
+    read in order from ``ix_customers_state_since_name`` (no sort of the whole fleet); the
+    counts say which states the page starts and ends in."""
+    ranked = sorted((s for s in wanted if counts.get(s)), key=lambda s: _RANK.get(s, 9))
+    groups = [[s] for s in ranked if s in _RANK]
+    if unranked := [s for s in ranked if s not in _RANK]:  # one rank, as _SEVERITY's else_
+        groups.append(unranked)
+    found: list[Customer] = []
+    skip = offset
+    for group in groups:
+        size = sum(counts[s] for s in group)
+        if skip >= size:
+            skip -= size
+            continue
+        rows = await session.scalars(
+            select(Customer)
+            .where(Customer.state == group[0] if len(group) == 1 else Customer.state.in_(group))
+            .order_by(Customer.state_since, Customer.name)
+            .offset(skip)
+            .limit(limit - len(found))
+        )
+        found.extend(rows)
+        skip = 0
+        if len(found) >= limit:
+            break
+    return found
 
 
 @dataclass(frozen=True)

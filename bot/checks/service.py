@@ -26,7 +26,9 @@ rolled out and Visma names none.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -62,6 +64,14 @@ _TOKEN_STATES = {
 }
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """httpx's default TLS settings (certifi's CAs, or SSL_CERT_FILE/SSL_CERT_DIR), made once
+    per process: loading the CA bundle takes about 30 ms, and every Runtime (a test starts
+    hundreds) makes a check client."""
+    return httpx.create_ssl_context()
+
+
 class CheckService:
     def __init__(
         self,
@@ -83,7 +93,9 @@ class CheckService:
         # keeps its connection (the transport's own default is 100).
         limits = httpx.Limits(max_connections=settings.check_concurrency * 2)
         self._http = UpstreamHttp(
-            transport or AiohttpTransport(limits=limits), timeout, deadline=self.deadline
+            transport or AiohttpTransport(verify=_tls(), limits=limits),
+            timeout,
+            deadline=self.deadline,
         )
         self._tokens = TokenClient(self._http)
         self._slots = asyncio.Semaphore(settings.check_concurrency)

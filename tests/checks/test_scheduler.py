@@ -14,7 +14,7 @@ from bot.core.clock import utcnow
 from bot.demo.fake_slack import FakeSlack
 from bot.simulator import Simulator
 from storage.models import CheckResult, Customer, Notification
-from tests.harness import ALERTS, start_bot, text_of
+from tests.harness import ALERTS, BotHarness, eventually, start_bot, text_of
 
 
 async def wait_until(predicate: object, timeout: float = 10.0) -> None:  # noqa: ASYNC109
@@ -23,6 +23,13 @@ async def wait_until(predicate: object, timeout: float = 10.0) -> None:  # noqa:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+async def all_sent(bot: BotHarness) -> bool:
+    """Every message of the outbox is sent (none pending, none failed): all there will be."""
+    async with bot.runtime.bot.db.transaction() as session:
+        query = select(func.count()).select_from(Notification).where(Notification.status != "sent")
+        return await session.scalar(query) == 0
 
 
 def alerts(slack: FakeSlack) -> list[dict[str, object]]:
@@ -108,8 +115,12 @@ async def test_readiness_turns_503_when_no_sweep_completed_for_three_intervals(
     try:
         await wait_until(lambda: bot.runtime.scheduler.last_sweep is not None)
         assert (await bot.http.get(bot.url + "/readyz")).status_code == 200
-        bot.runtime.scheduler._scheduler.pause()  # type: ignore[union-attr]
-        await asyncio.sleep(1.0)  # a tick already under way (one every 0.2 s) finishes first
+        jobs = bot.runtime.scheduler._scheduler
+        assert jobs is not None
+        jobs.pause()
+        # a tick already under way (one every 0.2 s) finishes first: waited for, however slow
+        executor = jobs._lookup_executor("default")
+        await wait_until(lambda: not any(not f.done() for f in executor._pending_futures))
         bot.runtime.scheduler.last_sweep = time.monotonic() - 3.5
         response = await bot.http.get(bot.url + "/readyz")
         assert response.status_code == 503
@@ -132,13 +143,8 @@ async def test_a_slack_outage_delays_alerts_without_losing_or_doubling_them(
         slack.fail("chat.postMessage", status=429, times=2, retry_after=1)
         await bot.runtime.bot.checker.check_many(ids)
         await wait_until(lambda: len(alerts(slack)) == 3, timeout=20)
-        await asyncio.sleep(1.5)
+        await eventually(lambda: all_sent(bot), timeout=20, every=0.05)  # nothing more can come
         assert len(alerts(slack)) == 3
-        async with bot.runtime.bot.db.transaction() as session:
-            pending = await session.scalar(
-                select(func.count()).select_from(Notification).where(Notification.status != "sent")
-            )
-        assert pending == 0
     finally:
         await bot.close()
 
@@ -161,7 +167,7 @@ async def test_an_alert_written_before_a_restart_is_posted_once_after_it(
             await session.execute(Notification.__table__.update().values(next_attempt_at=utcnow()))
         second.runtime.bot.outbox.wake()
         await wait_until(lambda: len(alerts(slack)) == 1)
-        await asyncio.sleep(1.5)
+        await eventually(lambda: all_sent(second), timeout=20, every=0.05)  # nothing more can come
         assert len(alerts(slack)) == 1
         async with second.runtime.bot.db.transaction() as session:
             customer = await session.scalar(select(Customer))
