@@ -165,6 +165,12 @@ class Scheduler:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
+        if self._scheduler is not None:
+            # Nothing new is submitted; what was submitted starts now and returns (stopping)
+            # or registers as running: APScheduler's shutdown would cancel a job that had not
+            # started yet and log that as "Error running job".
+            self._scheduler.pause()
+            await asyncio.sleep(0)
         if self._running:
             _, late = await asyncio.wait(set(self._running), timeout=grace)
             for task in late:
