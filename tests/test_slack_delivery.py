@@ -45,7 +45,9 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 async def running(
     sqlite_url: str, slack: FakeSlack, sim: Simulator, clock: Clock
 ) -> AsyncIterator[BotHarness]:
-    harness = await start_bot(sqlite_url, slack, sim, schedule=True)
+    # These tests wake and drive the outbox sender themselves (deliver_due): it runs on
+    # their loop, not on a check engine's thread where a second sender would race them.
+    harness = await start_bot(sqlite_url, slack, sim, schedule=True, check_thread=False)
     yield harness
     await harness.close()
 
