@@ -61,11 +61,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench import provenance  # noqa: E402
 from bench.bench_simulator import free_port  # noqa: E402
+from bench.docblock import DOC, replace_block  # noqa: E402
 from bot.checks.scheduler import tick_seconds  # noqa: E402
 from bot.demo.fake_slack import FakeSlack  # noqa: E402
 from storage.db import sync_url  # noqa: E402
 
-DOC = ROOT / "docs" / "benchmarks.md"
 CLI = [sys.executable, "-c", "from bot.cli import main; main()"]  # the source on PYTHONPATH
 SCOPES = ("brincr:category", "brincr:country")
 WINDOW = 5.0  # seconds
@@ -342,14 +342,7 @@ def write_doc(
         notes = {r.scenario.name: r for _, r in results}
         lines += ["", *(f"- *{n}*: {r.scenario.note}; {counted_from(r.scenario)}."
                         for n, r in notes.items())]  # fmt: skip
-    block = f"{begin}\n" + "\n".join(lines) + f"\n{end}"
-    doc = DOC.read_text(encoding="utf-8")
-    if begin in doc:
-        head, rest = doc.split(begin, 1)
-        doc = head + block + rest.split(end, 1)[1]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + block + "\n"
-    DOC.write_text(doc, encoding="utf-8")
+    replace_block(begin, end, "\n".join(lines))
     print(f"wrote {DOC.relative_to(ROOT)}")
 
 
