@@ -19,7 +19,7 @@ COPY requirements.lock ./
 RUN --mount=type=cache,target=/root/.cache/pip \
     python -m pip --python /opt/venv/bin/python install --require-hashes --only-binary=:all: \
       --requirement requirements.lock
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY bot ./bot
 COPY handlers ./handlers
 COPY storage ./storage

@@ -43,6 +43,7 @@ from storage.models import (
     Invitation,
     KeyValue,
     Notification,
+    PeerLook,
     StateChange,
     WebhookEvent,
 )
@@ -57,6 +58,8 @@ OUTBOX_KEEP = timedelta(days=30)
 WEBHOOK_KEEP = timedelta(days=30)
 AUDIT_KEEP = timedelta(days=365)
 INCIDENT_KEEP = timedelta(days=365)
+# A peer look limits the looks for one cause to one per CHECK_INTERVAL: older rows say nothing.
+PEER_LOOK_KEEP = timedelta(days=7)
 BATCH = 5000
 COMPACTED_KEY = "history.daily_rollups_before"
 DAY = timedelta(days=1)
@@ -78,6 +81,7 @@ class PruneReport:
     webhook_events: int = 0
     audit: int = 0
     incidents: int = 0  # resolved ones
+    peer_looks: int = 0  # looks for a cause's peers (bot.alerts.holds) older than a week
 
 
 async def _delete_results(db: Database, now: datetime) -> int:
@@ -120,7 +124,8 @@ async def _delete_batched(db: Database, model: Any, key: Any, *where: Any) -> in
 
 
 async def prune_operational(db: Database, now: datetime) -> dict[str, int]:
-    """Outbox, webhook events, audit log and resolved incidents past their keep periods."""
+    """Outbox, webhook events, audit log, resolved incidents and peer looks past their keep
+    periods."""
     threads = (
         select(Incident.root_notification_id)
         .where(Incident.resolved_at.is_(None), Incident.root_notification_id.is_not(None))
@@ -151,6 +156,9 @@ async def prune_operational(db: Database, now: datetime) -> dict[str, int]:
         "incidents": await _delete_batched(
             db, Incident, Incident.id,
             Incident.resolved_at.is_not(None), Incident.resolved_at < now - INCIDENT_KEEP,
+        ),
+        "peer_looks": await _delete_batched(
+            db, PeerLook, PeerLook.cause_key, PeerLook.looked_at < now - PEER_LOOK_KEEP
         ),
     }  # fmt: skip
 

@@ -1,7 +1,7 @@
 """Operational tables are kept for documented periods (docs/security.md) and pruned by the
 existing retention job in batches: outbox 30 days, webhook events 30 days, audit log and
-resolved incidents 365 days; pending notifications, open incidents and rows still threaded
-under are never removed."""
+resolved incidents 365 days, peer looks 7 days; pending notifications, open incidents and
+rows still threaded under are never removed."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from bot.core.clock import utcnow
 from storage import retention
 from storage.db import Database
-from storage.models import AuditEntry, Incident, Notification, WebhookEvent
+from storage.models import AuditEntry, Incident, Notification, PeerLook, WebhookEvent
 from storage.retention import prune_history
 from storage.statuses import NotificationStatus
 
@@ -62,6 +62,10 @@ async def test_old_operational_rows_are_pruned_and_live_ones_kept(db: Database) 
             AuditEntry(at=now - older, user_id="U1", action="check"),
             AuditEntry(at=now - timedelta(days=364), user_id="U1", action="check"),
         ])  # fmt: skip
+        session.add_all([
+            PeerLook(cause_key="production:token:invalid_scope", looked_at=now - timedelta(days=8)),
+            PeerLook(cause_key="sandbox:probe:503", looked_at=now - timedelta(days=6)),
+        ])  # fmt: skip
 
     report = await prune_history(db, now=now)
 
@@ -70,9 +74,12 @@ async def test_old_operational_rows_are_pruned_and_live_ones_kept(db: Database) 
     assert await _ids(db, WebhookEvent, "notification_id") == {"n-29"}
     async with db.transaction() as session:
         assert await session.scalar(select(func.count()).select_from(AuditEntry)) == 1
+    assert await _ids(db, PeerLook, "cause_key") == {"sandbox:probe:503"}
     assert (report.outbox, report.incidents, report.webhook_events, report.audit) == (2, 1, 1, 1)
+    assert report.peer_looks == 1
     again = await prune_history(db, now=now)
     assert (again.outbox, again.incidents, again.webhook_events, again.audit) == (0, 0, 0, 0)
+    assert again.peer_looks == 0
 
 
 async def test_a_backlog_is_pruned_in_batches(
