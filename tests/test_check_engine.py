@@ -6,18 +6,18 @@ scheduler in ``/readyz`` and stops the thread with the process."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.demo.fake_slack import FakeSlack
 from bot.domain.roles import Role
 from bot.runtime import Runtime
 from bot.simulator import Simulator
 from storage.db import Database
-from storage.models import Notification
+from storage.models import CheckResult, Notification
+from storage.statuses import NotificationStatus
 from tests.harness import ALERTS, BotHarness, bot_settings, eventually, start_bot, text_of
 
 INTERVAL = "1s"
@@ -25,6 +25,18 @@ INTERVAL = "1s"
 
 def _alerts(slack: FakeSlack) -> list[dict[str, Any]]:
     return [m for m in slack.messages(ALERTS) if "thread_ts" not in m]
+
+
+async def _checks(bot: BotHarness) -> int:
+    async with bot.runtime.bot.db.transaction() as session:
+        return int(await session.scalar(select(func.count()).select_from(CheckResult)) or 0)
+
+
+async def _unsent(bot: BotHarness) -> int:
+    async with bot.runtime.bot.db.transaction() as session:
+        count = select(func.count()).select_from(Notification)
+        pending = count.where(Notification.status == NotificationStatus.PENDING)
+        return int(await session.scalar(pending) or 0)
 
 
 async def _engine_bot(database_url: str, slack: FakeSlack, sim: Simulator) -> BotHarness:
@@ -60,8 +72,13 @@ async def test_the_engine_checks_and_alerts_once_while_the_listener_answers(
         ready = (await bot.http.get(bot.url + "/readyz")).json()
         assert ready["ok"] is True and ready["role"] == "all"
         assert set(ready["checks"]) == {"database", "scheduler"}
-        await asyncio.sleep(2.5)  # more sweeps: the incident stays one alert
-        assert len(_alerts(slack)) == 1
+        checked = await _checks(bot)
+
+        async def checked_twice_more_and_sent() -> bool:  # the engine's checks and sender
+            return await _checks(bot) >= checked + 2 and await _unsent(bot) == 0
+
+        await eventually(checked_twice_more_and_sent, timeout=15)
+        assert len(_alerts(slack)) == 1  # the incident stays one alert
     finally:
         await bot.close()
     # The sweeps ran on the engine, never on the listener's own scheduler, and every row

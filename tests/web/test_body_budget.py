@@ -27,6 +27,7 @@ from tests.harness import (
     SCOPES,
     SIGNING_SECRET,
     BotHarness,
+    eventually,
     start_bot,
     unexpected_errors,
 )
@@ -157,7 +158,12 @@ async def test_serve_under_the_connection_flood_stays_within_150_mb_of_idle(
     process = start_serve(env, ROOT, log)
     try:
         await wait_ready(port)
-        await asyncio.sleep(1)
+
+        async def started_up() -> bool:  # its start-up work is done: the idle baseline
+            text = log.read_text()
+            return "Slack delivery checked" in text and "pruned history" in text
+
+        await eventually(started_up, timeout=30)
         memory, statuses = _flood_from_another_process(process.pid, port)
     finally:
         process.terminate()
