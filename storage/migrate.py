@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_ID = 0x6272696E63  # "brinc": an arbitrary constant shared by every replica
-HEAD = "0007"  # the newest revision in migrations/versions (tests/storage/test_storage.py holds it)
+HEAD = "0008"  # the newest revision in migrations/versions (tests/storage/test_storage.py holds it)
 
 
 def alembic_config(database_url: str) -> Config:

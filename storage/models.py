@@ -11,6 +11,8 @@ Tables, by who writes them:
   them; a sender claims, posts and records them (exactly once, across crashes and replicas).
 - ``webhook_events``: Visma deliveries by notification id (idempotency).
 - ``audit_log``: who changed what. ``kv``: small shared facts (heartbeats, leases).
+- ``claim_budgets``: how many checks every worker together claimed in the current scheduler
+  tick window (``storage.scheduling.open_budget``), so replicas share one pace.
 - ``alert_holds``: a broken customer's alert held for ``ALERT_GROUP_WAIT`` while peers are
   checked; ``peer_looks``: when each cause was last looked for (``bot.alerts.holds``).
 """
@@ -380,3 +382,18 @@ class PeerLook(Base):
 
     cause_key: Mapped[str] = mapped_column(String(80), primary_key=True)
     looked_at: Mapped[datetime]
+
+
+# --- the fleet-wide claim budget: every worker's sweeps share one pace ---------------------
+
+
+class ClaimBudget(Base):
+    """How many customers the workers together claimed in the current tick window, which
+    starts at ``window_start`` (``storage.scheduling.open_budget``). One row per budget
+    (``name``: ``"checks"``), locked by each claim, reset when a newer window begins."""
+
+    __tablename__ = "claim_budgets"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    window_start: Mapped[datetime]
+    claimed: Mapped[int] = mapped_column(Integer, default=0)

@@ -4,19 +4,29 @@ PostgreSQL: ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)``: a re
 another is claiming right now, and sees them claimed (``claimed_until`` in the future) after
 that one commits. SQLite has one writer at a time, so the same statement without the lock
 clause is already exclusive (and SQLite runs single-instance).
+
+The fleet-wide budget: every claim first takes the ``claim_budgets`` row (:func:`open_budget`:
+an upsert, which locks it on PostgreSQL until the claim commits; SQLite has one writer at a
+time), claims at most what is left of the window's budget and adds what it claimed
+(:func:`spend_budget`). Replicas therefore claim one after the other and together no more
+than one worker would, however many there are. The window is the scheduler's tick window,
+from each worker's own clock (``utcnow``, as the claim's ``now``); a window older than the
+row's is never written back, so a worker whose clock is a little behind shares the newer
+window instead of resetting it. A worker that claimed and died leaves nothing to clean up:
+the count belongs to a window that ends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import affected_rows
-from storage.models import Customer
+from storage.db import affected_rows, upsert_into
+from storage.models import ClaimBudget, Customer
 
 
 class Claimed(NamedTuple):
@@ -59,6 +69,51 @@ async def claim_due(
     )
     # next_check_at is set on every row claimed (it was due); `or now` is for the type
     return sorted((Claimed(i, at or now) for i, at in result.all()), key=lambda c: c.due)
+
+
+CHECKS_BUDGET = "checks"  # the sweep's row of claim_budgets
+
+
+class Budget(NamedTuple):
+    """The fleet's claim budget as a claim found it: the tick window it counts (its start)
+    and how many customers every worker together claimed in it so far."""
+
+    window_start: datetime
+    claimed: int
+
+
+async def open_budget(
+    *, session: AsyncSession, window_start: datetime, name: str = CHECKS_BUDGET
+) -> Budget:
+    """Lock the budget ``name`` for this transaction (insert it when missing) and move it to
+    the window starting at ``window_start`` when that is newer than its own (count 0 again);
+    returns it. Take it before anything else the claim does: on PostgreSQL the workers'
+    claims queue here, one at a time, until each commits."""
+    new = upsert_into(cast(Table, ClaimBudget.__table__), session).values(
+        name=name, window_start=window_start, claimed=0
+    )
+    newer = ClaimBudget.window_start < new.excluded.window_start
+    statement = new.on_conflict_do_update(
+        index_elements=["name"],
+        set_={
+            "window_start": case((newer, new.excluded.window_start),
+                                 else_=ClaimBudget.window_start),
+            "claimed": case((newer, 0), else_=ClaimBudget.claimed),
+        },
+    ).returning(ClaimBudget.window_start, ClaimBudget.claimed)  # fmt: skip
+    row = (await session.execute(statement)).one()
+    return Budget(row.window_start, row.claimed)
+
+
+async def spend_budget(claimed: int, *, session: AsyncSession, name: str = CHECKS_BUDGET) -> None:
+    """Add ``claimed`` to the budget that :func:`open_budget` locked in this transaction."""
+    if claimed:
+        await session.execute(
+            update(ClaimBudget)
+            .where(ClaimBudget.name == name)
+            .values(claimed=ClaimBudget.claimed + claimed)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def count_linked(*, session: AsyncSession) -> int:

@@ -4,15 +4,22 @@
   (``storage.scheduling.claim_due``) and check them concurrently, in the background (up to
   ``MAX_BATCHES`` ticks' worth at once, sharing CHECK_CONCURRENCY), so a slow customer never
   holds back the next tick's; what a sweep claimed and did not record is released when it
-  ends. Each tick claims at most 1.5 × its share of the fleet
-  (``linked × tick ÷ CHECK_INTERVAL``), so a fleet that is all due at once (first start, a
-  restart after downtime, an outage's end, a bulk import) is spread over the interval
-  instead of checked in one burst; after one round each customer keeps its own slot
-  (``next_check_at = checked_at + interval``). Within a tick the checks are spread too
-  (:func:`start_times`): each starts at its slot, never early, and the overdue ones one
-  after the other at 1.5 × the fleet's rate, so Visma sees no burst at each tick (at a
-  15-minute interval a tick is 10 s: a tick's checks at once were 3 × the steady rate over
-  5 s; bench/upstream_flatness.py). Customers in trouble come back sooner with backoff
+  ends. The whole fleet of workers claims at most 1.5 × the fleet's share
+  (``linked × tick ÷ CHECK_INTERVAL``) per tick window: a budget in the database that every
+  replica's claim locks, takes from and adds to (``storage.scheduling.open_budget``;
+  windows of one tick from the epoch, by the app's clock). So a fleet that is all due at
+  once (first start, a restart after downtime, an outage's end, a bulk import) is spread
+  over the interval instead of checked in one burst, however many ``--role worker``
+  replicas catch up together (each paced only itself before: two sent 3.05 × the steady
+  rate); after one round each customer keeps its own slot (``next_check_at = checked_at +
+  interval``). Within a tick the checks are spread too (:func:`start_times`): each starts at
+  its slot, never early; the overdue ones take the fleet's next places in the window's
+  budget, which is spread over the following window one every ``tick ÷ budget`` seconds:
+  claim n of a window (whichever worker made it) starts n × that step after the next window
+  begins. The replicas together therefore send the overdue at 1.5 × the fleet's rate, never
+  two workers' at once, and Visma sees no burst at each tick (at a 15-minute interval a tick
+  is 10 s: a tick's checks at once were 3 × the steady rate over 5 s;
+  bench/upstream_flatness.py). Customers in trouble come back sooner with backoff
   (``bot.checks.recording.next_check_delay``).
 - **retention**: prune raw results, keep rollups and state changes (``storage.retention``).
 - the features' own jobs, given at construction by the composition root (:class:`Job`): alert
@@ -21,7 +28,8 @@
 Misfires and overlaps: every job has ``max_instances=1`` and ``coalesce=True``: a tick that
 runs long delays the next one instead of stacking them; ticks missed while the process was
 stopped are not replayed (the database's ``next_check_at`` already says what is overdue).
-A claim is a lease: a replica that dies mid-check leaves rows that others take when it ends.
+A claim is a lease: a replica that dies mid-check leaves rows that others take when it ends;
+what it took from a window's budget ends with the window.
 A watchdog logs a stall (no tick completed, or a sweep's checks under way, for a check
 interval) once as ERROR; :meth:`Scheduler.readiness` (``/readyz``) reports it.
 """
@@ -35,6 +43,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -45,7 +54,15 @@ from bot.core.metrics import LAST_SWEEP
 from bot.services import Services
 from storage.db import DATABASE_ERRORS, one_line
 from storage.retention import prune_history
-from storage.scheduling import Claimed, claim_due, count_linked, release
+from storage.scheduling import (
+    Budget,
+    Claimed,
+    claim_due,
+    count_linked,
+    open_budget,
+    release,
+    spend_budget,
+)
 
 log = logging.getLogger(__name__)
 Tick = Callable[[], Awaitable[object]]
@@ -71,11 +88,24 @@ def tick_seconds(interval: timedelta) -> float:
     return max(0.2, min(10.0, interval.total_seconds() / 30))
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def window_start(now: datetime, tick: float) -> datetime:
+    """The start of the tick window ``now`` is in: windows of ``tick`` seconds from the
+    epoch, the same on every worker (exact: whole microseconds, no float rounding)."""
+    length = timedelta(seconds=tick)
+    return EPOCH + (now - EPOCH) // length * length
+
+
 def start_times(
-    claimed: Sequence[Claimed], now: datetime, clock: float, step: float
+    claimed: Sequence[Claimed], now: datetime, clock: float, step: float, first: float = 0.0
 ) -> dict[int, float]:
     """When (``clock``'s time base) each claimed check may start: a customer due later at
-    its slot, never early; the overdue ones one every ``step`` seconds, most overdue first."""
+    its slot, never early; the overdue ones ``first`` seconds from ``now`` and then one
+    every ``step`` seconds, most overdue first. The sweep passes the places its claim took
+    in the fleet's budget (:meth:`Scheduler.sweep_tick`): the workers' overdue checks
+    follow one another at the budget's pace, never two workers' at once."""
     starts: dict[int, float] = {}
     overdue = 0
     for claim in claimed:
@@ -83,9 +113,18 @@ def start_times(
         if ahead > 0:
             starts[claim.id] = clock + ahead
         else:
-            starts[claim.id] = clock + overdue * step
+            starts[claim.id] = clock + first + overdue * step
             overdue += 1
     return starts
+
+
+class Claim(NamedTuple):
+    """One sweep's claim: the fleet's budget per tick window, the window's budget as the
+    claim found it (before its own), and the customers it claimed."""
+
+    limit: int
+    budget: Budget
+    claimed: list[Claimed]
 
 
 class Scheduler:
@@ -181,10 +220,10 @@ class Scheduler:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
 
-    async def sweep(self) -> int:
-        """Claim what is due (paced) and check it now. Returns how many were checked."""
-        _, claimed = await self._claim()
-        ids = [claim.id for claim in claimed]
+    async def sweep(self, now: datetime | None = None) -> int:
+        """Claim what is due (within the fleet's budget of the tick window of ``now``,
+        default the clock's) and check it now. Returns how many were checked."""
+        ids = [claim.id for claim in (await self._claim(now)).claimed]
         if ids:
             await self._check(ids)
         self.last_sweep = time.monotonic()
@@ -198,36 +237,54 @@ class Scheduler:
         if len(self._batches) < MAX_BATCHES:
             clock = asyncio.get_running_loop().time()
             now = utcnow()
-            limit, claimed = await self._claim(now)
-            if claimed:
-                starts = start_times(claimed, now, clock, self.tick / limit)
-                task = asyncio.create_task(self._check([c.id for c in claimed], starts))
+            claim = await self._claim(now)
+            if claim.claimed:
+                starts = self.plan(claim, now, clock)
+                task = asyncio.create_task(self._check([c.id for c in claim.claimed], starts))
                 self._batches[task] = time.monotonic()
                 self._running.add(task)
                 task.add_done_callback(self._batch_done)
         self.last_sweep = time.monotonic()
         LAST_SWEEP.set_to_current_time()
 
+    def plan(self, claim: Claim, now: datetime, clock: float) -> dict[int, float]:
+        """When each of ``claim``'s checks may start (``clock``'s time base, read at ``now``):
+        the window's budget is spread over the next window, one place every ``tick ÷
+        limit``; the claim's overdue checks take the places after those every worker
+        already claimed in the window (``claim.budget.claimed``), so two workers' overdue
+        checks never run side by side. The first is ahead of ``now`` by up to two ticks."""
+        step = self.tick / claim.limit
+        next_window = (claim.budget.window_start - now).total_seconds() + self.tick
+        first = next_window + claim.budget.claimed * step
+        return start_times(claim.claimed, now, clock, step, first)
+
     def _batch_done(self, task: asyncio.Task[None]) -> None:
         self._batches.pop(task, None)
         self._running.discard(task)
 
-    async def _claim(self, now: datetime | None = None) -> tuple[int, list[Claimed]]:
-        """This tick's claims and the most a tick may claim."""
+    async def _claim(self, now: datetime | None = None) -> Claim:
+        """This tick's claims, within what is left of the fleet's budget for the window."""
         now = now or utcnow()
         interval = self.settings.check_interval
         async with self.services.db.transaction() as session:
+            # First: every worker's claim waits here for the one before it to commit
+            budget = await open_budget(session=session, window_start=window_start(now, self.tick))
             linked = await count_linked(session=session)
             limit = max(10, math.ceil(linked * self.tick / interval.total_seconds() * 1.5))
+            room = max(0, limit - budget.claimed)
+            if not room:
+                return Claim(limit, budget, [])
             lease = now + min(LEASE_MAX, max(interval, timedelta(seconds=30)))
             # Due before the next tick is claimed now and started at its slot (start_times):
             # left for the next tick, it would start late by up to a tick, every interval (a
             # slow drift).
             horizon = now + timedelta(seconds=self.tick)
-            return limit, await claim_due(
+            claimed = await claim_due(
                 session=session, now=now, due_by=horizon, lease_until=lease,
-                worker=self.worker, limit=limit,
+                worker=self.worker, limit=room,
             )  # fmt: skip
+            await spend_budget(len(claimed), session=session)
+            return Claim(limit, budget, claimed)
 
     async def _check(self, ids: list[int], start_at: dict[int, float] | None = None) -> None:
         """Check claimed customers (each not before ``start_at``, event-loop time); whatever

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -101,8 +102,13 @@ async def test_a_fleet_due_at_once_is_spread_over_the_interval(
         scheduler = bot.runtime.scheduler
         assert scheduler.tick == 10.0
         # 200 customers x 10 s / 900 s x 1.5 = 4 per tick, at least 10: 20 ticks of 10 s,
-        # a third of the interval, instead of 200 checks at once
-        assert [await scheduler.sweep() for _ in range(21)] == [10] * 20 + [0]
+        # a third of the interval, instead of 200 checks at once. The budget is the tick
+        # window's, for every worker: a second sweep in the same window claims nothing.
+        start = utcnow()
+        assert await scheduler.sweep(start) == 10
+        assert await scheduler.sweep(start) == 0
+        later = [start + timedelta(seconds=10 * i) for i in range(1, 21)]
+        assert [await scheduler.sweep(now) for now in later] == [10] * 19 + [0]
     finally:
         await bot.close()
 

@@ -106,6 +106,7 @@ def test_head_is_the_newest_migration_and_an_older_schema_is_still_upgraded(
         names = set(connection.execute(text("SELECT name FROM sqlite_master")).scalars())
         assert "ix_webhook_events_body_hash" in names  # made by 0003
         assert "alert_holds" in names and "peer_looks" in names  # made by 0006
+        assert "claim_budgets" in names  # made by 0008
     engine.dispose()
 
 
