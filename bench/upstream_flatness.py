@@ -316,8 +316,9 @@ def write_doc(
             f"rate over any {WINDOW:g} s"
         )
     else:
+        upstream = f"{prefix}he upstream" if args.workers else "Upstream"
         heading = (
-            "## Upstream load after a bulk import, a restart, an outage "
+            f"## {upstream} load after a bulk import, a restart, an outage "
             f"(`bench/upstream_flatness.py`): target ≤ {TARGET} × the steady rate over any "
             f"{WINDOW:g} s, every customer checked within one interval (+ one scheduler tick)"
         )

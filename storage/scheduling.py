@@ -88,7 +88,9 @@ async def open_budget(
     """Lock the budget ``name`` for this transaction (insert it when missing) and move it to
     the window starting at ``window_start`` when that is newer than its own (count 0 again);
     returns it. Take it before anything else the claim does: on PostgreSQL the workers'
-    claims queue here, one at a time, until each commits."""
+    claims queue here, one at a time, until each commits (milliseconds; a worker frozen
+    inside its claim holds the others until its connection ends or their statement
+    timeout, 30 s, ends the wait)."""
     new = upsert_into(cast(Table, ClaimBudget.__table__), session).values(
         name=name, window_start=window_start, claimed=0
     )
