@@ -67,16 +67,16 @@ def child(kind: str, config: str) -> None:
 
 
 async def _run_bot(values: dict[str, Any]) -> None:
-    from bot.cli.serve import abandon_stuck_tasks
     from bot.core.logs import configure_logging
+    from bot.core.loop import abandon_stuck_tasks
     from bot.domain.roles import Role
     from bot.runtime import Runtime
     from bot.settings import load_settings
 
     configure_logging("text", logging.INFO)  # as `serve` does; stderr goes to a file
     role = Role(values.pop("role", "all"))
-    check_thread = values.pop("check_thread", True)  # as serve runs --role all: the check engine
-    runtime = Runtime(load_settings(**values), role=role, check_thread=check_thread)
+    check_engine = values.pop("check_engine", True)  # as serve runs --role all: the check engine
+    runtime = Runtime(load_settings(**values), role=role, check_engine=check_engine)
     await runtime.start(schedule=False)
     print(f"PORT {runtime.port}", flush=True)
     sweeper: asyncio.Task[None] | None = None
@@ -99,11 +99,40 @@ async def _run_bot(values: dict[str, Any]) -> None:
 
 
 def sweeping(runtime: Any) -> Coroutine[Any, Any, None]:
-    """Sweep for ever where ``runtime`` sweeps: on its check engine's loop when it has one
-    (as ``serve`` does), else on this loop."""
+    """Sweep for ever where ``runtime`` sweeps: in a process beside it when it has a check
+    engine (as ``serve`` does: the engine is a worker process), else on this loop."""
     if runtime.engine is not None:
-        return runtime.engine.run(_sweep_forever)  # type: ignore[no-any-return]
+        return _sweep_beside(runtime.settings)
     return _sweep_forever(runtime)
+
+
+async def _sweep_beside(settings: Any) -> None:
+    """Sweep for ever in a worker process of its own (a check engine's place), until
+    cancelled; its ``SWEPT`` lines go to this process's stdout."""
+    import multiprocessing
+
+    process = multiprocessing.get_context("spawn").Process(
+        target=_sweeper, args=(settings,), name="bench-sweeper", daemon=True
+    )
+    process.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        process.kill()
+        process.join()
+
+
+def _sweeper(settings: Any) -> None:
+    from bot.core.loop import run_event_loop
+    from bot.domain.roles import Role
+    from bot.runtime import Runtime
+
+    async def main() -> None:
+        runtime = Runtime(settings, worker_id="bench-sweeper", role=Role.WORKER)
+        await runtime.start(listen=False, schedule=False)
+        await _sweep_forever(runtime)
+
+    run_event_loop(main())
 
 
 async def _sweep_forever(runtime: Any) -> None:
@@ -441,7 +470,7 @@ async def scheduled(
             config = {**bot_config(db_url, slack, stand_in, args.concurrency),
                       "check_interval": interval}  # fmt: skip
             role: dict[str, Any] = {"role": "web" if split else "all"}
-            role["check_thread"] = mode == LAYOUTS["all"]
+            role["check_engine"] = mode == LAYOUTS["all"]
             answering = await asyncio.to_thread(spawn, "bot", {**config, **role}, log)
             answering.expect = "(KvK "
             started.append(answering)
@@ -538,11 +567,11 @@ def write_doc(args: argparse.Namespace, where: provenance.Where, rows: list[Row]
         "once (all due), then the real scheduler (`serve`'s) starts; meanwhile signed "
         "`/brincr status` requests go alternately to the answering process and to a bare Bolt "
         f"app, {args.requests} each idle and {args.under_load} each while checks run. "
-        "*all*: one `serve --role all` process answers and checks, the checks on its check "
-        "engine's own event loop in a thread (`bot.runtime.CheckEngine`); *all, one loop*: "
-        "the same process with the checks on the listener's event loop (`serve --role all` "
-        "before the check engine); *web + worker*: `--role web` answers, `--role worker` "
-        "checks. Loop lag: how late a 5 ms timer fires in the answering process (p99 / max).",
+        "*all*: `serve --role all` as it runs, the listener answering and its check engine "
+        "process checking (`bot.runtime.CheckEngine`); *all, one loop*: one process with the "
+        "checks on the listener's event loop (`serve --role all` before the check engine); "
+        "*web + worker*: `--role web` answers, `--role worker` checks, two replicas. "
+        "Loop lag: how late a 5 ms timer fires in the answering process (p99 / max).",
         "",
         "| run | interval | roles | phase | load avg | n | bot p50 | bot p99 | bot max | "
         "bare p50 | bare p99 | p99 ratio | target | verdict | loop lag | checks done |",
@@ -603,8 +632,8 @@ if __name__ == "__main__":
     parser.add_argument("--database-url", default="", help="with --scheduled (PostgreSQL)")
     parser.add_argument(
         "--layouts", default="all,loop,split",
-        help="with --scheduled, comma-separated: all (one --role all process as serve runs it, "
-        "checks on the check engine's thread), loop (one process, checks on the listener's "
+        help="with --scheduled, comma-separated: all (--role all as serve runs it, checks in "
+        "the check engine's process), loop (one process, checks on the listener's "
         "loop), split (one --role web and one --role worker process)",
     )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=1, help="with --scheduled: runs of each")

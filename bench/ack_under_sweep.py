@@ -59,13 +59,13 @@ def child(kind: str, config: str) -> None:
 
 
 async def _run_bot(values: dict[str, Any]) -> None:
-    from bot.cli.serve import abandon_stuck_tasks
     from bot.core.logs import configure_logging
+    from bot.core.loop import abandon_stuck_tasks
     from bot.runtime import Runtime
     from bot.settings import load_settings
 
     configure_logging("text", logging.INFO)  # as `serve` does; stderr goes to a file
-    runtime = Runtime(load_settings(**values), check_thread=True)  # as serve runs it
+    runtime = Runtime(load_settings(**values), check_engine=True)  # as serve runs it
     await runtime.start(schedule=False)
     print(f"PORT {runtime.port}", flush=True)
     lags: list[float] = []

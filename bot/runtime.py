@@ -3,12 +3,11 @@ composition root (:func:`bot.composition.build_bot`), its Slack app, the long-ru
 (outbox sender, webhook worker, scheduler) and the HTTP listener.
 
 ``serve --role all`` runs the machine's work (the sweep, the scheduled jobs, the senders) in a
-:class:`CheckEngine`: a worker of its own (:attr:`Role.WORKER`: its own database engine and
-HTTP clients) on its own event loop in a thread, so a Slack request never waits in the event
-loop's queue behind a sweep's callbacks; it waits at most for the interpreter to switch
-threads (``SWITCH_INTERVAL``). Measured in docs/benchmarks.md (``bench/ack_latency.py
---scheduled``). The demo and most tests run both on one loop (``check_thread=False``): the
-same parts, driven by the test.
+:class:`CheckEngine`: a worker of its own (:attr:`Role.WORKER`) in a child process, so a
+Slack request never waits behind a sweep, neither in the event loop's queue nor for the
+interpreter. Measured in docs/benchmarks.md (``bench/ack_latency.py --scheduled``). The demo
+and most tests run both on one loop (``check_engine=False``): the same parts, driven by the
+test.
 
 Only the settings differ between them: ``serve`` talks to Slack and Visma, the demo and the
 tests point ``SLACK_API_URL`` at a local fake Web API and the Visma/Brincr URLs at the
@@ -18,24 +17,29 @@ stand-in.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import gc
 import logging
-import sys
-import threading
-from collections.abc import Callable, Coroutine
+import multiprocessing
+import multiprocessing.process
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Coroutine
 from typing import Any
 
+import aiohttp
 import httpx
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
-from bot.checks.scheduler import Scheduler
 from bot.clients.slack import delivery_problems
 from bot.composition import Bot, build_bot, worker_name
-from bot.core.loop import run_event_loop
+from bot.core.loop import abandon_stuck_tasks, run_event_loop
 from bot.domain.roles import Role
 from bot.settings import Settings
 from bot.web import server as web_server
@@ -69,17 +73,19 @@ class Runtime:
         transport: httpx.AsyncBaseTransport | None = None,
         worker_id: str | None = None,
         role: Role = Role.ALL,
-        check_thread: bool = False,
+        check_engine: bool = False,
     ) -> None:
-        """``check_thread`` (``serve --role all``): the machine's work runs in a
-        :class:`CheckEngine` beside this process's listener, not on its event loop. Ignored
-        for the other roles and for an in-memory SQLite database (one connection's world)."""
+        """``check_engine`` (``serve --role all``): the machine's work runs in a
+        :class:`CheckEngine` process beside this process's listener. Ignored for the other
+        roles, for an in-memory SQLite database (one connection's world) and with a
+        ``transport`` (a test's, which a process of its own cannot share)."""
         self.settings = settings
         self.role = role
         worker = worker_id or worker_name()
         self.engine: CheckEngine | None = None
-        if check_thread and role is Role.ALL and _shared(settings.database_url):
-            self.engine = CheckEngine(settings, transport=transport, worker_id=f"{worker}/checks")
+        shared = _shared(settings.database_url) and transport is None
+        if check_engine and role is Role.ALL and shared:
+            self.engine = CheckEngine(settings, worker_id=f"{worker}/checks")
         self.bot: Bot = build_bot(
             settings, transport=transport, worker_id=worker, role=role,
             wake=self.engine.wake if self.engine is not None else None,
@@ -90,13 +96,6 @@ class Runtime:
         self._background: set[asyncio.Task[None]] = set()
         self.port: int | None = None
 
-    @property
-    def scheduler(self) -> Scheduler:
-        """The scheduler that runs this process's sweeps (the check engine's, if any)."""
-        if self.engine is not None and self.engine.runtime is not None:
-            return self.engine.runtime.bot.scheduler
-        return self.bot.scheduler
-
     async def start(
         self, *, listen: bool = True, schedule: bool = True, verify_slack: bool = False
     ) -> None:
@@ -105,7 +104,7 @@ class Runtime:
         ``verify_slack`` (``serve``) checks in the background that the bot can post where it
         must, and says what to fix if not; the bot runs either way. A web replica starts no
         sender and no scheduler; a worker listens only for /healthz, /readyz and /metrics
-        (:mod:`bot.domain.roles`). With a check engine, it starts all that in its thread."""
+        (:mod:`bot.domain.roles`). With a check engine, that starts all that in its process."""
         works = self.role.works
         if self.engine is not None:
             await self.engine.start(schedule=schedule, verify_slack=verify_slack)
@@ -134,7 +133,7 @@ class Runtime:
         """Start the scheduler after a ``start(schedule=False)`` (benchmarks), wherever it
         runs."""
         if self.engine is not None:
-            await self.engine.run(lambda worker: worker.bot.scheduler.start())
+            await self.engine.start_scheduler()
         else:
             await self.bot.scheduler.start()
 
@@ -181,10 +180,15 @@ class Runtime:
 
     async def _listen(self) -> None:
         bolt = None if self.settings.socket_mode else self.app
+        engine = self.engine
+        app = build_web_app(
+            self.bot, bolt,
+            scheduler=engine.readiness if engine is not None else None,
+            more_metrics=engine.metrics if engine is not None else None,
+        )  # fmt: skip
         self._runner = web.AppRunner(
-            build_web_app(self.bot, bolt, scheduler=self.scheduler), access_log=None,
-            keepalive_timeout=web_server.HEADER_TIMEOUT, shutdown_timeout=LISTENER_GRACE,
-            read_bufsize=web_server.READ_BUFFER,
+            app, access_log=None, keepalive_timeout=web_server.HEADER_TIMEOUT,
+            shutdown_timeout=LISTENER_GRACE, read_bufsize=web_server.READ_BUFFER,
         )  # fmt: skip
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
@@ -193,6 +197,15 @@ class Runtime:
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
         log.info("listening on %s:%s as %s", self.settings.host, self.port, self.role.value)
+
+    async def listen_privately(self, path: str) -> None:
+        """A check engine's listener: ``/healthz``, ``/readyz`` and ``/metrics`` on a Unix
+        socket only its ``serve`` process reaches; the metrics are this process's own (the
+        database's gauges are that process's to read)."""
+        app = build_web_app(self.bot, None, database_gauges=False)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=LISTENER_GRACE)
+        await self._runner.setup()
+        await web.UnixSite(self._runner, path).start()
 
     async def stop(self) -> None:
         """Stop taking work, let in-flight work finish, release connections: within
@@ -246,111 +259,277 @@ def _shared(url: str) -> bool:
 
 class CheckEngine:
     """The machine's half of ``serve --role all``: a worker (:class:`Runtime` with
-    :attr:`Role.WORKER`, its own database engine and HTTP clients; it claims rows as
-    ``<worker>/checks``, like a replica of its own) on an event loop of its own, in a thread.
+    :attr:`Role.WORKER`; it claims rows as ``<worker>/checks``, like a replica of its own) in
+    a child process.
 
-    Why: on one event loop, every check in flight adds callbacks to each turn of the loop, and
-    a Slack request's path through aiohttp and Bolt takes several turns, so acks queued behind
-    a catch-up sweep (1.8 × a bare Bolt app's p99 at 3,000 customers; docs/benchmarks.md).
-    In a thread of its own, the sweep shares only the interpreter with the listener, which
-    takes it back every ``SWITCH_INTERVAL``. Rows the listener writes wake the engine's
-    senders across threads (:meth:`wake`); ``/readyz`` reports the engine's scheduler."""
+    Why a process: on one event loop, every check in flight adds callbacks to each turn of
+    the loop, and a Slack request's path through aiohttp and Bolt takes several turns, so
+    acks queued behind a catch-up sweep (1.8 x a bare Bolt app's p99 at 3,000 customers). A
+    thread of its own still shared the interpreter: on two busy cores an ack waited for the
+    engine's thread to get a CPU and hand the interpreter back (1.53 x during a catch-up).
+    A process shares nothing with the listener but the database (docs/benchmarks.md).
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        transport: httpx.AsyncBaseTransport | None,
-        worker_id: str,
-    ) -> None:
+    What joins the two (a socket pair, and an HTTP server on a Unix socket in a private
+    directory, both only the two processes reach):
+
+    - rows the listener writes wake the engine's senders (:meth:`wake`: one byte);
+    - ``/readyz`` reports the engine's own readiness (its scheduler), ``/metrics`` adds the
+      engine's counters to the listener's (:meth:`readiness`, :meth:`metrics`);
+    - the engine stops when the listener closes its end, also when the listener dies
+      without a word (SIGKILL): the pair's end-of-file says so;
+    - an engine that dies is started again (``RESTART_BACKOFF``), and ``/readyz`` says
+      "failing" meanwhile; its claims expire, nothing is lost.
+    """
+
+    def __init__(self, settings: Settings, *, worker_id: str) -> None:
         self._settings = settings
-        self._transport = transport
         self._worker_id = worker_id
-        self._thread = threading.Thread(target=self._main, name="check-engine", daemon=True)
-        self._started: concurrent.futures.Future[Runtime] = concurrent.futures.Future()
-        self._stopped: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self.runtime: Runtime | None = None
+        self._schedule = self._verify_slack = False
+        self._directory: str | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._channel: socket.socket | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.starts = 0  # how many engine processes were started (tests)
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.pid if process is not None and process.is_alive() else None
+
+    @property
+    def socket_path(self) -> str:
+        assert self._directory is not None
+        return os.path.join(self._directory, "engine.sock")
 
     async def start(self, *, schedule: bool, verify_slack: bool) -> None:
-        """Start the thread and the worker in it; return once it runs (raise if it cannot)."""
+        """Start the engine process; return once its worker runs (raise if it cannot)."""
         self._schedule, self._verify_slack = schedule, verify_slack
-        sys.setswitchinterval(SWITCH_INTERVAL)
-        self._thread.start()
-        self.runtime = await asyncio.wrap_future(self._started)
-        log.info("check engine started: sweeps, scheduled jobs and senders on their own thread")
+        self._directory = tempfile.mkdtemp(prefix="brincr-engine-")  # 0700: ours alone
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.UnixConnector(path=self.socket_path),
+            timeout=aiohttp.ClientTimeout(total=ENGINE_ANSWER),
+        )
+        await self._spawn()
+        self._watcher = asyncio.create_task(self._watch(), name="check-engine-watch")
+        log.info("check engine started: sweeps, scheduled jobs and senders in process %s", self.pid)
 
-    async def run(self, work: Callable[[Runtime], Coroutine[Any, Any, None]]) -> None:
-        """Run ``work`` on the engine's loop, with its worker, and wait for it."""
-        assert self._loop is not None and self.runtime is not None
-        done = asyncio.run_coroutine_threadsafe(work(self.runtime), self._loop)
-        await asyncio.wrap_future(done)
-
-    def wake(self) -> None:
-        """A row to send was written: the engine's senders look now (from any thread)."""
-        loop, runtime = self._loop, self.runtime
-        if loop is None or runtime is None:
-            return  # not started yet: its senders look when they start
-        with contextlib.suppress(RuntimeError):  # the loop closed: stopping anyway
-            loop.call_soon_threadsafe(runtime.bot.services.wake_outbox)
-
-    async def stop(self) -> None:
-        """Stop the worker (its own stop deadline applies), then let its loop close: return
-        when the thread ended, or THREAD_EXIT after the worker stopped (a task stuck on a
-        stalled database; the thread is a daemon and the process exits without it)."""
-        loop, stop = self._loop, self._stop
-        if loop is None or stop is None:
-            return
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(stop.set)
-        await asyncio.wrap_future(self._stopped)
-        await asyncio.to_thread(self._thread.join, THREAD_EXIT)
-
-    def _main(self) -> None:
-        try:
-            run_event_loop(self._run())
-        except BaseException as error:  # building the worker failed: the listener says so
-            if not self._started.done():
-                self._started.set_exception(error)
-        finally:
-            if not self._stopped.done():
-                self._stopped.set_result(None)
-
-    async def _run(self) -> None:
-        self._stop = asyncio.Event()
-        worker = Runtime(
-            self._settings, transport=self._transport, worker_id=self._worker_id,
-            role=Role.WORKER,
+    async def _spawn(self) -> None:
+        assert self._directory is not None
+        ours, theirs = socket.socketpair()
+        process = multiprocessing.get_context("spawn").Process(
+            target=engine_main, name="check-engine", daemon=False,
+            args=(self._settings, self._worker_id, self.socket_path, theirs,
+                  self._schedule, self._verify_slack),
         )  # fmt: skip
         try:
-            await worker.start(
-                listen=False, schedule=self._schedule, verify_slack=self._verify_slack
-            )
-        except BaseException as error:  # the listener's start raises it; nothing stays up
-            self._started.set_exception(error)
-            await worker.stop()
-            return
-        self._loop = asyncio.get_running_loop()
-        self._started.set_result(worker)
-        try:
-            await self._stop.wait()
+            await asyncio.to_thread(process.start)
         finally:
-            await worker.stop()
-            if not self._stopped.done():  # cancelled when the listener's stop ran out of time
-                self._stopped.set_result(None)
+            theirs.close()
+        ours.setblocking(False)
+        self._process, self._channel = process, ours
+        self.starts += 1
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(ENGINE_START):
+                said = await loop.sock_recv(ours, 4096)
+        except TimeoutError:
+            said = b""
+            process.kill()
+        if said.startswith(b"started"):
+            return
+        ours.close()
+        await asyncio.to_thread(process.join, ENGINE_STOP)
+        why = said.decode(errors="replace").removeprefix("failed ").strip()
+        raise EngineFailed(why or f"the check engine did not start (exit code {process.exitcode})")
+
+    async def _watch(self) -> None:
+        """Start the engine again whenever it ends without being told to."""
+        backoff = RESTART_BACKOFF
+        while not self._stopping:
+            process = self._process
+            assert process is not None
+            started = time.monotonic()
+            await _ended(process)
+            if self._stopping:
+                return
+            log.error(
+                "the check engine (process %s) ended with exit code %s; starting it again in "
+                "%.0fs (its claims expire, nothing is lost)", process.pid, process.exitcode,
+                backoff,
+            )  # fmt: skip
+            if self._channel is not None:
+                self._channel.close()
+            if time.monotonic() - started > RESTART_RESET:
+                backoff = RESTART_BACKOFF
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RESTART_MAX)
+            try:
+                await self._spawn()
+            except EngineFailed as error:  # tried again after the next backoff
+                log.error("the check engine did not start again: %s", error)
+                continue
+            log.info("check engine started again in process %s", self.pid)
+
+    def wake(self) -> None:
+        """A row to send was written: the engine's senders look now (from the listener's
+        loop). A full pair means wakes are already waiting to be read: nothing to add."""
+        channel = self._channel
+        if channel is None or self._stopping:
+            return
+        with contextlib.suppress(OSError):  # full, or the engine is gone: it looks on start
+            channel.send(WAKE)
+
+    async def start_scheduler(self) -> None:
+        """Start the engine's scheduler after a ``start(schedule=False)`` (benchmarks)."""
+        self._schedule = True  # and again after a restart
+        assert self._channel is not None
+        await asyncio.get_running_loop().sock_sendall(self._channel, SCHEDULE)
+
+    async def readiness(self) -> tuple[bool, str]:
+        """The engine's own ``/readyz`` (its scheduler), as a probe of the listener's."""
+        if self.pid is None:
+            return False, "the check engine is not running (it is started again)"
+        try:
+            async with self._get("/readyz") as response:
+                answer = await response.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            return False, f"the check engine does not answer: {one_line(error)}"
+        failing = [name for name, check in answer["checks"].items() if not check["ok"]]
+        return not failing, "ok" if not failing else "check engine: " + ", ".join(failing)
+
+    async def metrics(self) -> str | None:
+        """The engine's own metrics (counters, histograms, its last sweep), or None."""
+        if self.pid is None:
+            return None
+        try:
+            async with self._get("/metrics") as response:
+                return await response.text()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            log.warning("the check engine's metrics are missing: %s", one_line(error))
+            return None
+
+    def _get(self, path: str) -> Any:
+        assert self._session is not None
+        return self._session.get(f"http://check-engine{path}")
+
+    async def stop(self) -> None:
+        """Tell the engine to stop (end of its pair) and wait for it (its own stop deadline
+        applies); kill it if it is still there ENGINE_STOP later."""
+        self._stopping = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+        if self._channel is not None:
+            self._channel.close()
+        process = self._process
+        if process is not None and process.pid is not None:
+            await asyncio.to_thread(process.join, STOP_DEADLINE + ENGINE_STOP)
+            if process.exitcode is None:
+                log.warning("the check engine did not stop in time: killed")
+                process.kill()
+                await asyncio.to_thread(process.join, ENGINE_STOP)
+        if self._session is not None:
+            await self._session.close()
+        if self._directory is not None:
+            shutil.rmtree(self._directory, ignore_errors=True)
 
 
+class EngineFailed(Exception):
+    """The check engine's process did not start (why, in one line)."""
+
+
+async def _ended(process: multiprocessing.process.BaseProcess) -> None:
+    """Wait for ``process`` to end, without a thread: its sentinel is readable then."""
+    loop = asyncio.get_running_loop()
+    ended = loop.create_future()
+
+    def end() -> None:
+        if not ended.done():
+            ended.set_result(None)
+
+    loop.add_reader(process.sentinel, end)
+    try:
+        await ended
+    finally:
+        loop.remove_reader(process.sentinel)
+    await asyncio.to_thread(process.join)  # reaped: exitcode known
+
+
+def engine_main(
+    settings: Settings,
+    worker_id: str,
+    socket_path: str,
+    channel: socket.socket,
+    schedule: bool,
+    verify_slack: bool,
+) -> None:
+    """The check engine process: a worker until its listener closes the pair (or dies)."""
+    from bot.core.logs import configure_logging
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the listener, who stops us
+    configure_logging(settings.log_format, settings.log_level)
+    run_event_loop(_engine(settings, worker_id, socket_path, channel, schedule, verify_slack))
+
+
+async def _engine(
+    settings: Settings,
+    worker_id: str,
+    socket_path: str,
+    channel: socket.socket,
+    schedule: bool,
+    verify_slack: bool,
+) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)  # a process group's stop reaches us too
+    channel.setblocking(False)
+    worker = Runtime(settings, worker_id=worker_id, role=Role.WORKER)
+    try:
+        await worker.start(listen=False, schedule=schedule, verify_slack=verify_slack)
+        await worker.listen_privately(socket_path)
+    except BaseException as error:  # the listener's start raises it; nothing stays up
+        with contextlib.suppress(OSError):
+            channel.send(b"failed " + one_line(error).encode())
+        await worker.stop()
+        return
+
+    def heard() -> None:
+        try:
+            said = channel.recv(4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            said = b""
+        if not said:  # the listener closed its end, or died
+            loop.remove_reader(channel.fileno())
+            stop.set()
+            return
+        if SCHEDULE in said:
+            worker._in_background(worker.start_scheduler(), "start-scheduler")
+        log.debug("woken by the listener")
+        worker.bot.services.wake_outbox()
+
+    loop.add_reader(channel.fileno(), heard)
+    channel.send(b"started")
+    await stop.wait()
+    await worker.stop()
+    channel.close()
+    await abandon_stuck_tasks()
+
+
+WAKE = b"w"
+SCHEDULE = b"s"
 LISTENER_GRACE = 4.0  # seconds a listener may still take after the listener stops
 SWEEP_GRACE = 2.0  # seconds a running sweep may still take at stop; then it is cut
 STOP_DEADLINE = 6.0  # seconds stop() may take in all (SIGTERM to exit stays under 10 s)
-# Seconds the check engine's thread may hold the interpreter while the listener waits for it
-# (Python's default is 5 ms). An ack takes several turns of the listener's loop, each a wait
-# for the interpreter: measured at 3,000 customers (docs/benchmarks.md), 1 ms left the
-# catch-up's p99 at 1.5-1.7 x a bare Bolt app's, 0.2 ms at 1.2-1.4 x. A thread nobody waits
-# for is never interrupted, so a shorter interval costs the sweep nothing while idle.
-SWITCH_INTERVAL = 0.0002
-THREAD_EXIT = 1.0  # seconds the check engine's loop gets to close after its worker stopped
+ENGINE_START = 60.0  # seconds the check engine may take to start (imports, migrations done)
+ENGINE_STOP = 2.0  # seconds a killed (or stopped) engine process gets to be reaped
+ENGINE_ANSWER = 2.0  # seconds the engine has to answer /readyz or /metrics for the listener
+RESTART_BACKOFF = 1.0  # seconds before an engine that ended is started again; doubles
+RESTART_MAX = 30.0  # ... up to this
+RESTART_RESET = 60.0  # an engine that ran this long starts the backoff over
 
 
 async def _finish_listeners() -> None:

@@ -259,19 +259,17 @@ async def start_bot(
     schedule: bool = False,
     worker_id: str = "test",
     role: Role = Role.ALL,
-    check_thread: bool | None = None,
+    check_engine: bool = False,
     **overrides: Any,
 ) -> BotHarness:
     """A running bot; the scheduler only with ``schedule`` (tests drive checks themselves).
-    ``check_thread`` (by default with ``schedule``): the scheduler and the senders run on a
-    check engine's own event loop in a thread, as ``serve`` runs them
-    (:class:`bot.runtime.CheckEngine`); a test that drives checks and deliveries itself
-    keeps them on its own loop."""
+    ``check_engine``: the scheduler and the senders run in a check engine process, as
+    ``serve`` runs them (:class:`bot.runtime.CheckEngine`); otherwise on the test's loop,
+    where a test can watch and drive them."""
     settings = bot_settings(database_url, sim, slack, **overrides)
     for watch in WATCH:
         watch.whole_system = True
-    thread = schedule if check_thread is None else check_thread
-    runtime = Runtime(settings, worker_id=worker_id, role=role, check_thread=thread)
+    runtime = Runtime(settings, worker_id=worker_id, role=role, check_engine=check_engine)
     await runtime.start(schedule=schedule)
     return BotHarness(runtime, slack, sim)
 

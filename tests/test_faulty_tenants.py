@@ -125,7 +125,7 @@ async def test_a_sweep_records_or_releases_every_customer_it_claimed(
     try:
         _break(sim)
         ids = await _add_all(bot)
-        checked = await bot.runtime.scheduler.sweep()
+        checked = await bot.runtime.bot.scheduler.sweep()
         async with bot.runtime.bot.db.transaction() as session:
             customers = list(await session.scalars(select(Customer)))
     finally:

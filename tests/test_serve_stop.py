@@ -90,7 +90,7 @@ async def test_an_empty_slack_app_token_as_in_env_example_runs_http_mode(
     assert unsigned.status_code == 401  # HTTP mode: the Slack endpoint is there, and checks
     assert code == 0 and took < STOP_WITHIN, served.text()[-3000:]
     assert "Socket Mode" not in served.text()
-    assert "check engine started" in served.text()  # serve's checks run on a thread of their own
+    assert "check engine started" in served.text()  # serve's checks run in a process of their own
     assert unexpected_errors(served.text()) == []
 
 

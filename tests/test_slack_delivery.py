@@ -46,8 +46,8 @@ async def running(
     sqlite_url: str, slack: FakeSlack, sim: Simulator, clock: Clock
 ) -> AsyncIterator[BotHarness]:
     # These tests wake and drive the outbox sender themselves (deliver_due): it runs on
-    # their loop, not on a check engine's thread where a second sender would race them.
-    harness = await start_bot(sqlite_url, slack, sim, schedule=True, check_thread=False)
+    # their loop, not in a check engine process where a second sender would race them.
+    harness = await start_bot(sqlite_url, slack, sim, schedule=True)
     yield harness
     await harness.close()
 

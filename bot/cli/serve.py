@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 
 import click
 
 from bot.cli.common import config_errors_exit_2, settings_from
 from bot.core.errors import ConfigError
-from bot.core.loop import run_event_loop
+from bot.core.loop import abandon_stuck_tasks, run_event_loop
 from bot.domain.roles import Role
 from bot.settings import Settings
 
@@ -47,29 +46,8 @@ async def _serve(settings: Settings, role: Role) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await run_until_stopped(Runtime(settings, role=role, check_thread=True), stop)
+    await run_until_stopped(Runtime(settings, role=role, check_engine=True), stop)
     await abandon_stuck_tasks()
-
-
-async def abandon_stuck_tasks() -> None:
-    """Exit now even if work cut at the stop deadline is still stuck on a stalled database:
-    psycopg answers a cancellation with a cancel request and a wait of 5 s each (both
-    hard-coded, psycopg/connection_async.py ``wait``), and ``asyncio.run`` would wait for
-    them. Nothing is lost by not waiting: claims expire, outbox rows are retried."""
-    current = asyncio.current_task()
-    leftovers = [task for task in asyncio.all_tasks() if task is not current]
-    for task in leftovers:
-        task.cancel()
-    if not leftovers:
-        return
-    _, pending = await asyncio.wait(leftovers, timeout=ABANDON_AFTER)
-    if pending:
-        log.warning("%d task(s) stuck on the database abandoned; stopped", len(pending))
-        logging.shutdown()
-        os._exit(0)
-
-
-ABANDON_AFTER = 1.0  # seconds cancelled tasks get before the process exits without them
 
 
 @click.command()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
@@ -19,3 +22,24 @@ def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
     except ImportError:  # Windows: uvloop does not exist there
         return asyncio.run(main)
     return uvloop.run(main)
+
+
+async def abandon_stuck_tasks() -> None:
+    """Exit now even if work cut at the stop deadline is still stuck on a stalled database:
+    psycopg answers a cancellation with a cancel request and a wait of 5 s each (both
+    hard-coded, psycopg/connection_async.py ``wait``), and ``asyncio.run`` would wait for
+    them. Nothing is lost by not waiting: claims expire, outbox rows are retried."""
+    current = asyncio.current_task()
+    leftovers = [task for task in asyncio.all_tasks() if task is not current]
+    for task in leftovers:
+        task.cancel()
+    if not leftovers:
+        return
+    _, pending = await asyncio.wait(leftovers, timeout=ABANDON_AFTER)
+    if pending:
+        log.warning("%d task(s) stuck on the database abandoned; stopped", len(pending))
+        logging.shutdown()
+        os._exit(0)
+
+
+ABANDON_AFTER = 1.0  # seconds cancelled tasks get before the process exits without them

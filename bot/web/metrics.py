@@ -8,6 +8,10 @@ A scrape must stay cheap however large the tables grow and however many scrapers
   (``ix_customers_state``), open incidents (``ix_incidents_open``, ``resolved_at IS NULL``),
   and the outbox's *pending* and *failed* rows only (``ix_outbox_due`` starts with
   ``status``), so millions of delivered rows are never scanned.
+
+``serve --role all`` counts in two processes (:class:`bot.runtime.CheckEngine`): its
+``/metrics`` adds the engine's exposition to its own (:func:`merge`), one series per name
+and labels, as if one process had counted.
 """
 
 from __future__ import annotations
@@ -15,8 +19,13 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from bot.core.clock import utcnow
 from bot.core.metrics import (
@@ -86,7 +95,54 @@ async def refresh_if_due(db: Database, *, now: float | None = None) -> bool:
         return True
 
 
-async def render(db: Database) -> tuple[bytes, str]:
-    """The exposition text and its content type, with database gauges at most a minute old."""
-    await refresh_if_due(db)
-    return generate_latest(), CONTENT_TYPE_LATEST
+async def render(
+    db: Database, *, more: str | None = None, database_gauges: bool = True
+) -> tuple[bytes, str]:
+    """The exposition text and its content type, with database gauges at most a minute old
+    (``database_gauges``), and ``more`` (another process's exposition) merged in."""
+    if database_gauges:
+        await refresh_if_due(db)
+    own = generate_latest()
+    if more is None:
+        return own, CONTENT_TYPE_LATEST
+    return merge(own.decode(), more), CONTENT_TYPE_LATEST
+
+
+def merge(own: str, more: str) -> bytes:
+    """Two processes' expositions as one: counters and histograms add up, a gauge takes the
+    higher value (the engine's last sweep; the database's gauges are the listener's alone),
+    anything else (build info) is this process's."""
+    families = {family.name: family for family in text_string_to_metric_families(own)}
+    for family in text_string_to_metric_families(more):
+        mine = families.get(family.name)
+        if mine is None:
+            families[family.name] = family
+        elif mine.type == family.type:
+            mine.samples = _combined(mine, family)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families.values()))
+    return generate_latest(registry)
+
+
+def _combined(mine: Metric, theirs: Metric) -> list[Any]:
+    adds = mine.type in ("counter", "histogram", "summary")
+    if not adds and mine.type != "gauge":
+        return list(mine.samples)
+    values: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+    for sample in [*mine.samples, *theirs.samples]:
+        key = (sample.name, tuple(sorted(sample.labels.items())))
+        if key not in values:
+            values[key] = sample
+            continue
+        first = values[key]
+        value = first.value + sample.value if adds else max(first.value, sample.value)
+        values[key] = first._replace(value=value)
+    return list(values.values())
+
+
+class _Families(Collector):
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)

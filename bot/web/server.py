@@ -15,7 +15,6 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.checks.scheduler import Scheduler
 from bot.composition import Bot
 from bot.core.logs import correlation_id
 from bot.web.api import add_api_routes
@@ -28,6 +27,7 @@ from storage.db import Database, one_line
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Probe = Callable[[], Awaitable[tuple[bool, str]]]
+MoreMetrics = Callable[[], Awaitable[str | None]]
 READINESS_TIMEOUT = 5.0
 # Slowloris: a client that never finishes its request is cut off. Headers (and idle
 # keep-alive connections) get HEADER_TIMEOUT from the connection's start (aiohttp's
@@ -41,17 +41,23 @@ READ_BUFFER = 16 * 1024
 
 
 def build_web_app(
-    bot: Bot, bolt: AsyncApp | None, *, scheduler: Scheduler | None = None
+    bot: Bot,
+    bolt: AsyncApp | None,
+    *,
+    scheduler: Probe | None = None,
+    more_metrics: MoreMetrics | None = None,
+    database_gauges: bool = True,
 ) -> web.Application:
     """Every route of ``serve``; ``/slack/events`` only when ``bolt`` is given (HTTP mode).
     A worker (``bot.role``) serves only ``/healthz``, ``/readyz`` and ``/metrics``.
-    ``scheduler``: the one ``/readyz`` reports on when it is not ``bot``'s own (the check
-    engine's, :class:`bot.runtime.CheckEngine`)."""
+    With a check engine (:class:`bot.runtime.CheckEngine`), ``scheduler`` is its readiness
+    (``/readyz``) and ``more_metrics`` its metrics, added to this process's; the engine's own
+    app leaves the database's gauges to its listener (``database_gauges``)."""
     role = bot.role
     app = web.Application(client_max_size=1024 * 1024, middlewares=[_request_id, _time_limit])
     app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/readyz", _readyz(bot, scheduler or bot.scheduler))
-    app.router.add_get("/metrics", _metrics(bot.db))
+    app.router.add_get("/readyz", _readyz(bot, scheduler or bot.scheduler.readiness))
+    app.router.add_get("/metrics", _metrics(bot.db, more_metrics, database_gauges))
     if not role.answers:
         return app
     budget = BodyBudget()  # one for every route that reads a body before it is verified
@@ -92,13 +98,13 @@ async def _healthz(_request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-def _readyz(bot: Bot, scheduler: Scheduler) -> Handler:
+def _readyz(bot: Bot, scheduler: Probe) -> Handler:
     role = bot.role
     # Only what this replica needs to serve: Slack delivery trouble is in /metrics, and a
     # web replica runs no scheduler, so it is ready while its database answers.
     probes: dict[str, Probe] = {"database": _database_probe(bot.db)}
     if role.works:
-        probes["scheduler"] = scheduler.readiness
+        probes["scheduler"] = scheduler
 
     said: dict[str, str] = {}  # the last detail logged per check: a line per change
 
@@ -153,9 +159,11 @@ async def _bounded(probe: Awaitable[tuple[bool, str]]) -> tuple[bool, str]:
     return task.result()
 
 
-def _metrics(db: Database) -> Handler:
+def _metrics(db: Database, more: MoreMetrics | None, database_gauges: bool) -> Handler:
     async def serve_metrics(_request: web.Request) -> web.Response:
-        body, content_type = await render_metrics(db)
+        body, content_type = await render_metrics(
+            db, more=await more() if more is not None else None, database_gauges=database_gauges
+        )
         response = web.Response(body=body)
         response.headers["Content-Type"] = content_type
         return response

@@ -123,7 +123,7 @@ async def test_twenty_customers_with_spread_slots_losing_a_scope_page_once(
     )
     try:
         ids = await spread_fleet(bot, 20)
-        await bot.runtime.scheduler.start()
+        await bot.runtime.bot.scheduler.start()
         looks = metric("brincr_alert_look_checks_total")
         for tenant in await tenants_of(bot, ids):
             sim.revoke(tenant, ["brincr:category"])  # an app change at Visma: all at once
@@ -161,7 +161,7 @@ async def test_a_lone_broken_customer_alerts_once_within_the_wait_plus_a_tick(
     try:
         ids = await spread_fleet(bot, 20)
         started = utcnow()
-        await bot.runtime.scheduler.start()
+        await bot.runtime.bot.scheduler.start()
         lone = ids[2]  # due about 1.8 s from now
         (tenant,) = await tenants_of(bot, [lone])
         sim.revoke(tenant, ["brincr:order"])
@@ -338,8 +338,8 @@ async def test_two_replicas_with_a_spread_fleet_page_once(
     second = await paging_bot_with(postgres_url, slack, sim, pd, worker_id="b", **settings)
     try:
         ids = await spread_fleet(first, 20)
-        await first.runtime.scheduler.start()
-        await second.runtime.scheduler.start()
+        await first.runtime.bot.scheduler.start()
+        await second.runtime.bot.scheduler.start()
         for tenant in await tenants_of(first, ids):
             sim.revoke(tenant, ["brincr:category"])
 
@@ -368,7 +368,7 @@ async def test_a_hold_survives_the_replica_that_made_it_and_alerts_once(
     (tenant,) = await tenants_of(first, [lone])
     sim.revoke(tenant, ["brincr:order"])
     try:
-        await first.runtime.scheduler.start()
+        await first.runtime.bot.scheduler.start()
 
         async def held() -> bool:
             async with first.runtime.bot.db.transaction() as session:
@@ -380,7 +380,7 @@ async def test_a_hold_survives_the_replica_that_made_it_and_alerts_once(
     assert top_level(slack) == []
     second = await paging_bot_with(postgres_url, slack, sim, pd, worker_id="b", **settings)
     try:
-        await second.runtime.scheduler.start()
+        await second.runtime.bot.scheduler.start()
         await eventually(lambda: _true(len(top_level(slack)) == 1), 10)
         await eventually(lambda: _true(pd.actions() == ["trigger"]), 10)
         await eventually(lambda: quiet(second), 10)

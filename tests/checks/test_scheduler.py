@@ -99,7 +99,7 @@ async def test_a_fleet_due_at_once_is_spread_over_the_interval(
     try:
         for i in range(200):
             await bot.add_customer(f"{40000000 + i}", f"Klant {i}")
-        scheduler = bot.runtime.scheduler
+        scheduler = bot.runtime.bot.scheduler
         assert scheduler.tick == 10.0
         # 200 customers x 10 s / 900 s x 1.5 = 4 per tick, at least 10: 20 ticks of 10 s,
         # a third of the interval, instead of 200 checks at once. The budget is the tick
@@ -119,15 +119,15 @@ async def test_readiness_turns_503_when_no_sweep_completed_for_three_intervals(
 ) -> None:
     bot = await start_bot(sqlite_url, slack, sim, schedule=True, check_interval="1s")
     try:
-        await wait_until(lambda: bot.runtime.scheduler.last_sweep is not None)
+        await wait_until(lambda: bot.runtime.bot.scheduler.last_sweep is not None)
         assert (await bot.http.get(bot.url + "/readyz")).status_code == 200
-        jobs = bot.runtime.scheduler._scheduler
+        jobs = bot.runtime.bot.scheduler._scheduler
         assert jobs is not None
         jobs.pause()
         # a tick already under way (one every 0.2 s) finishes first: waited for, however slow
         executor = jobs._lookup_executor("default")
         await wait_until(lambda: not any(not f.done() for f in executor._pending_futures))
-        bot.runtime.scheduler.last_sweep = time.monotonic() - 3.5
+        bot.runtime.bot.scheduler.last_sweep = time.monotonic() - 3.5
         response = await bot.http.get(bot.url + "/readyz")
         assert response.status_code == 503
         assert response.json()["checks"]["scheduler"]["detail"] == "failing"
@@ -187,7 +187,7 @@ async def test_every_periodic_job_is_scheduled_on_every_replica(
 ) -> None:
     bot = await start_bot(sqlite_url, slack, sim, schedule=True)
     try:
-        running = bot.runtime.scheduler._scheduler  # APScheduler's own list: what runs
+        running = bot.runtime.bot.scheduler._scheduler  # APScheduler's own list: what runs
         assert running is not None
         assert {job.id for job in running.get_jobs()} == {
             "sweep", "retention", "upkeep", "alert-holds", "stale-invitations", "maintenance-ends",

@@ -44,7 +44,7 @@ async def test_a_stalled_scheduler_is_logged_once_and_turns_readiness_red(
 ) -> None:
     caplog.set_level(logging.INFO)
     bot = await start_bot(sqlite_url, slack, sim, schedule=True, check_interval=f"{INTERVAL:g}s")
-    scheduler = bot.runtime.scheduler
+    scheduler = bot.runtime.bot.scheduler
     try:
         await bot.add_customer("12345678", "Bouwbedrijf")
         await asyncio.sleep(0.5)

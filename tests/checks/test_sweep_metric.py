@@ -21,10 +21,10 @@ async def test_a_completed_sweep_sets_the_time(
     try:
         await bot.add_customer("12345678", "Bouwbedrijf")
         before = time.time()
-        assert await bot.runtime.scheduler.sweep() == 1
+        assert await bot.runtime.bot.scheduler.sweep() == 1
         swept = REGISTRY.get_sample_value(NAME)
         assert swept is not None and before <= swept <= time.time()
-        await bot.runtime.scheduler.sweep_tick()  # the scheduled form sets it too
+        await bot.runtime.bot.scheduler.sweep_tick()  # the scheduled form sets it too
         again = REGISTRY.get_sample_value(NAME)
         assert again is not None and again >= swept
         text = (await bot.http.get(bot.url + "/metrics")).text

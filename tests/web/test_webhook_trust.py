@@ -254,7 +254,7 @@ async def test_deliveries_for_a_waiting_tenant_are_coalesced_and_a_full_queue_le
 
 
 async def test_every_replica_runs_the_webhook_retry_job(bot: BotHarness) -> None:
-    jobs = {job.name: job for job in bot.runtime.scheduler.jobs}
+    jobs = {job.name: job for job in bot.runtime.bot.scheduler.jobs}
     assert jobs["webhook-retry"].every == tenant_events.RETRY_EVERY
     assert await jobs["webhook-retry"].tick() == 0  # nothing to retry
 
