@@ -29,6 +29,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -320,8 +321,8 @@ class CheckEngine:
         ours, theirs = socket.socketpair()
         process = multiprocessing.get_context("spawn").Process(
             target=engine_main, name="check-engine", daemon=False,
-            args=(self._settings, self._worker_id, self.socket_path, theirs,
-                  self._schedule, self._verify_slack),
+            args=(EngineOrders(self._settings, self._worker_id, self.socket_path,
+                               self._schedule, self._verify_slack), theirs),
         )  # fmt: skip
         try:
             await asyncio.to_thread(process.start)
@@ -457,38 +458,35 @@ async def _ended(process: multiprocessing.process.BaseProcess) -> None:
     await asyncio.to_thread(process.join)  # reaped: exitcode known
 
 
-def engine_main(
-    settings: Settings,
-    worker_id: str,
-    socket_path: str,
-    channel: socket.socket,
-    schedule: bool,
-    verify_slack: bool,
-) -> None:
+@dataclass(frozen=True)
+class EngineOrders:
+    """What a check engine process is told when it starts (``multiprocessing`` pickles it)."""
+
+    settings: Settings
+    worker_id: str
+    socket_path: str
+    schedule: bool
+    verify_slack: bool
+
+
+def engine_main(orders: EngineOrders, channel: socket.socket) -> None:
     """The check engine process: a worker until its listener closes the pair (or dies)."""
     from bot.core.logs import configure_logging
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the listener, who stops us
-    configure_logging(settings.log_format, settings.log_level)
-    run_event_loop(_engine(settings, worker_id, socket_path, channel, schedule, verify_slack))
+    configure_logging(orders.settings.log_format, orders.settings.log_level)
+    run_event_loop(_engine(orders, channel))
 
 
-async def _engine(
-    settings: Settings,
-    worker_id: str,
-    socket_path: str,
-    channel: socket.socket,
-    schedule: bool,
-    verify_slack: bool,
-) -> None:
+async def _engine(orders: EngineOrders, channel: socket.socket) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)  # a process group's stop reaches us too
     channel.setblocking(False)
-    worker = Runtime(settings, worker_id=worker_id, role=Role.WORKER)
+    worker = Runtime(orders.settings, worker_id=orders.worker_id, role=Role.WORKER)
     try:
-        await worker.start(listen=False, schedule=schedule, verify_slack=verify_slack)
-        await worker.listen_privately(socket_path)
+        await worker.start(listen=False, schedule=orders.schedule, verify_slack=orders.verify_slack)
+        await worker.listen_privately(orders.socket_path)
     except BaseException as error:  # the listener's start raises it; nothing stays up
         with contextlib.suppress(OSError):
             channel.send(b"failed " + one_line(error).encode())

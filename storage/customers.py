@@ -36,7 +36,7 @@ class AmbiguousCustomer(UserError):
     """More than one customer matches a name; ``candidates`` lists them (at most 10)."""
 
     def __init__(self, query: str, candidates: Sequence[Customer]) -> None:
-        super().__init__(f"more than one customer matches `{query}`", usage=CUSTOMER_USAGE)
+        super().__init__("more than one customer matches {echo}", echo=query, usage=CUSTOMER_USAGE)
         self.query = query
         # Plain values: the error outlives the session (its rollback expires ORM objects).
         self.candidates = [Candidate(c.kvk, c.name, c.state) for c in candidates]
@@ -79,7 +79,7 @@ async def find_customer(text: str, *, session: AsyncSession) -> Customer:
         found = await _find_by_name(query, session=session)
     if found is None:
         usage = KVK_USAGE if query.replace(" ", "").replace(".", "").isdigit() else CUSTOMER_USAGE
-        raise CustomerNotFound(f"no customer matches `{query[:40]}`", usage=usage)
+        raise CustomerNotFound("no customer matches {echo}", echo=query[:40], usage=usage)
     return found
 
 

@@ -274,3 +274,17 @@ def test_two_expositions_merge_as_if_one_process_had_counted() -> None:
     }
     assert _samples(merged, "brincr_check_duration_seconds_count") == {(): 4.0}
     assert merged.count("brincr_build_info{") == 1
+
+
+async def test_unreadable_engine_metrics_leave_the_listeners_own(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.web.metrics import render
+
+    db = Database(sqlite_url)
+    try:
+        body, _ = await render(db, more='brincr_checks_total{state="x" 1\n')
+    finally:
+        await db.close()
+    assert _samples(body.decode(), "brincr_build_info")
+    assert "metrics are unreadable" in caplog.text

@@ -30,11 +30,18 @@ class ConfigError(BotError):
 
 
 class UserError(BotError):
-    """Bad input: ``str(error)`` says what was wrong; ``usage`` shows the right form."""
+    """Bad input: ``str(error)`` says what was wrong; ``usage`` shows the right form.
 
-    def __init__(self, message: str, *, usage: str | None = None) -> None:
-        super().__init__(message)
+    ``echo``: the bad value the message repeats, where ``{echo}`` stands in ``message``. It
+    is the person's own text, so it may hold Slack markup (``<!channel>``, a backtick that
+    ends a code span): ``str(error)`` quotes it plainly (logs, the CLI, the API), and the
+    Slack renderer shows it inert (:func:`bot.slack.blocks.render_error`)."""
+
+    def __init__(self, message: str, *, usage: str | None = None, echo: str | None = None) -> None:
+        super().__init__(message if echo is None else message.replace("{echo}", f"`{echo}`"))
         self.usage = usage
+        self.template = message
+        self.echo = echo
 
 
 class PermissionDenied(UserError):

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` on uvloop where it is installed (Linux, macOS): the same asyncio API with
     a faster loop, worth ~15 % of a sweep's time (docs/benchmarks.md); else on asyncio's.
-    ``serve``, its check engine thread and ``check`` all run on it, so a check is as fast
+    ``serve``, its check engine process and ``check`` all run on it, so a check is as fast
     whoever starts it."""
     try:
         import uvloop

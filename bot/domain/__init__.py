@@ -65,7 +65,7 @@ def normalize_kvk(text: str) -> str | None:
 def parse_kvk(text: str) -> str:
     kvk = normalize_kvk(text)
     if kvk is None:
-        raise UserError(f"`{_shorten(text.strip())}` is not a KvK number", usage=KVK_USAGE)
+        raise UserError("{echo} is not a KvK number", echo=_shorten(text.strip()), usage=KVK_USAGE)
     return kvk
 
 
@@ -81,7 +81,9 @@ def normalize_tenant_id(text: str) -> str | None:
 def parse_tenant_id(text: str) -> str:
     tenant_id = normalize_tenant_id(text) if len(text) < 64 else None
     if tenant_id is None:
-        raise UserError(f"`{_shorten(text.strip())}` is not a tenant ID", usage=TENANT_USAGE)
+        raise UserError(
+            "{echo} is not a tenant ID", echo=_shorten(text.strip()), usage=TENANT_USAGE
+        )
     return tenant_id
 
 
@@ -89,7 +91,9 @@ def parse_duration(text: str) -> timedelta:
     """``90s``, ``15m``, ``4h``, ``7d``, ``1w`` → timedelta; zero and bad forms are refused."""
     match = _DURATION_RE.match(text)
     if match is None or int(match.group(1)) == 0:
-        raise UserError(f"`{_shorten(text.strip())}` is not a duration", usage=DURATION_USAGE)
+        raise UserError(
+            "{echo} is not a duration", echo=_shorten(text.strip()), usage=DURATION_USAGE
+        )
     return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
 
 

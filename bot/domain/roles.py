@@ -1,6 +1,7 @@
 """What one ``serve`` process is for (``brincr-bot serve --role``), for scale-out: web
 replicas answer people behind the load balancer, worker replicas do the machine's work beside
-them, and ``all`` (the default) is both in one process.
+them, and ``all`` (the default) is both from one ``serve``: it answers, and its check engine
+(a child process it starts, :class:`bot.runtime.CheckEngine`) does the machine's work.
 
 - ``web`` answers Slack (HTTP or Socket Mode), the Visma webhook, the API and the health
   endpoints. It never runs the sweep or the scheduled jobs and never delivers outbound rows

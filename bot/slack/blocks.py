@@ -25,7 +25,7 @@ from slack_sdk.models.blocks import (
 from bot.core.errors import UserError
 from bot.domain import State
 from bot.slack.ids import Action
-from bot.slack.text import FALLBACK_LIMIT, HEADER_LIMIT, SECTION_LIMIT, cut, escape
+from bot.slack.text import FALLBACK_LIMIT, HEADER_LIMIT, SECTION_LIMIT, code, cut, escape
 from storage.models import Customer
 
 MAX_BLOCKS = 50
@@ -102,12 +102,13 @@ def fit(blocks: Sequence[Block], limit: int = MAX_BLOCKS) -> list[Block]:
 
 
 def render_error(error: UserError) -> Message:
-    said = str(error)
+    """The refusal, with the bad value the person typed shown inert (``error.echo``)."""
+    said = str(error) if error.echo is None else error.template.replace("{echo}", code(error.echo))
     text = f":warning: {said[:1].upper()}{said[1:]}"
     blocks: list[Block] = [section(text)]
     if error.usage:
         blocks.append(context(error.usage))
-    return Message(text=str(error), blocks=blocks)
+    return Message(text=said, blocks=blocks)
 
 
 def render_notice(text: str) -> Message:

@@ -17,6 +17,7 @@ and labels, as if one process had counted.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import weakref
 from collections.abc import Iterable, Iterator
@@ -43,6 +44,7 @@ from storage.reads import gauge_counts
 from storage.slack_delivery import delivery_problems
 from storage.statuses import IncidentKind
 
+log = logging.getLogger(__name__)
 REFRESH_EVERY = 60.0  # seconds the database gauges are served from the last read
 
 
@@ -105,7 +107,11 @@ async def render(
     own = generate_latest()
     if more is None:
         return own, CONTENT_TYPE_LATEST
-    return merge(own.decode(), more), CONTENT_TYPE_LATEST
+    try:
+        return merge(own.decode(), more), CONTENT_TYPE_LATEST
+    except ValueError as error:  # not an exposition: this process's own series still count
+        log.warning("the check engine's metrics are unreadable (%s): served without them", error)
+        return own, CONTENT_TYPE_LATEST
 
 
 def merge(own: str, more: str) -> bytes:

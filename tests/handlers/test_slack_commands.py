@@ -170,6 +170,27 @@ async def test_slack_markup_in_a_name_pings_nobody(bot: BotHarness) -> None:
     assert "<!channel>" not in text_of(await bot.reply(key))
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        "status 1`<!channel>`2",
+        "history <!here|all>",
+        "snooze 12345678 4`<!channel>`h",
+        "link 12345678 x`<https://evil.example|Re-approve>`y",
+    ],
+)
+async def test_markup_typed_into_a_command_comes_back_inert(bot: BotHarness, command: str) -> None:
+    """A refusal repeats the bad value: shown in a code span with ``&``, ``<`` and ``>``
+    escaped and backticks as look-alikes, so it pings, links and closes nothing."""
+    await bot.add_customer("12345678", "Bouwbedrijf Echo")
+    _, key = await bot.command(command, user=ADMIN)
+    reply = await bot.reply(key)
+    said = [reply["text"], *(block_text for block_text in [text_of(reply)])]
+    for text in said:
+        assert "<!" not in text and "<https" not in text, text
+        assert "&lt;" in text, text
+
+
 async def test_list_is_worst_first_with_counts_and_pages(bot: BotHarness) -> None:
     for i in range(25):
         await bot.add_customer(f"100000{i:02d}", f"Klant {i:02d}")
