@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple, cast
 
-from sqlalchemy import Table, case, func, or_, select, update
+from sqlalchemy import Table, case, func, or_, select, text, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import affected_rows, upsert_into
@@ -88,9 +89,9 @@ async def open_budget(
     """Lock the budget ``name`` for this transaction (insert it when missing) and move it to
     the window starting at ``window_start`` when that is newer than its own (count 0 again);
     returns it. Take it before anything else the claim does: on PostgreSQL the workers'
-    claims queue here, one at a time, until each commits (milliseconds; a worker frozen
-    inside its claim holds the others until its connection ends or their statement
-    timeout, 30 s, ends the wait)."""
+    claims queue here, one at a time, until each commits (milliseconds; for a worker frozen
+    inside its claim the others wait at most ``BUDGET_WAIT_MS``:
+    :func:`open_budget_unless_held`)."""
     new = upsert_into(cast(Table, ClaimBudget.__table__), session).values(
         name=name, window_start=window_start, claimed=0
     )
@@ -105,6 +106,36 @@ async def open_budget(
     ).returning(ClaimBudget.window_start, ClaimBudget.claimed)  # fmt: skip
     row = (await session.execute(statement)).one()
     return Budget(row.window_start, row.claimed)
+
+
+BUDGET_WAIT_MS = 2_000  # how long a claim waits for another worker's hold on the budget
+
+
+async def open_budget_unless_held(
+    *, session: AsyncSession, window_start: datetime, name: str = CHECKS_BUDGET
+) -> Budget | None:
+    """:func:`open_budget`, or None when another worker has held the budget for longer than
+    ``BUDGET_WAIT_MS`` (on PostgreSQL): frozen in the middle of its claim (a paused VM, a
+    lost connection the server has not noticed yet), it would otherwise hold every other
+    worker's claim until their statement timeout, tick after tick. The caller then claims at
+    its own pace, as before the budget, until the hold ends."""
+    if session.get_bind().dialect.name != "postgresql":
+        return await open_budget(session=session, window_start=window_start, name=name)
+    await session.execute(text(f"SET LOCAL lock_timeout = {BUDGET_WAIT_MS}"))
+    try:
+        async with session.begin_nested():  # a lock timeout undoes this much, not the claim
+            budget: Budget | None = await open_budget(
+                session=session, window_start=window_start, name=name
+            )
+    except OperationalError as error:
+        if getattr(error.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        budget = None
+    await session.execute(text("SET LOCAL lock_timeout = DEFAULT"))
+    return budget
+
+
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout that ran out
 
 
 async def spend_budget(claimed: int, *, session: AsyncSession, name: str = CHECKS_BUDGET) -> None:

@@ -59,7 +59,7 @@ from storage.scheduling import (
     Claimed,
     claim_due,
     count_linked,
-    open_budget,
+    open_budget_unless_held,
     release,
     spend_budget,
 )
@@ -150,6 +150,7 @@ class Scheduler:
         self._batches: dict[asyncio.Task[None], float] = {}  # checks under way, since when
         self._watchdog: asyncio.Task[None] | None = None
         self._stalled: str | None = None  # why, while a stall is being reported
+        self._held_since = 0.0  # monotonic time another worker's hold on the budget was seen
 
     async def start(self) -> None:
         scheduler = AsyncIOScheduler(timezone=UTC)
@@ -266,9 +267,12 @@ class Scheduler:
         """This tick's claims, within what is left of the fleet's budget for the window."""
         now = now or utcnow()
         interval = self.settings.check_interval
+        window = window_start(now, self.tick)
         async with self.services.db.transaction() as session:
             # First: every worker's claim waits here for the one before it to commit
-            budget = await open_budget(session=session, window_start=window_start(now, self.tick))
+            shared = await open_budget_unless_held(session=session, window_start=window)
+            self._budget_held(shared is None)
+            budget = shared or Budget(window, 0)  # held: this worker's own pace, for now
             linked = await count_linked(session=session)
             limit = max(10, math.ceil(linked * self.tick / interval.total_seconds() * 1.5))
             room = max(0, limit - budget.claimed)
@@ -283,8 +287,22 @@ class Scheduler:
                 session=session, now=now, due_by=horizon, lease_until=lease,
                 worker=self.worker, limit=room,
             )  # fmt: skip
-            await spend_budget(len(claimed), session=session)
+            if shared is not None:
+                await spend_budget(len(claimed), session=session)
             return Claim(limit, budget, claimed)
+
+    def _budget_held(self, held: bool) -> None:
+        """Say once when another worker holds the fleet's claim budget, and once when not."""
+        if held and not self._held_since:
+            self._held_since = time.monotonic()
+            log.warning(
+                "the fleet's claim budget is held by another worker (frozen in its claim?): "
+                "claiming at this worker's own pace until it is free"
+            )
+        elif not held and self._held_since:
+            log.info("the fleet's claim budget is free again after %.0fs",
+                     time.monotonic() - self._held_since)  # fmt: skip
+            self._held_since = 0.0
 
     async def _check(self, ids: list[int], start_at: dict[int, float] | None = None) -> None:
         """Check claimed customers (each not before ``start_at``, event-loop time); whatever

@@ -163,3 +163,45 @@ async def test_two_workers_overdue_checks_follow_one_another_over_the_next_windo
                    for _ in range(n))  # fmt: skip
     assert len(slots) == 10
     assert slots[-1] - slots[0] >= 25, slots  # 2.7 s apart at least (100 ms slots)
+
+
+@pytest.mark.postgres
+async def test_a_worker_frozen_in_its_claim_holds_nobody_else_up(
+    postgres_url: str, sim: Simulator, slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker frozen with the budget locked (a paused VM, a connection the server has not
+    seen die): the others wait at most BUDGET_WAIT_MS, then claim at their own pace, and
+    take the shared budget again once the hold ends."""
+    from sqlalchemy import text
+
+    caplog.set_level("INFO", logger="bot.checks.scheduler")
+    settings = bot_settings(postgres_url, sim, slack, check_interval="90s")
+    worker = build_bot(settings, worker_id="worker-b")
+    frozen = Database(postgres_url)
+    try:
+        async with worker.db.transaction() as session:
+            await session.execute(delete(Customer))
+            await session.execute(delete(ClaimBudget))
+            for i in range(20):
+                tenant = f"00000000-0000-4000-8000-{i:012d}"
+                sim.approve(tenant, "production", list(SCOPES))
+                new = NewCustomer(f"{53000000 + i}", f"Klant {i}", Environment.PRODUCTION, tenant)
+                await add_customer(new, session=session, state=State.PENDING)
+            await session.execute(
+                update(Customer).values(next_check_at=utcnow() + timedelta(hours=1))
+            )
+            await open_budget(session=session, window_start=window_start(utcnow(), TICK))
+        await _overdue(worker, 3)
+        async with frozen.transaction() as held:
+            await held.execute(text("SELECT 1 FROM claim_budgets FOR UPDATE"))  # and freezes
+            claim = await asyncio.wait_for(worker.scheduler._claim(), timeout=10)
+            assert len(claim.claimed) == 3 and claim.budget.claimed == 0
+            assert "held by another worker" in caplog.text
+        await _overdue(worker, 2)  # the hold ended: the shared budget again, and it counts
+        claim = await worker.scheduler._claim()
+        assert len(claim.claimed) == 2 and "free again" in caplog.text
+        async with worker.db.transaction() as session:
+            assert await session.scalar(select(ClaimBudget.claimed)) == 2
+    finally:
+        await frozen.close()
+        await worker.aclose()
