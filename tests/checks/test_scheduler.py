@@ -48,7 +48,13 @@ async def test_every_customer_is_checked_once_per_interval(
         flaky = "00000000-0000-4000-8000-999999999999"
         sim.fault("production", "token", "server_error", tenant_id=flaky)
         await bot.add_customer("39999999", "Klant met storing", tenant_id=flaky)
-        await asyncio.sleep(3.5)
+        started = time.monotonic()
+
+        async def three_checks_each() -> bool:  # ~0, 1, 2 s: however loaded the machine is
+            return all(sim.counters.token_requests(tenant_id=t) >= 3 for t in tenants)
+
+        await eventually(three_checks_each, timeout=30)
+        most = (time.monotonic() - started) / 1.0 + 2  # one a second, and one in flight
         async with bot.runtime.bot.db.transaction() as session:
             rows = (
                 await session.execute(select(CheckResult.customer_id, CheckResult.checked_at))
@@ -56,14 +62,14 @@ async def test_every_customer_is_checked_once_per_interval(
     finally:
         await bot.close()
     for tenant in tenants:
-        # checks at ~0, 1, 2, 3 s: one token request and one probe each, never doubled
-        assert 3 <= sim.counters.token_requests(tenant_id=tenant) <= 5
+        # one check a second: one token request and one probe each, never doubled
+        assert 3 <= sim.counters.token_requests(tenant_id=tenant) <= most
         assert sim.counters.api_requests(tenant_id=tenant) == sim.counters.token_requests(
             tenant_id=tenant
         )
     # Visma failing for one tenant: retried with backoff (never more often than the
     # interval), no probe without a token, no retry storm
-    assert 1 <= sim.counters.token_requests(tenant_id=flaky) <= 5
+    assert 1 <= sim.counters.token_requests(tenant_id=flaky) <= most
     assert sim.counters.api_requests(tenant_id=flaky) == 0
     by_customer: dict[int, list[float]] = {}
     for customer_id, at in rows:
