@@ -55,5 +55,7 @@ VOLUME ["/data"]
 # /readyz is 200 when the database answers and the scheduler runs (python: slim has no curl).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import os,sys,urllib.request; sys.exit(0 if urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT','3000')}/readyz\", timeout=4).status == 200 else 1)"]
-# `serve` applies pending migrations before it starts listening.
+# `serve` applies pending migrations before it starts listening. It runs as two processes:
+# the listener (PID 1, which gets the SIGTERM) and its check engine, a child it stops itself
+# and that talks to it over a Unix socket in a private directory under /tmp (writable here).
 CMD ["brincr-bot", "serve"]
