@@ -346,7 +346,8 @@ class CheckEngine:
         raise EngineFailed(why or f"the check engine did not start (exit code {process.exitcode})")
 
     async def _watch(self) -> None:
-        """Start the engine again whenever it ends without being told to."""
+        """Start the engine again whenever it ends without being told to: after
+        RESTART_BACKOFF, doubling while it keeps ending (or failing to start) soon."""
         backoff = RESTART_BACKOFF
         while not self._stopping:
             process = self._process
@@ -356,22 +357,23 @@ class CheckEngine:
             if self._stopping:
                 return
             log.error(
-                "the check engine (process %s) ended with exit code %s; starting it again in "
-                "%.0fs (its claims expire, nothing is lost)", process.pid, process.exitcode,
-                backoff,
+                "the check engine (process %s) ended with exit code %s; starting it again "
+                "(its claims expire, nothing is lost)", process.pid, process.exitcode,
             )  # fmt: skip
             if self._channel is not None:
                 self._channel.close()
             if time.monotonic() - started > RESTART_RESET:
                 backoff = RESTART_BACKOFF
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, RESTART_MAX)
-            try:
-                await self._spawn()
-            except EngineFailed as error:  # tried again after the next backoff
-                log.error("the check engine did not start again: %s", error)
-                continue
-            log.info("check engine started again in process %s", self.pid)
+            while not self._stopping:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RESTART_MAX)
+                try:
+                    await self._spawn()
+                except EngineFailed as error:
+                    log.error("the check engine did not start again: %s", error)
+                    continue
+                log.info("check engine started again in process %s", self.pid)
+                break
 
     def wake(self) -> None:
         """A row to send was written: the engine's senders look now (from the listener's

@@ -55,7 +55,7 @@ def create_app(bot: Bot) -> AsyncApp:
     async def provide(context: AsyncBoltContext, next: Next) -> None:
         """Every listener's ``bot``, ``gate`` and ``commands``, and a ``respond`` that retries
         Slack's 429/5xx answers (:mod:`bot.clients.respond`). (Sweeps need no word from
-        here: ``serve`` runs them on its check engine's loop, :class:`bot.runtime.CheckEngine`.)"""
+        here: ``serve`` runs them in its check engine process, :class:`bot.runtime.CheckEngine`.)"""
         context["bot"], context["gate"], context["commands"] = bot, gate, commands
         respond = context.respond
         if respond is not None and respond.response_url:

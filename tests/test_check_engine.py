@@ -40,6 +40,12 @@ async def _checks(bot: BotHarness) -> int:
         return int(await session.scalar(select(func.count()).select_from(CheckResult)) or 0)
 
 
+async def _checked_customers(bot: BotHarness) -> int:
+    async with bot.runtime.bot.db.transaction() as session:
+        distinct = func.count(func.distinct(CheckResult.customer_id))
+        return int(await session.scalar(select(distinct)) or 0)
+
+
 async def _unsent(bot: BotHarness) -> int:
     async with bot.runtime.bot.db.transaction() as session:
         count = select(func.count()).select_from(Notification)
@@ -73,11 +79,20 @@ async def test_the_engine_checks_and_alerts_once_while_the_listener_answers(
 ) -> None:
     bot, _ = await _engine_bot(database_url, slack, sim)
     try:
+        # Onboarded one at a time, each checked before the next comes: each its own slot.
+        for i in range(4):
+            await bot.add_customer(f"2000000{i}", f"Klant {i}")
+
+            async def first_check(onboarded: int = i + 1) -> bool:
+                return await _checked_customers(bot) == onboarded
+
+            await eventually(first_check, timeout=15)
         tenant = "6a1f0c4e-1111-4222-8333-444455556666"
         await bot.add_customer("12345678", "Bouwbedrijf Engine", tenant_id=tenant)
+        before = await _checks(bot)
 
         async def checked() -> bool:
-            return await _checks(bot) > 0
+            return await _checks(bot) > before
 
         await eventually(checked, timeout=15)
         sim.revoke(tenant, ["brincr:order"])
