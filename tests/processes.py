@@ -5,6 +5,9 @@ fleet for the replicas to share."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -38,6 +41,20 @@ def serve(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]
             [sys.executable, "-c", "from bot.cli import main; main()", "serve", *args],
             env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
+
+
+def kill_whole(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a ``serve`` and every process it started (its check engine) at once, as the
+    OOM killer or a container runtime kills a container. The parent is frozen first, so it
+    sees none of its children die. (The listener alone killed is
+    ``tests/test_check_engine.py``'s case: its engine stops by itself.)"""
+    os.kill(process.pid, signal.SIGSTOP)
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    for child in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(child), signal.SIGKILL)
+    process.kill()
+    process.wait(timeout=10)
 
 
 async def wait_ready(port: int, timeout: float = 30.0) -> None:  # noqa: ASYNC109

@@ -19,7 +19,7 @@ from storage.customers import NewCustomer, add_customer
 from storage.db import Database
 from storage.models import Notification
 from tests.harness import ALERTS, BOT_TOKEN, SCOPES, SIGNING_SECRET
-from tests.processes import free_port, serve, wait_ready
+from tests.processes import free_port, kill_whole, serve, wait_ready
 
 TENANT = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 
@@ -83,8 +83,7 @@ async def test_an_alert_written_before_a_kill_is_posted_once_after_restart(
 
         await until(attempt_recorded)
     finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
+        kill_whole(first)  # serve and its check engine, as a container is killed
     assert alerts(slack) == []
     assert await outbox_rows(sqlite_url) == 1
 
