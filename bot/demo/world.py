@@ -22,7 +22,7 @@ from typing import Any
 
 from bot.demo.pagerduty import PagerDutyStandIn
 from bot.demo.printer import Clickable, Printer
-from bot.demo.slack import Delivery, DemoSlack
+from bot.demo.slack import POLL_SECONDS, Delivery, DemoSlack
 from bot.demo.user import SlackUser
 from bot.domain import Environment, State
 from bot.onboarding.invitations import InviteForm, invite
@@ -30,6 +30,7 @@ from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.simulator import Simulator
 from storage.customers import NewCustomer, add_customer
+from storage.facts import counts_by_state
 from storage.migrate import upgrade
 
 DEMO_USER = "U0DEMO"
@@ -169,9 +170,11 @@ class Demo:
         revoke = asyncio.get_running_loop().create_task(self._revoke_later())
         self._stack.callback(revoke.cancel)
 
-    async def settle(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
-        """Wait (at most ``timeout`` seconds) for the messages seeding causes: the hand-off
-        in #support and the first checks' alert about :data:`MISSING`."""
+    async def settle(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait (at most ``timeout`` seconds in all) for what seeding causes: the hand-off in
+        #support, the first checks' alert about :data:`MISSING`, and every seeded customer's
+        first check, so "Ready. Try /brincr status" answers with a check in it (a scope
+        missing at the token request alerts before the healthy checks' probes have ended)."""
 
         def startup(d: Delivery) -> bool:
             return d.where == "post" and (
@@ -179,7 +182,16 @@ class Demo:
             )
 
         with contextlib.suppress(TimeoutError):
-            await self.slack.wait_for_deliveries(startup, timeout, count=2)
+            async with asyncio.timeout(timeout):
+                await self.slack.wait_for_deliveries(startup, timeout, count=2)
+                # Nothing announces a recorded check outside its transaction: ask the database
+                while await self._unchecked():  # noqa: ASYNC110
+                    await asyncio.sleep(POLL_SECONDS)
+
+    async def _unchecked(self) -> int:
+        """How many customers still wait for their first check."""
+        async with self.runtime.bot.services.db.transaction() as session:
+            return (await counts_by_state(session=session)).get(State.PENDING.value, 0)
 
     def _show_page(self, event: dict[str, Any]) -> None:
         """What PagerDuty received (the demo's stand-in answers 202)."""
@@ -206,10 +218,19 @@ class Demo:
         return await self._settle(lambda d: d.key == key or (d.where == "modal" and d.at >= since))
 
     async def click(self, button: Clickable) -> list[Delivery]:
-        """Press ``button``; wait for what follows (a reply, or e.g. an alert's update)."""
+        """Press ``button``; wait for what it causes: a reply to its response_url, the pressed
+        message updated in place or answered in its thread, or a form. A message that only
+        happens to follow the press (another alert) is shown, but is not the press's answer."""
         since = time.monotonic()
-        await self.user.click(button)
-        return await self._settle(lambda d: d.at >= since)
+        key = await self.user.click(button)
+        pressed = button.delivery.ts
+
+        def caused(d: Delivery) -> bool:
+            return d.at >= since and (
+                d.key == key or d.ts == pressed or d.thread_ts == pressed or d.where == "modal"
+            )
+
+        return await self._settle(caused)
 
     async def _settle(self, predicate: Callable[[Delivery], bool]) -> list[Delivery]:
         """Waits for the first matching delivery, then until none follows for

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -294,3 +295,44 @@ async def test_an_option_of_the_snooze_menu_can_be_chosen(demo: Demo) -> None:
     text = output(demo)
     assert "── #alerts · updated ──" in text and "snoozed until" in text.lower()
     assert "no answer" not in text
+
+
+async def test_ready_waits_until_every_seeded_customer_was_checked(demo: Demo) -> None:
+    """ "Ready. Try /brincr status 12345678" promises an answer with a check in it: the
+    start-up waits for every first check, not only for the first alert (a scope missing at
+    the token request needs no probe, so it alerts before the healthy checks' probes end)."""
+    demo.sim.fault("production", "api", None, latency=1.0)  # every probe slow, none failing
+    await demo.seed()
+    await demo.settle()
+    async with demo.runtime.bot.db.transaction() as session:
+        pending = await session.scalars(select(Customer.kvk).where(Customer.state == "pending"))
+        assert list(pending) == []
+    await demo.command("status 12345678")
+    assert "healthy since" in output(demo)
+
+
+async def test_a_click_waits_for_what_it_causes_not_for_the_first_message_after_it(
+    demo: Demo,
+) -> None:
+    """Another alert posted just after a press must not end the wait for the press's own
+    result: the snooze's update of the pressed alert still shows before the prompt."""
+    await demo.seed()
+    await demo.settle()
+    options = [
+        b for b in demo.printer.buttons.values()
+        if b.action_id == Action.SNOOZE and b.delivery.channel == ALERTS
+    ]  # fmt: skip
+    alert = options[0].delivery
+    demo.slack.fail("chat.update", status=429, retry_after=1, times=1)  # the update: 1 s late
+    updates = len(demo.slack.calls_to("chat.update"))
+    press = asyncio.create_task(demo.click(options[0]))
+    await demo.slack.wait_for("chat.update", count=updates + 1)  # refused: retried in 1 s
+    async with httpx.AsyncClient() as slack:  # another message, just after the press
+        posted = await slack.post(
+            demo.slack.api_url + "chat.postMessage",
+            headers={"Authorization": "Bearer xoxb-elsewhere"},
+            data={"channel": ALERTS, "text": "Someone else's message"},
+        )
+        assert posted.json()["ok"]
+    replies = await press
+    assert any(d.where == "update" and d.ts == alert.ts for d in replies), replies
