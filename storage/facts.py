@@ -1,11 +1,15 @@
 """What a customer *is* to the people who look at it, read in one place.
 
 Every surface that shows a customer — ``/brincr status``, ``list``, the App Home, the HTTP API
-(list and detail), ``brincr-bot check --json``, ``customers export --with-state``, the weekly
-digest — reads these facts through :func:`facts_for` / :func:`facts_of`, and the fleet's
-counts per state through :func:`counts_by_state`, so no two surfaces can disagree about the
-same customer. The open incident is the customer's own or, when it is counted in a grouped
-incident (``bot.alerts.grouping``), that group's.
+(list and detail), ``brincr-bot check --json``, the weekly digest — reads these facts through
+:func:`facts_for` / :func:`facts_of`, and the fleet's counts per state through
+:func:`counts_by_state`, so no two surfaces can disagree about the same customer.
+``customers export --with-state`` streams the same customer columns
+(``storage.customers.export_rows``: state, scopes, since, last check) without the incident
+and the last result, which a CSV does not show, so a fleet of 50,000 is never held at once.
+
+The open incident is the customer's own or, when it is counted in a grouped incident
+(``bot.alerts.grouping``), that group's.
 
 Every function takes ``session`` by keyword; the caller owns the transaction.
 """
