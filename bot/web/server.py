@@ -13,6 +13,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.internals import parse_body
 from slack_sdk.signature import SignatureVerifier
 
 from bot.composition import Bot
@@ -199,6 +200,17 @@ def slack_refusal(
     return None
 
 
+def shape_refusal(parsed: object) -> str | None:
+    """Why a signed body Bolt parsed cannot be a Slack request, or None. Slack never sends
+    one; Bolt's listeners would fail on it with an AttributeError and a 500."""
+    if not isinstance(parsed, dict):
+        return "body is not a JSON object"
+    event = parsed.get("event")
+    if event is not None and not isinstance(event, dict):
+        return "event is not a JSON object"
+    return None
+
+
 def _slack_events(
     bolt: AsyncApp, verifier: SignatureVerifier | None, budget: BodyBudget
 ) -> Handler:
@@ -216,14 +228,22 @@ def _slack_events(
             log.warning("slack request refused: %s %s (%s bytes): %s",
                         request.method, request.path, len(body), reason)  # fmt: skip
             return web.json_response({"error": reason}, status=status)
+        text = body.decode("utf-8")
         try:  # the adapter's to_bolt_request would read the body again
             bolt_request = AsyncBoltRequest(
-                body=body.decode("utf-8"), query=request.query_string, headers=dict(request.headers)
+                body=text, query=request.query_string, headers=dict(request.headers)
             )
+            wrong = shape_refusal(bolt_request.body)
         except RecursionError:  # Bolt parses the JSON here: a signed payload nested too deep
-            log.warning("slack request refused: %s %s (%s bytes): nested too deeply",
-                        request.method, request.path, len(body))  # fmt: skip
-            return web.json_response({"error": "payload nested too deeply"}, status=400)
+            wrong = "payload nested too deeply"
+        except AttributeError:  # Bolt reads what it parsed with .get(): a JSON array or scalar
+            if isinstance(parse_body(text, request.content_type), dict):
+                raise  # not the body's shape: a fault of ours, a 500 with its traceback
+            wrong = "body is not a JSON object"
+        if wrong is not None:
+            log.warning("slack request refused: %s %s (%s bytes): %s",
+                        request.method, request.path, len(body), wrong)  # fmt: skip
+            return web.json_response({"error": wrong}, status=400)
         response = await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
         log.info("slack request answered %s in %.0f ms", response.status,
                  (time.perf_counter() - started) * 1000)  # fmt: skip

@@ -56,3 +56,30 @@ async def test_a_signed_slack_payload_nested_too_deep_is_a_400(bot: BotHarness) 
     deep_json = nested[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
     response = await bot.post(deep_json, "application/json")
     assert response.status_code == 400 and "nested" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "says"),
+    [
+        ('{"type": "event_callback", "event_id": "EvL", "event": []}', "application/json",
+         "event is not a JSON object"),
+        ('{"type": "event_callback", "event_id": "EvT", "event": "app_home_opened"}',
+         "application/json", "event is not a JSON object"),
+        ('["event_callback"]', "application/json", "body is not a JSON object"),
+        ("payload=%5B1%5D", "application/x-www-form-urlencoded", "body is not a JSON object"),
+        ("payload=%22block_actions%22", "application/x-www-form-urlencoded",
+         "body is not a JSON object"),
+    ],
+)  # fmt: skip
+async def test_a_signed_body_of_the_wrong_shape_is_a_400(
+    bot: BotHarness, body: str, content_type: str, says: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Slack never sends these; Bolt's listeners failed on them with a 500 and a traceback."""
+    response = await bot.post(body, content_type)
+    assert response.status_code == 400 and response.json()["error"] == says
+    assert "Traceback" not in caplog.text and not any(
+        r.levelname == "ERROR" for r in caplog.records
+    )
+    check = json.dumps({"type": "url_verification", "challenge": "still-here"})
+    again = await bot.post(check, "application/json")  # and the endpoint still answers
+    assert again.status_code == 200 and "still-here" in again.text
