@@ -157,14 +157,22 @@ class Rollout:
         async with self.services.db.transaction() as session:
             records = {r.key: r for r in await trackers(session=session)}
             scopes = self.settings.brincr_rollout_scopes
+            read: dict[tuple[str, ...], list[Standing]] = {}  # one read per scopes a tick
+
+            async def standings_of(wanted: tuple[str, ...]) -> list[Standing]:
+                if wanted not in read:
+                    read[wanted] = await standings(wanted, session=session)
+                return read[wanted]
+
             if scopes and not self.settings.rollout_enforced(now):
-                for progress in _progress(await standings(scopes, session=session), scopes):
+                for progress in _progress(await standings_of(scopes), scopes):
                     key = tracker_key(progress.environment, scopes)
                     if key not in records:
                         sent += await self._post(session, key, progress, channel, now)
             for record in records.values():
                 if not record.final:
-                    sent += await self._advance(session, record, channel, now)
+                    everyone = await standings_of(record.scopes)
+                    sent += await self._advance(session, record, everyone, channel, now)
         if sent:
             self.services.wake_outbox()
         return sent
@@ -186,15 +194,17 @@ class Rollout:
         return 1
 
     async def _advance(
-        self, session: AsyncSession, record: TrackerRecord, channel: str, now: datetime
+        self,
+        session: AsyncSession,
+        record: TrackerRecord,
+        everyone: list[Standing],
+        channel: str,
+        now: datetime,
     ) -> int:
-        """Bring one tracker up to date: one conditional UPDATE of its record, then the
-        messages that change calls for (none when another replica got there first)."""
-        customers = [
-            c
-            for c in await standings(record.scopes, session=session)
-            if c.environment == record.environment
-        ]
+        """Bring one tracker up to date from ``everyone``'s standing in its scopes: one
+        conditional UPDATE of its record, then the messages that change calls for (none when
+        another replica got there first)."""
+        customers = [c for c in everyone if c.environment == record.environment]
         progress = Progress(record.environment, record.scopes, customers)
         ending = self._ending(record, progress, now)
         reminder = None if ending else self._reminder_due(record, now)

@@ -11,10 +11,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from bot.core.clock import utcnow
 from bot.demo.fake_slack import FakeSlack
+from bot.domain import Environment
 from bot.fleet.digest import build_digest
 from bot.fleet.render_digest import render_digest
 from bot.simulator import Simulator
@@ -354,3 +355,32 @@ async def test_finishing_moves_the_scope_into_brincr_scopes_and_the_tracker_gets
     await deliver(bot)
     thread = [text_of(m) for m in bot.slack.messages(ONBOARDING) if "thread_ts" in m]
     assert "now in `BRINCR_SCOPES`" in thread[-1] and "*1 of 2* production" in thread[-1]
+
+
+async def test_a_tracker_tick_reads_the_customers_once_for_every_environment(
+    bot: BotHarness,
+) -> None:
+    """At 50,000 customers every read of them counts: the tick posts or advances one tracker
+    per environment from one read, not one read per tracker."""
+    ids = [
+        await bot.add_customer("61000031", "Productie", approve=REQUIRED),
+        await bot.add_customer("61000032", "Proef", env=Environment.SANDBOX, approve=REQUIRED),
+    ]
+    await bot.runtime.bot.checker.check_many(ids)
+    rollout = bot.runtime.bot.rollout
+    reads: list[str] = []
+
+    def counted(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "rollout_asked_at" in statement:
+            reads.append(statement)
+
+    engine = bot.runtime.bot.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", counted)
+    try:
+        assert await rollout.tracker_tick() == 2  # a tracker per environment
+        assert len(reads) == 1
+        reads.clear()
+        assert await rollout.tracker_tick() == 0  # both trackers looked at: nothing changed
+        assert len(reads) == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", counted)
