@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.demo.cli import handle_line
-from bot.demo.printer import Printer
+from bot.demo.printer import Clickable, Printer
 from bot.demo.slack import Delivery
 from bot.demo.tour import Tour, is_revocation_alert
 from bot.demo.user import RequestRefused, SlackUser
@@ -281,13 +281,18 @@ async def test_invite_without_arguments_shows_the_form_at_once(demo: Demo) -> No
     assert "a form opens" in output(demo)
 
 
-async def test_an_option_of_the_snooze_menu_can_be_chosen(demo: Demo) -> None:
+async def seeded_snooze_options(demo: Demo) -> list[Clickable]:
+    """The demo seeded and settled; the Snooze menu's options on the alerts in #alerts."""
     await demo.seed()
     await demo.settle()
-    options = [
+    return [
         b for b in demo.printer.buttons.values()
         if b.action_id == Action.SNOOZE and b.delivery.channel == ALERTS
     ]  # fmt: skip
+
+
+async def test_an_option_of_the_snooze_menu_can_be_chosen(demo: Demo) -> None:
+    options = await seeded_snooze_options(demo)
     assert options and all(b.menu for b in options)
     text = output(demo)
     assert f"{options[0].number}: {options[0].label}" in text  # numbered inside the menu
@@ -316,12 +321,7 @@ async def test_a_click_waits_for_what_it_causes_not_for_the_first_message_after_
 ) -> None:
     """Another alert posted just after a press must not end the wait for the press's own
     result: the snooze's update of the pressed alert still shows before the prompt."""
-    await demo.seed()
-    await demo.settle()
-    options = [
-        b for b in demo.printer.buttons.values()
-        if b.action_id == Action.SNOOZE and b.delivery.channel == ALERTS
-    ]  # fmt: skip
+    options = await seeded_snooze_options(demo)
     alert = options[0].delivery
     demo.slack.fail("chat.update", status=429, retry_after=1, times=1)  # the update: 1 s late
     updates = len(demo.slack.calls_to("chat.update"))
