@@ -4,6 +4,7 @@ the operator endpoints ``/healthz``, ``/readyz`` and ``/metrics``."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -236,6 +237,8 @@ def _slack_events(
             wrong = shape_refusal(bolt_request.body)
         except RecursionError:  # Bolt parses the JSON here: a signed payload nested too deep
             wrong = "payload nested too deeply"
+        except json.JSONDecodeError:  # a JSON body, or a form's payload, that is not JSON
+            wrong = "body is not valid JSON"
         except AttributeError:  # Bolt reads what it parsed with .get(): a JSON array or scalar
             if isinstance(parse_body(text, request.content_type), dict):
                 raise  # not the body's shape: a fault of ours, a 500 with its traceback

@@ -69,6 +69,9 @@ async def test_a_signed_slack_payload_nested_too_deep_is_a_400(bot: BotHarness) 
         ("payload=%5B1%5D", "application/x-www-form-urlencoded", "body is not a JSON object"),
         ("payload=%22block_actions%22", "application/x-www-form-urlencoded",
          "body is not a JSON object"),
+        ("payload=%7Bbad", "application/x-www-form-urlencoded", "body is not valid JSON"),
+        ("payload=", "application/x-www-form-urlencoded", "body is not valid JSON"),
+        ("{bad", "application/json", "body is not valid JSON"),
     ],
 )  # fmt: skip
 async def test_a_signed_body_of_the_wrong_shape_is_a_400(
