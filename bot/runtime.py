@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -41,6 +42,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.clients.slack import delivery_problems
 from bot.composition import Bot, build_bot, worker_name
 from bot.core.loop import abandon_stuck_tasks, run_event_loop
+from bot.domain.retrying import Backoff
 from bot.domain.roles import Role
 from bot.settings import Settings
 from bot.web import server as web_server
@@ -278,7 +280,7 @@ class CheckEngine:
       engine's counters to the listener's (:meth:`readiness`, :meth:`metrics`);
     - the engine stops when the listener closes its end, also when the listener dies
       without a word (SIGKILL): the pair's end-of-file says so;
-    - an engine that dies is started again (``RESTART_BACKOFF``), and ``/readyz`` says
+    - an engine that dies is started again (:data:`RESTART`), and ``/readyz`` says
       "failing" meanwhile; its claims expire, nothing is lost.
     """
 
@@ -347,8 +349,8 @@ class CheckEngine:
 
     async def _watch(self) -> None:
         """Start the engine again whenever it ends without being told to: after
-        RESTART_BACKOFF, doubling while it keeps ending (or failing to start) soon."""
-        backoff = RESTART_BACKOFF
+        :data:`RESTART`'s wait, doubling while it keeps ending (or failing to start) soon."""
+        failures = 0
         while not self._stopping:
             process = self._process
             assert process is not None
@@ -363,10 +365,10 @@ class CheckEngine:
             if self._channel is not None:
                 self._channel.close()
             if time.monotonic() - started > RESTART_RESET:
-                backoff = RESTART_BACKOFF
+                failures = 0
             while not self._stopping:
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, RESTART_MAX)
+                failures += 1
+                await asyncio.sleep(RESTART.ceiling(failures).total_seconds())
                 try:
                     await self._spawn()
                 except EngineFailed as error:
@@ -527,8 +529,8 @@ STOP_DEADLINE = 6.0  # seconds stop() may take in all (SIGTERM to exit stays und
 ENGINE_START = 60.0  # seconds the check engine may take to start (imports, migrations done)
 ENGINE_STOP = 2.0  # seconds a killed (or stopped) engine process gets to be reaped
 ENGINE_ANSWER = 2.0  # seconds the engine has to answer /readyz or /metrics for the listener
-RESTART_BACKOFF = 1.0  # seconds before an engine that ended is started again; doubles
-RESTART_MAX = 30.0  # ... up to this
+# An engine that ended is started again after 1 s, doubling up to 30 s (no jitter: one process)
+RESTART = Backoff(first=timedelta(seconds=1), cap=timedelta(seconds=30))
 RESTART_RESET = 60.0  # an engine that ran this long starts the backoff over
 
 
